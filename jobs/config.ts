@@ -1,0 +1,212 @@
+// The one YAML config file, validated with zod. Errors name the file, the path in it
+// (partners[3].delivery.host), its line, and what was expected. Secrets are references to files or
+// environment variables; the YAML never holds one.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+import { cronProblem } from './cron.ts';
+import { localEndpointSchema } from '../protocols/local/client.ts';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`${file}: invalid config\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+export const FILE_TYPES = ['31', '32', '33', '41', '42', '51', '52', '61', '71', '81', '91'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
+
+const fileType = z.enum(FILE_TYPES);
+const digits = (n: number) => z.string().regex(new RegExp(`^\\d{${n}}$`), `${n} digits`);
+const cron = z.string().superRefine((pattern, ctx) => {
+  const problem = cronProblem(pattern);
+  if (problem) ctx.addIssue({ code: 'custom', message: `cron '${pattern}': ${problem}` });
+});
+
+export const ENCODINGS = ['sjis', 'jis8', 'ebcdic-kana', 'ebcdic'] as const;
+export const FRAMINGS = ['none', 'crlf', 'lf'] as const;
+
+const fileFormat = z
+  .object({
+    layout: z.string().min(1).optional(),
+    encoding: z.enum(ENCODINGS).default('sjis'),
+    framing: z.enum(FRAMINGS).default('crlf'),
+    /** Merchants that send CSV instead of fixed width. */
+    csv: z.boolean().default(false),
+  })
+  .strict();
+
+const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
+
+/** Protocols add their endpoint schema here as they land. */
+export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), pullDelivery]);
+
+export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
+
+const partnerSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'letters, digits, _ and -, at most 64'),
+    name: z.string().min(1).max(40),
+    role: z.enum(PARTNER_ROLES),
+    /** The code this partner puts in a header's senderCode, and that we put in receiverCode. */
+    code: digits(10),
+    /** Merchant numbers that belong to this merchant (E302 for others). */
+    merchantNos: z.array(z.string().min(1).max(15)).default([]),
+    /** Card-company (or gift issuer) codes this card company handles: routing keys. */
+    cardCompanyCodes: z.array(digits(3)).default([]),
+    /** Merchants: the card companies they deal with (51/52 fan-out); default every card company. */
+    dealsWith: z.array(digits(3)).optional(),
+    send: z.array(fileType).default([]),
+    receive: z.array(fileType).default([]),
+    formats: z.partialRecord(fileType, fileFormat).default({}),
+    rejectPolicy: z.enum(['record', 'file']).default('record'),
+    delivery: deliverySchema.default({ protocol: 'pull' }),
+    /** When deliveries to this partner go out; default: as soon as they are ready. */
+    schedule: cron.optional(),
+    retentionDays: z.number().int().min(1).max(3650).optional(),
+    /** Head offices: the Jmanager return cycles they get. */
+    jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
+    /** Hours after sending by which a card company must return results (reconciliation). */
+    resultDeadlineHours: z.number().int().min(1).max(24 * 31).default(48),
+  })
+  .strict();
+
+export type PartnerConfig = z.infer<typeof partnerSchema>;
+
+export const configSchema = z
+  .object({
+    centre: z.object({ code: digits(10), name: z.string().min(1).max(40).regex(/^[\x20-\x7e]*$/, 'half-width ASCII') }).strict(),
+    spoolRoot: z.string().min(1).default('./spool'),
+    ledger: z
+      .string()
+      .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'sqlite:PATH or a postgres:// URL')
+      .default('sqlite:./tsunagi.db'),
+    queue: z
+      .string()
+      .regex(/^(embedded|rediss?:\/\/.+)$/, "'embedded' or a redis:// URL")
+      .default('embedded'),
+    /** A file with no temporary name is picked up once it has not changed for this long. */
+    quietPeriodSeconds: z.number().int().min(0).max(3600).default(5),
+    retentionDays: z.number().int().min(1).max(3650).default(90),
+    deliver: z
+      .object({
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+        backoffSeconds: z.number().min(0).max(86400).default(30),
+      })
+      .strict()
+      .default({ maxAttempts: 5, backoffSeconds: 30 }),
+    schedules: z
+      .object({
+        cycle: cron.default('0 2 * * *'),
+        collect: cron.default('*/15 * * * *'),
+        ingest: cron.default('* * * * *'),
+        sweep: cron.default('*/5 * * * *'),
+        purge: cron.default('30 4 * * *'),
+        jmanager: cron.default('0 5 * * *'),
+        reconcile: cron.default('0 6 * * *'),
+      })
+      .strict()
+      .default({
+        cycle: '0 2 * * *',
+        collect: '*/15 * * * *',
+        ingest: '* * * * *',
+        sweep: '*/5 * * * *',
+        purge: '30 4 * * *',
+        jmanager: '0 5 * * *',
+        reconcile: '0 6 * * *',
+      }),
+    workers: z.object({ concurrency: z.number().int().min(1).max(64).default(2) }).strict().default({ concurrency: 2 }),
+    partners: z.array(partnerSchema).default([]),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, string>();
+    const claim = (kind: string, value: string, where: (string | number)[]) => {
+      const key = `${kind}:${value}`;
+      const first = seen.get(key);
+      if (first) ctx.addIssue({ code: 'custom', path: where, message: `${kind} '${value}' is already used by ${first}` });
+      else seen.set(key, where.slice(0, 2).join('.'));
+    };
+    config.partners.forEach((p, i) => {
+      claim('partner id', p.id, ['partners', i, 'id']);
+      claim('partner code', p.code, ['partners', i, 'code']);
+      p.merchantNos.forEach((m, j) => claim('merchant number', m, ['partners', i, 'merchantNos', j]));
+      p.cardCompanyCodes.forEach((c, j) => claim('card-company code', c, ['partners', i, 'cardCompanyCodes', j]));
+      if (p.role === 'merchant' && p.merchantNos.length === 0 && p.send.length > 0)
+        ctx.addIssue({ code: 'custom', path: ['partners', i, 'merchantNos'], message: 'a merchant that sends files needs at least one merchant number' });
+      if (p.role === 'card-company' && p.cardCompanyCodes.length === 0)
+        ctx.addIssue({ code: 'custom', path: ['partners', i, 'cardCompanyCodes'], message: 'a card company needs at least one card-company code' });
+    });
+  });
+
+export type TsunagiConfig = z.infer<typeof configSchema> & {
+  /** Absolute path of the file it came from; relative paths in it are relative to its folder. */
+  file: string;
+  baseDir: string;
+};
+
+export function resolveConfigPath(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.TSUNAGI_CONFIG ?? 'tsunagi.yaml');
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') return `expected ${issue.expected}`;
+  if (issue.code === 'unrecognized_keys') return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+  if (issue.code === 'invalid_value') return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (issue.code === 'invalid_union' && 'options' in issue && Array.isArray(issue.options))
+    return `expected one of ${issue.options.map((v) => JSON.stringify(v)).join(', ')}`;
+  return issue.message;
+}
+
+export function formatPath(segments: PropertyKey[]): string {
+  let out = '';
+  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : `${out ? '.' : ''}${String(s)}`;
+  return out || '(top)';
+}
+
+/** Parses and validates config text; `file` is used in messages and to resolve relative paths. */
+export function parseConfig(text: string, file: string): TsunagiConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => `line ${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      // Point at the deepest node of the path that exists in the YAML.
+      let line: number | undefined;
+      for (let n = issue.path.length; n >= 0 && line === undefined; n--) {
+        const node = doc.getIn(issue.path.slice(0, n) as unknown[], true);
+        if (isNode(node) && node.range) line = lineCounter.linePos(node.range[0]).line;
+      }
+      return `${formatPath(issue.path)}${line ? ` (line ${line})` : ''}: ${describeIssue(issue)}`;
+    });
+    throw new ConfigError(file, problems);
+  }
+  const absolute = path.resolve(file);
+  return { ...result.data, file: absolute, baseDir: path.dirname(absolute) };
+}
+
+export function loadConfig(explicit?: string): TsunagiConfig {
+  const file = resolveConfigPath(explicit);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  }
+  return parseConfig(text, file);
+}
+
+/** A path from the config, made absolute against the config file's folder. */
+export function configPath(config: TsunagiConfig, p: string): string {
+  return path.resolve(config.baseDir, p);
+}

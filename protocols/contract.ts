@@ -1,0 +1,52 @@
+// The small contracts every protocol implements. A protocol never knows about queues or jobs:
+// a client moves bytes to and from a partner; a listener lands what partners send in the spool.
+import type { Logger } from 'pino';
+import type { SpoolTree } from '../spool/tree.ts';
+import type { Ledger } from '../spool/ledger/db.ts';
+
+export interface RemoteFile {
+  name: string;
+  size: number;
+  modifiedAt?: number;
+}
+
+export interface TransferResult {
+  remoteName: string;
+  bytes: number;
+  /** sha256 of what the partner holds, when the protocol could check it. */
+  verifiedSha256?: string;
+}
+
+/** Our side calling a partner (card company centre, merchant host). One operation at a time. */
+export interface ProtocolClient {
+  /**
+   * Sends a local file so that it appears at the partner under `remoteName`, whole or not at all
+   * (temporary name then rename where the protocol allows), and verifies the size afterwards.
+   * Pushing the same file twice to the same name must leave one copy (idempotent retry).
+   */
+  push(localPath: string, remoteName: string): Promise<TransferResult>;
+  /** Fetches `remoteName` into `localPath` (written whole, then renamed by the caller's landing). */
+  pull(remoteName: string, localPath: string): Promise<TransferResult>;
+  /** Files the partner offers us. */
+  list(): Promise<RemoteFile[]>;
+  close(): Promise<void>;
+}
+
+/** What a listener needs from the centre: where to land files, whom to audit, how to log. */
+export interface ListenerContext {
+  spool: SpoolTree;
+  ledger: Ledger;
+  log: Logger;
+  /** Called after a file was committed to a partner's inbound folder (the caller may enqueue ingest). */
+  onLanded?(partnerId: string, finalPath: string): void | Promise<void>;
+  /** Called after a partner downloaded a file from its outbound folder (the caller records the pickup). */
+  onPickedUp?(partnerId: string, fileName: string, bytes: number): void | Promise<void>;
+}
+
+/** Our server that partners call (SFTP, FTP, 全銀 secondary, ...). */
+export interface ProtocolListener {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The bound port, once started (tests bind to port 0). */
+  readonly port: number;
+}

@@ -1,0 +1,60 @@
+// Entry point of the `tsunagi` CLI: dispatches to one module per command.
+import { EXIT_USAGE, UsageError, type Command } from './cli-kit.ts';
+import { ConfigError } from '../jobs/config.ts';
+import { redact } from '../jobs/log.ts';
+
+const commands: Record<string, () => Promise<{ command: Command }>> = {
+  init: () => import('./commands/init.ts'),
+  'check-config': () => import('./commands/check-config.ts'),
+  files: () => import('./commands/files.ts'),
+  show: () => import('./commands/show.ts'),
+  resend: () => import('./commands/resend.ts'),
+  purge: () => import('./commands/purge.ts'),
+  validate: () => import('./commands/validate.ts'),
+  convert: () => import('./commands/convert.ts'),
+  gen: () => import('./commands/gen.ts'),
+  serve: () => import('./commands/serve.ts'),
+  worker: () => import('./commands/worker.ts'),
+  cycle: () => import('./commands/cycle.ts'),
+  demo: () => import('./commands/demo.ts'),
+  jmanager: () => import('./commands/jmanager.ts'),
+  reconcile: () => import('./commands/reconcile.ts'),
+};
+
+async function help(): Promise<string> {
+  const lines = ['tsunagi: batch file transfer and reconciliation for card-payment data', '', 'usage: tsunagi COMMAND [options]', '', 'commands:'];
+  for (const [name, load] of Object.entries(commands)) {
+    const { command } = await load();
+    lines.push(`  ${name.padEnd(14)} ${command.summary}`);
+  }
+  lines.push('', 'global: --config FILE (or TSUNAGI_CONFIG; default ./tsunagi.yaml)', 'exit codes: 0 ok, 2 bad usage or config, 3 some file or record rejected or failed', '');
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(await help());
+    return name ? 0 : EXIT_USAGE;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`tsunagi: unknown command '${name}'\n\n${await help()}`);
+    return EXIT_USAGE;
+  }
+  const { command } = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.summary}\nusage: ${command.usage}\n`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      process.stderr.write(`tsunagi ${name}: ${redact(err.message)}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`tsunagi ${name}: ${redact((err as Error).stack ?? String(err))}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,19 @@
+import { loadConfig } from '../../jobs/config.ts';
+import { parseCommandArgs, type Command } from '../cli-kit.ts';
+
+const usage = 'tsunagi check-config [--config FILE]';
+
+export const command: Command = {
+  summary: 'validate the config file and print what is wrong (exit 2)',
+  usage,
+  async run(argv) {
+    const { values } = parseCommandArgs(argv, { config: { type: 'string' } }, usage);
+    const config = loadConfig(values.config);
+    const roles = new Map<string, number>();
+    for (const p of config.partners) roles.set(p.role, (roles.get(p.role) ?? 0) + 1);
+    process.stdout.write(
+      `${config.file}: ok (centre ${config.centre.code} ${config.centre.name}; ${config.partners.length} partners: ${[...roles].map(([r, n]) => `${n} ${r}`).join(', ') || 'none'}; ledger ${config.ledger.split(':')[0]}; queue ${config.queue === 'embedded' ? 'embedded' : 'redis'})\n`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,77 @@
+// How a protocol listener lands a file in a partner's inbound folder: it writes under a temporary
+// name (which the ingest scan ignores) and commits with a rename only when the transfer succeeded.
+// A dropped connection aborts, and nothing appears in inbound.
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { publishFile, temporaryPathFor } from './atomic.ts';
+
+export class UnsafeNameError extends Error {}
+
+/** A plain file name, no folders, no NUL, no dot files, no '..'. */
+export function assertSafeFileName(name: string): void {
+  if (
+    name.length === 0 ||
+    name.length > 200 ||
+    name.includes('\0') ||
+    name.includes('/') ||
+    name.includes('\\') ||
+    name === '.' ||
+    name === '..' ||
+    name.startsWith('.')
+  ) {
+    throw new UnsafeNameError(`unsafe file name ${JSON.stringify(name)}`);
+  }
+}
+
+export interface Landing {
+  readonly tempPath: string;
+  readonly finalPath: string;
+  readonly handle: FileHandle;
+  /** fsync, rename to the final name; returns the final path and size. */
+  commit(): Promise<{ path: string; size: number }>;
+  /** Throws away what was written. Safe to call twice or after commit fails. */
+  abort(): Promise<void>;
+}
+
+export async function beginLanding(dir: string, name: string): Promise<Landing> {
+  assertSafeFileName(name);
+  const finalPath = path.join(dir, name);
+  const tempPath = temporaryPathFor(finalPath);
+  const handle = await open(tempPath, 'wx');
+  let closed = false;
+  const close = async () => {
+    if (!closed) {
+      closed = true;
+      await handle.close();
+    }
+  };
+  return {
+    tempPath,
+    finalPath,
+    handle,
+    async commit() {
+      await handle.sync();
+      await close();
+      const { size } = await stat(tempPath);
+      await publishFile(tempPath, finalPath);
+      return { path: finalPath, size };
+    },
+    async abort() {
+      await close().catch(() => undefined);
+      await rm(tempPath, { force: true });
+    },
+  };
+}
+
+/** Lands a whole buffer or stream in one go. */
+export async function landFile(dir: string, name: string, data: Buffer | AsyncIterable<Buffer>): Promise<{ path: string; size: number }> {
+  const landing = await beginLanding(dir, name);
+  try {
+    if (Buffer.isBuffer(data)) await landing.handle.write(data);
+    else for await (const chunk of data) await landing.handle.write(chunk);
+    return await landing.commit();
+  } catch (err) {
+    await landing.abort();
+    throw err;
+  }
+}

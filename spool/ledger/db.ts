@@ -1,0 +1,54 @@
+// Opens the ledger: SQLite (embedded default) or PostgreSQL, the same schema on both.
+import knexFactory, { type Knex } from 'knex';
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { migrateToLatest } from './migrations.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Ledger {
+  readonly db: Knex;
+  readonly dialect: Dialect;
+  close(): Promise<void>;
+}
+
+/** `sqlite:PATH` (relative to baseDir) or `postgres://...`. */
+export function parseLedgerUrl(url: string, baseDir = process.cwd()): { dialect: Dialect; target: string } {
+  if (url.startsWith('sqlite:')) {
+    const file = url.slice('sqlite:'.length);
+    if (!file) throw new Error(`ledger '${url}': expected sqlite:PATH`);
+    return { dialect: 'sqlite', target: file === ':memory:' ? file : path.resolve(baseDir, file) };
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', target: url };
+  throw new Error(`ledger '${url}': expected sqlite:PATH or a postgres:// URL`);
+}
+
+export async function openLedger(url: string, options: { baseDir?: string; migrate?: boolean } = {}): Promise<Ledger> {
+  const { dialect, target } = parseLedgerUrl(url, options.baseDir);
+  let db: Knex;
+  if (dialect === 'sqlite') {
+    if (target !== ':memory:') mkdirSync(path.dirname(target), { recursive: true });
+    db = knexFactory({
+      client: 'better-sqlite3',
+      connection: { filename: target },
+      useNullAsDefault: true,
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+          // WAL lets readers (the CLI) run beside a writer; FULL makes a commit survive power loss.
+          conn.pragma('journal_mode = WAL');
+          conn.pragma('synchronous = FULL');
+          conn.pragma('busy_timeout = 10000');
+          conn.pragma('foreign_keys = ON');
+          done(null, conn);
+        },
+      },
+    });
+  } else {
+    db = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 10 } });
+  }
+  const ledger: Ledger = { db, dialect, close: () => db.destroy() };
+  if (options.migrate !== false) await migrateToLatest(ledger);
+  return ledger;
+}

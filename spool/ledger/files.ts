@@ -1,0 +1,192 @@
+// The files table: one row per file we received or produced, and its state machine.
+// Every state change is compare-and-set and leaves an append-only row in `transitions`.
+import type { Knex } from 'knex';
+import type { Ledger } from './db.ts';
+
+export type Direction = 'in' | 'out';
+
+export const FILE_STATES = [
+  'received', // inbound: landed, checksummed, not yet validated
+  'accepted', // inbound: validated, (some) records good
+  'rejected', // inbound: whole file refused (final)
+  'routed', // inbound: split into outbound files (final)
+  'ready', // outbound: published in the destination's outbound folder
+  'sending', // outbound: a push is in progress
+  'sent', // outbound: pushed and verified, or picked up by the partner
+  'acknowledged', // outbound: the partner's result came back (final)
+  'failed', // outbound: gave up after the retry budget; an operator may resend
+] as const;
+export type FileState = (typeof FILE_STATES)[number];
+
+/** Which transitions are legal; anything else is a bug or a race, and fails. */
+const NEXT: Record<FileState, FileState[]> = {
+  received: ['accepted', 'rejected'],
+  accepted: ['routed'],
+  rejected: [],
+  routed: [],
+  ready: ['sending', 'sent'],
+  sending: ['sent', 'ready', 'failed'],
+  sent: ['acknowledged', 'ready'],
+  acknowledged: [],
+  failed: ['ready'],
+};
+
+export class StateConflictError extends Error {
+  constructor(
+    readonly fileId: string,
+    readonly expected: FileState,
+    readonly actual: FileState | undefined,
+    readonly to: FileState,
+  ) {
+    super(`file ${fileId}: cannot move ${expected} -> ${to}: it is ${actual ?? 'not in the ledger'}`);
+  }
+}
+
+export interface FileRow {
+  id: string;
+  partner_id: string;
+  direction: Direction;
+  file_type: string | null;
+  name: string;
+  path: string | null;
+  size: number | null;
+  sha256: string | null;
+  sender_code: string | null;
+  receiver_code: string | null;
+  file_seq: string | null;
+  business_date: string | null;
+  record_count: number | null;
+  accepted_count: number | null;
+  rejected_count: number | null;
+  amount_total: number | null;
+  state: FileState;
+  parent_id: string | null;
+  reason: string | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  archived_at: number | null;
+  purged_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface TransitionRow {
+  id: number;
+  file_id: string;
+  at: number;
+  from_state: FileState | null;
+  to_state: FileState;
+  reason: string | null;
+  actor: string;
+}
+
+const NUMERIC: (keyof FileRow)[] = ['size', 'record_count', 'accepted_count', 'rejected_count', 'amount_total', 'attempts', 'next_attempt_at', 'archived_at', 'purged_at', 'created_at', 'updated_at'];
+
+/** PostgreSQL returns bigint as strings; the ledger speaks numbers. */
+function normalise(row: Record<string, unknown>): FileRow {
+  for (const key of NUMERIC) {
+    const v = row[key];
+    if (typeof v === 'string') row[key] = Number(v);
+  }
+  return row as unknown as FileRow;
+}
+
+/** The process that acts, for the transitions table. */
+export const ACTOR = `${process.env.HOSTNAME ?? 'host'}:${process.pid}`;
+
+export type NewFile = Omit<FileRow, 'state' | 'attempts' | 'next_attempt_at' | 'archived_at' | 'purged_at' | 'created_at' | 'updated_at' | 'reason'> & {
+  state: FileState;
+  reason?: string | null;
+};
+
+export class FilesRepository {
+  constructor(private readonly ledger: Ledger) {}
+
+  private get db(): Knex {
+    return this.ledger.db;
+  }
+
+  /** Inserts a file and its first transition. Returns false when the id already exists (idempotent retry). */
+  async create(file: NewFile, reason: string, actor = ACTOR, at = Date.now()): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const existing = await trx('files').where({ id: file.id }).first('id');
+      if (existing) return false;
+      await trx('files').insert({ ...file, reason: file.reason ?? null, attempts: 0, created_at: at, updated_at: at });
+      await trx('transitions').insert({ file_id: file.id, at, from_state: null, to_state: file.state, reason, actor });
+      return true;
+    });
+  }
+
+  async get(id: string): Promise<FileRow | undefined> {
+    const row = await this.db('files').where({ id }).first();
+    return row ? normalise(row) : undefined;
+  }
+
+  async require(id: string): Promise<FileRow> {
+    const row = await this.get(id);
+    if (!row) throw new Error(`file ${id} is not in the ledger`);
+    return row;
+  }
+
+  /**
+   * Compare-and-set: moves `id` from `from` to `to` only if it is in `from` now, writing `changes`
+   * in the same statement. Throws StateConflictError otherwise.
+   */
+  async transition(
+    id: string,
+    from: FileState,
+    to: FileState,
+    reason: string,
+    changes: Partial<Omit<FileRow, 'id' | 'state'>> = {},
+    trxOrDb: Knex = this.db,
+    actor = ACTOR,
+  ): Promise<void> {
+    if (!NEXT[from].includes(to)) throw new StateConflictError(id, from, from, to);
+    const run = async (trx: Knex) => {
+      const at = Date.now();
+      const count = await trx('files')
+        .where({ id, state: from })
+        .update({ ...changes, state: to, updated_at: at, reason });
+      if (count !== 1) {
+        const row = await trx('files').where({ id }).first('state');
+        throw new StateConflictError(id, from, row?.state, to);
+      }
+      await trx('transitions').insert({ file_id: id, at, from_state: from, to_state: to, reason, actor });
+    };
+    if (trxOrDb.isTransaction) await run(trxOrDb);
+    else await this.db.transaction(run);
+  }
+
+  /** Updates fields that are not the state (counts, paths, attempts). */
+  async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>): Promise<void> {
+    await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() });
+  }
+
+  async history(id: string): Promise<TransitionRow[]> {
+    const rows = await this.db('transitions').where({ file_id: id }).orderBy('id');
+    return rows.map((r: Record<string, unknown>) => ({ ...r, at: Number(r.at) }) as TransitionRow);
+  }
+
+  async list(filter: { partnerId?: string; state?: FileState; direction?: Direction; fromMs?: number; toMs?: number; parentId?: string; limit?: number } = {}): Promise<FileRow[]> {
+    const q = this.db('files').orderBy('created_at').orderBy('id');
+    if (filter.partnerId) q.where('partner_id', filter.partnerId);
+    if (filter.state) q.where('state', filter.state);
+    if (filter.direction) q.where('direction', filter.direction);
+    if (filter.parentId) q.where('parent_id', filter.parentId);
+    if (filter.fromMs !== undefined) q.where('created_at', '>=', filter.fromMs);
+    if (filter.toMs !== undefined) q.where('created_at', '<', filter.toMs);
+    if (filter.limit) q.limit(filter.limit);
+    return (await q).map(normalise);
+  }
+
+  /** E108: an accepted (or routed) file with the same sender, type and sequence, or the same bytes. */
+  async findDuplicate(file: { id: string; senderCode: string; fileType: string; fileSeq: string; sha256: string }): Promise<FileRow | undefined> {
+    const row = await this.db('files')
+      .where('direction', 'in')
+      .whereIn('state', ['accepted', 'routed'])
+      .whereNot('id', file.id)
+      .where((q) => q.where({ sender_code: file.senderCode, file_type: file.fileType, file_seq: file.fileSeq }).orWhere('sha256', file.sha256))
+      .first();
+    return row ? normalise(row) : undefined;
+  }
+}

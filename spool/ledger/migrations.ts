@@ -1,0 +1,131 @@
+// Migrations run from code at start (no knex CLI). Append new ones; never edit a released one.
+import type { Knex } from 'knex';
+import type { Ledger } from './db.ts';
+
+interface Migration {
+  name: string;
+  up(db: Knex): Promise<void>;
+}
+
+const migrations: Migration[] = [
+  {
+    name: '001_core',
+    async up(db) {
+      await db.schema.createTable('files', (t) => {
+        t.string('id', 64).primary();
+        t.string('partner_id', 64).notNullable();
+        t.string('direction', 3).notNullable(); // 'in' | 'out'
+        t.string('file_type', 2);
+        t.string('name', 255).notNullable();
+        t.string('path', 1024);
+        t.bigInteger('size');
+        t.string('sha256', 64);
+        t.string('sender_code', 10);
+        t.string('receiver_code', 10);
+        t.string('file_seq', 6);
+        t.string('business_date', 8);
+        t.integer('record_count');
+        t.integer('accepted_count');
+        t.integer('rejected_count');
+        t.bigInteger('amount_total');
+        t.string('state', 16).notNullable();
+        t.string('parent_id', 64).references('id').inTable('files');
+        t.string('reason', 1000);
+        t.integer('attempts').notNullable().defaultTo(0);
+        t.bigInteger('archived_at');
+        t.bigInteger('purged_at');
+        t.bigInteger('next_attempt_at');
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.index(['partner_id', 'direction', 'state']);
+        t.index(['state', 'updated_at']);
+        t.index(['sender_code', 'file_type', 'file_seq']);
+        t.index(['sha256']);
+        t.index(['parent_id']);
+        t.index(['created_at']);
+      });
+      await db.schema.createTable('transitions', (t) => {
+        t.increments('id').primary();
+        t.string('file_id', 64).notNullable().references('id').inTable('files');
+        t.bigInteger('at').notNullable();
+        t.string('from_state', 16);
+        t.string('to_state', 16).notNullable();
+        t.string('reason', 1000);
+        t.string('actor', 128).notNullable();
+        t.index(['file_id']);
+      });
+      await db.schema.createTable('deliveries', (t) => {
+        t.increments('id').primary();
+        t.string('file_id', 64).notNullable().references('id').inTable('files');
+        t.integer('attempt').notNullable();
+        t.string('protocol', 16).notNullable();
+        t.string('remote_name', 255);
+        t.bigInteger('started_at').notNullable();
+        t.bigInteger('finished_at');
+        t.string('outcome', 16); // ok | error | picked_up
+        t.bigInteger('bytes');
+        t.string('error', 1000);
+        t.index(['file_id']);
+      });
+      await db.schema.createTable('audit', (t) => {
+        t.increments('id').primary();
+        t.bigInteger('at').notNullable();
+        t.string('partner_id', 64);
+        t.string('protocol', 16).notNullable();
+        t.string('event', 32).notNullable(); // login_ok, login_refused, upload, download, refused, ...
+        t.string('remote', 128);
+        t.string('detail', 1000);
+        t.index(['partner_id', 'at']);
+      });
+      await db.schema.createTable('sequences', (t) => {
+        t.string('name', 128).primary();
+        t.bigInteger('value').notNullable();
+      });
+      // What was forwarded to card companies, record by record: reconciliation's "sent" side.
+      await db.schema.createTable('sent_records', (t) => {
+        t.bigInteger('centre_ref').primary();
+        t.string('file_id', 64).notNullable();
+        t.string('source_file_id', 64).notNullable();
+        t.string('card_company_code', 3).notNullable();
+        t.string('merchant_no', 15).notNullable();
+        t.string('terminal_id', 13);
+        t.string('slip_no', 5);
+        t.string('use_date', 8);
+        t.string('txn_type', 2);
+        t.bigInteger('amount');
+        t.string('approval_no', 7);
+        t.string('masked_card_no', 19);
+        t.string('centre_date', 8).notNullable();
+        t.string('result_code', 2);
+        t.string('result_file_id', 64);
+        t.integer('result_count').notNullable().defaultTo(0);
+        t.index(['source_file_id']);
+        t.index(['centre_date']);
+        t.index(['merchant_no', 'terminal_id', 'slip_no', 'use_date']);
+      });
+    },
+  },
+];
+
+export async function migrateToLatest(ledger: Ledger): Promise<string[]> {
+  const { db } = ledger;
+  if (!(await db.schema.hasTable('schema_migrations'))) {
+    await db.schema.createTable('schema_migrations', (t) => {
+      t.string('name', 128).primary();
+      t.bigInteger('applied_at').notNullable();
+    });
+  }
+  const applied: string[] = [];
+  for (const migration of migrations) {
+    await db.transaction(async (trx) => {
+      // Inserting the name first makes two processes migrating at once collide on the key, not on DDL.
+      const done = await trx('schema_migrations').where({ name: migration.name }).first();
+      if (done) return;
+      await trx('schema_migrations').insert({ name: migration.name, applied_at: Date.now() });
+      await migration.up(trx);
+      applied.push(migration.name);
+    });
+  }
+  return applied;
+}
+
