@@ -65,6 +65,8 @@ const partnerSchema = z
     formats: z.partialRecord(fileType, fileFormat).default({}),
     rejectPolicy: z.enum(['record', 'file']).default('record'),
     delivery: deliverySchema.default({ protocol: 'pull' }),
+    /** Fetch files from this partner's endpoint (its pull folder) on the collect schedule. */
+    collect: z.boolean().default(false),
     /** When deliveries to this partner go out; default: as soon as they are ready. */
     schedule: cron.optional(),
     retentionDays: z.number().int().min(1).max(3650).optional(),

@@ -43,23 +43,25 @@ export function newFileId(prefix: 'I' | 'O', at = Date.now()): string {
   return `${prefix}${at.toString(36).padStart(9, '0')}${randomBytes(5).toString('hex')}`;
 }
 
-/** Work-folder name of a claimed file: its id first, so a crash can be recovered from the name. */
-export function workName(fileId: string, originalName: string): string {
-  return `${fileId}__${originalName}`;
+/**
+ * Work-folder name of a claimed file: its id and owner first ('@' cannot occur in either), so that
+ * a crash between the claim and the ledger row can be recovered from the name alone.
+ */
+export function workName(fileId: string, partnerId: string, originalName: string): string {
+  return `${fileId}@${partnerId}@${originalName}`;
 }
 
-export function parseWorkName(name: string): { fileId: string; originalName: string } | null {
-  const i = name.indexOf('__');
-  if (i <= 0) return null;
-  return { fileId: name.slice(0, i), originalName: name.slice(i + 2) };
+export function parseWorkName(name: string): { fileId: string; partnerId: string; originalName: string } | null {
+  const m = /^([^@]+)@([^@]+)@(.+)$/s.exec(name);
+  return m ? { fileId: m[1]!, partnerId: m[2]!, originalName: m[3]! } : null;
 }
 
 /**
  * Claims a file by renaming it into the work folder. rename(2) is atomic: of two workers, one
  * wins and the other gets ENOENT and null.
  */
-export async function claimFile(candidatePath: string, workDir: string, fileId: string): Promise<string | null> {
-  const target = path.join(workDir, workName(fileId, path.basename(candidatePath)));
+export async function claimFile(candidatePath: string, workDir: string, fileId: string, partnerId: string): Promise<string | null> {
+  const target = path.join(workDir, workName(fileId, partnerId, path.basename(candidatePath)));
   try {
     await rename(candidatePath, target);
   } catch (err) {
@@ -68,8 +70,4 @@ export async function claimFile(candidatePath: string, workDir: string, fileId: 
   }
   await fsyncDir(workDir);
   return target;
-}
-
-export function uniqueSuffix(): string {
-  return randomBytes(3).toString('hex');
 }

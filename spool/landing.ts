@@ -27,6 +27,8 @@ export interface Landing {
   readonly tempPath: string;
   readonly finalPath: string;
   readonly handle: FileHandle;
+  /** Closes our handle so that another writer (a protocol client) can fill `tempPath` itself. */
+  release(): Promise<void>;
   /** fsync, rename to the final name; returns the final path and size. */
   commit(): Promise<{ path: string; size: number }>;
   /** Throws away what was written. Safe to call twice or after commit fails. */
@@ -49,8 +51,8 @@ export async function beginLanding(dir: string, name: string): Promise<Landing> 
     tempPath,
     finalPath,
     handle,
+    release: close,
     async commit() {
-      await handle.sync();
       await close();
       const { size } = await stat(tempPath);
       await publishFile(tempPath, finalPath);

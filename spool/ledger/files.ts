@@ -64,6 +64,8 @@ export interface FileRow {
   reason: string | null;
   attempts: number;
   next_attempt_at: number | null;
+  in_seq: number | null;
+  centre_ref_start: number | null;
   archived_at: number | null;
   purged_at: number | null;
   created_at: number;
@@ -80,7 +82,13 @@ export interface TransitionRow {
   actor: string;
 }
 
-const NUMERIC: (keyof FileRow)[] = ['size', 'record_count', 'accepted_count', 'rejected_count', 'amount_total', 'attempts', 'next_attempt_at', 'archived_at', 'purged_at', 'created_at', 'updated_at'];
+const NUMERIC: (keyof FileRow)[] = ['size', 'record_count', 'accepted_count', 'rejected_count', 'amount_total', 'attempts', 'next_attempt_at', 'in_seq', 'centre_ref_start', 'archived_at', 'purged_at', 'created_at', 'updated_at'];
+
+/** A unique index refused the change (PostgreSQL 23505, SQLite SQLITE_CONSTRAINT_UNIQUE). */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string };
+  return e?.code === '23505' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
 
 /** PostgreSQL returns bigint as strings; the ledger speaks numbers. */
 function normalise(row: Record<string, unknown>): FileRow {
@@ -94,8 +102,10 @@ function normalise(row: Record<string, unknown>): FileRow {
 /** The process that acts, for the transitions table. */
 export const ACTOR = `${process.env.HOSTNAME ?? 'host'}:${process.pid}`;
 
-export type NewFile = Omit<FileRow, 'state' | 'attempts' | 'next_attempt_at' | 'archived_at' | 'purged_at' | 'created_at' | 'updated_at' | 'reason'> & {
+export type NewFile = Omit<FileRow, 'state' | 'attempts' | 'next_attempt_at' | 'in_seq' | 'centre_ref_start' | 'archived_at' | 'purged_at' | 'created_at' | 'updated_at' | 'reason'> & {
   state: FileState;
+  in_seq?: number | null;
+  centre_ref_start?: number | null;
   reason?: string | null;
 };
 

@@ -1,5 +1,5 @@
 export { openLedger, parseLedgerUrl, type Ledger, type Dialect } from './db.ts';
 export { migrateToLatest } from './migrations.ts';
-export { FilesRepository, StateConflictError, FILE_STATES, ACTOR, type FileRow, type FileState, type TransitionRow, type Direction, type NewFile } from './files.ts';
+export { FilesRepository, StateConflictError, isUniqueViolation, FILE_STATES, ACTOR, type FileRow, type FileState, type TransitionRow, type Direction, type NewFile } from './files.ts';
 export { recordAudit, listAudit, type AuditEntry, type AuditEvent, type AuditRow } from './audit.ts';
-export { reserveSequence } from './sequences.ts';
+export { reserveSequence, reserveSequenceOnce } from './sequences.ts';

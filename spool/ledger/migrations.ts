@@ -32,6 +32,10 @@ const migrations: Migration[] = [
         t.string('parent_id', 64).references('id').inTable('files');
         t.string('reason', 1000);
         t.integer('attempts').notNullable().defaultTo(0);
+        // Inbound only, reserved when the file is claimed (so in claim order): the sequence number
+        // that outbound fileSeqs derive from, and the first of the centreRefs its records may use.
+        t.bigInteger('in_seq');
+        t.bigInteger('centre_ref_start');
         t.bigInteger('archived_at');
         t.bigInteger('purged_at');
         t.bigInteger('next_attempt_at');
@@ -44,6 +48,11 @@ const migrations: Migration[] = [
         t.index(['parent_id']);
         t.index(['created_at']);
       });
+      // E108 under concurrency: two workers accepting the same file collide here, not in a race.
+      await db.raw(
+        "create unique index files_accepted_seq on files (sender_code, file_type, file_seq) where direction = 'in' and state in ('accepted', 'routed')",
+      );
+      await db.raw("create unique index files_accepted_bytes on files (sha256) where direction = 'in' and state in ('accepted', 'routed')");
       await db.schema.createTable('transitions', (t) => {
         t.increments('id').primary();
         t.string('file_id', 64).notNullable().references('id').inTable('files');
@@ -80,6 +89,14 @@ const migrations: Migration[] = [
       await db.schema.createTable('sequences', (t) => {
         t.string('name', 128).primary();
         t.bigInteger('value').notNullable();
+      });
+      // Files fetched from partners that only offer pull, so that each is fetched once.
+      await db.schema.createTable('collected', (t) => {
+        t.string('partner_id', 64).notNullable();
+        t.string('remote_name', 255).notNullable();
+        t.bigInteger('size').notNullable();
+        t.bigInteger('collected_at').notNullable();
+        t.primary(['partner_id', 'remote_name', 'size']);
       });
       // What was forwarded to card companies, record by record: reconciliation's "sent" side.
       await db.schema.createTable('sent_records', (t) => {

@@ -1,21 +1,44 @@
 // Centre-wide counters (centreRef blocks, outbound fileSeq per partner and type), reserved atomically.
+import type { Knex } from 'knex';
 import type { Ledger } from './db.ts';
+
+async function reserveIn(trx: Knex.Transaction, dialect: Ledger['dialect'], name: string, count: number): Promise<bigint> {
+  await trx.raw(
+    dialect === 'postgres'
+      ? 'insert into sequences (name, value) values (?, 0) on conflict (name) do nothing'
+      : 'insert or ignore into sequences (name, value) values (?, 0)',
+    [name],
+  );
+  const updated = await trx('sequences').where({ name }).increment('value', count).returning('value');
+  const end = BigInt((updated[0] as { value: string | number }).value);
+  return end - BigInt(count) + 1n;
+}
+
+function checkCount(name: string, count: number): void {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`reserveSequence(${name}): count must be a positive integer`);
+}
 
 /**
  * Reserves `count` consecutive values of the named sequence and returns the first.
  * Runs in a transaction with a row lock (PostgreSQL) or the database write lock (SQLite).
  */
 export async function reserveSequence(ledger: Ledger, name: string, count: number): Promise<bigint> {
-  if (!Number.isInteger(count) || count < 1) throw new Error(`reserveSequence(${name}): count must be a positive integer`);
+  checkCount(name, count);
+  return ledger.db.transaction((trx) => reserveIn(trx, ledger.dialect, name, count));
+}
+
+/**
+ * Reserves a block once per `key`: a retry of the same work gets the same block back, so outputs
+ * built from it (centreRefs, file sequence numbers) are identical on every attempt.
+ */
+export async function reserveSequenceOnce(ledger: Ledger, key: string, name: string, count: number): Promise<bigint> {
+  checkCount(name, count);
+  const onceName = `once:${key}`;
   return ledger.db.transaction(async (trx) => {
-    await trx.raw(
-      ledger.dialect === 'postgres'
-        ? 'insert into sequences (name, value) values (?, 0) on conflict (name) do nothing'
-        : 'insert or ignore into sequences (name, value) values (?, 0)',
-      [name],
-    );
-    const updated = await trx('sequences').where({ name }).increment('value', count).returning('value');
-    const end = BigInt((updated[0] as { value: string | number }).value);
-    return end - BigInt(count) + 1n;
+    const existing = await trx('sequences').where({ name: onceName }).first('value');
+    if (existing) return BigInt(existing.value);
+    const start = await reserveIn(trx, ledger.dialect, name, count);
+    await trx('sequences').insert({ name: onceName, value: start.toString() });
+    return start;
   });
 }

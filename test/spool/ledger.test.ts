@@ -2,7 +2,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { LEDGER_KINDS, type TestLedger } from '../helpers/ledgers.ts';
-import { FilesRepository, StateConflictError, reserveSequence, recordAudit, listAudit, migrateToLatest } from '../../spool/ledger/index.ts';
+import { FilesRepository, StateConflictError, isUniqueViolation, reserveSequence, recordAudit, listAudit, migrateToLatest } from '../../spool/ledger/index.ts';
 
 for (const [kind, make] of LEDGER_KINDS) {
   describe(`ledger on ${kind}`, () => {
@@ -114,6 +114,34 @@ for (const [kind, make] of LEDGER_KINDS) {
       await recordAudit(t.ledger, { partnerId: 'm001', protocol: 'sftp', event: 'upload', detail: 'sales.dat' });
       const rows = await listAudit(t.ledger, { partnerId: 'm001' });
       assert.deepEqual(rows.map((r) => r.event), ['login_refused', 'upload']);
+    });
+  });
+}
+
+for (const [kind, make] of LEDGER_KINDS) {
+  describe(`duplicate guard on ${kind}`, () => {
+    it('two files with the same sender, type and sequence cannot both be accepted', async () => {
+      const t = await make();
+      try {
+        const files = new FilesRepository(t.ledger);
+        const row = (id: string, sha: string) => ({
+          id, partner_id: 'm001', direction: 'in' as const, file_type: '31', name: `${id}.dat`, path: null, size: 1, sha256: sha,
+          sender_code: '1000000001', receiver_code: null, file_seq: '000007', business_date: null, record_count: null,
+          accepted_count: null, rejected_count: null, amount_total: null, parent_id: null, state: 'received' as const,
+        });
+        await files.create(row('A', '1'.repeat(64)), 'landed');
+        await files.create(row('B', '2'.repeat(64)), 'landed');
+        const results = await Promise.allSettled([files.transition('A', 'received', 'accepted', 'ok'), files.transition('B', 'received', 'accepted', 'ok')]);
+        const refused = results.filter((r) => r.status === 'rejected');
+        assert.equal(refused.length, 1);
+        assert.ok(isUniqueViolation((refused[0] as PromiseRejectedResult).reason));
+        // The loser can still be rejected.
+        const loser = results[0]!.status === 'rejected' ? 'A' : 'B';
+        await files.transition(loser, 'received', 'rejected', 'E108');
+        assert.equal((await files.require(loser)).state, 'rejected');
+      } finally {
+        await t.dispose();
+      }
     });
   });
 }

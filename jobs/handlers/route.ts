@@ -1,0 +1,158 @@
+// route: splits an accepted file by destination and converts each part into the destination's
+// layout and code page: 31 -> 32 per card company (each record stamped with a centreRef), 41 and
+// 61 per card company or issuer, 33 and 42 back to the merchant that owns each record, 51 and 52
+// out to every merchant concerned (52 at once). Outputs are published atomically and recorded;
+// a retry after a crash anywhere makes the same files and finds them there.
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { splitFile, familyForFileType, type ForwardInfo, type SplitOutput } from '../../formats/index.ts';
+import { temporaryPathFor } from '../../spool/atomic.ts';
+import { archiveFile } from '../../spool/archive.ts';
+import { sha256File } from '../../spool/checksum.ts';
+import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
+import type { FileRow } from '../../spool/ledger/index.ts';
+import type { PartnerConfig } from '../config.ts';
+import type { Handler, JobContext } from '../context.ts';
+import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
+import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
+import { rejectsPath } from './ingest.ts';
+import { SentRecordWriter, recordResults } from '../sent-records.ts';
+import { loadTerminalFile } from '../terminal.ts';
+
+type RouteOf = (fields: Readonly<Record<string, string>>) => string | string[] | null;
+
+function routerFor(ctx: JobContext, fileType: string): RouteOf {
+  const { companyByCode, merchantByNo, merchantsByCompanyCode } = ctx.routes;
+  switch (routeKindOf(fileType)) {
+    case 'by-company': {
+      const key = fileType === '61' ? 'issuerCode' : 'cardCompanyCode';
+      return (f) => companyByCode.get(f[key]!)?.id ?? null;
+    }
+    case 'by-merchant':
+      return (f) => merchantByNo.get(f.merchantNo!.trim())?.id ?? null;
+    case 'fan-out':
+      return (f) => {
+        const target = f.targetMerchantNo!.trim();
+        if (target) return merchantByNo.get(target)?.id ?? null;
+        return (merchantsByCompanyCode.get(f.cardCompanyCode!) ?? []).map((p) => p.id);
+      };
+    default:
+      return () => null;
+  }
+}
+
+async function readRejects(ctx: JobContext, fileId: string): Promise<number[]> {
+  try {
+    return JSON.parse(await readFile(rejectsPath(ctx, fileId), 'utf8')) as number[];
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig): Promise<string[]> {
+  const { centre } = ctx;
+  const fileType = file.file_type!;
+  const outType = FORWARDED_TYPE[fileType]!;
+  const now = ctx.now();
+  const centreDate = tokyoDate(now);
+  const format = sender.formats[fileType as keyof typeof sender.formats];
+  const defaultLayout = familyForFileType(outType)!.name;
+  const plans = new Map<string, ReturnType<typeof planOutbound>>();
+  const planFor = (destId: string) => {
+    let plan = plans.get(destId);
+    if (!plan) {
+      plan = planOutbound(ctx, file, ctx.routes.byId.get(destId)!, outType);
+      plans.set(destId, plan);
+    }
+    return plan;
+  };
+  const sent = fileType === '31' ? new SentRecordWriter(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
+  const results = fileType === '33' ? [] as { centreRef: string; resultCode: string }[] : undefined;
+  const outputs: SplitOutput[] = await splitFile(file.path!, {
+    sourceLayout: format?.layout,
+    encoding: format?.encoding,
+    framing: format?.framing,
+    skipRecordNos: await readRejects(ctx, file.id),
+    routeOf: routerFor(ctx, fileType),
+    targetFormat(destId) {
+      const dest = ctx.routes.byId.get(destId)!;
+      const f = dest.formats[outType as keyof typeof dest.formats];
+      return { layout: f?.layout ?? defaultLayout, encoding: f?.encoding, framing: f?.framing, fileType: outType };
+    },
+    header: {
+      senderCode: centre.config.centre.code,
+      senderName: centre.config.centre.name,
+      createdDate: centreDate,
+      createdTime: tokyoTime(now),
+      receiverCode: (destId) => ctx.routes.byId.get(destId)!.code,
+      fileSeq: (destId) => planFor(destId).fileSeq,
+    },
+    stampCentreRef: fileType === '31' ? { start: BigInt(file.centre_ref_start!), centreDate } : undefined,
+    outputPath: (destId) => temporaryPathFor(path.join(centre.spool.outbound(destId), planFor(destId).name)),
+    onForward(destId, fields, info: ForwardInfo) {
+      sent?.add(destId, fields, info);
+      if (results && fields.centreRef) results.push({ centreRef: fields.centreRef, resultCode: fields.resultCode ?? '' });
+    },
+  });
+  try {
+    await sent?.finish();
+    if (results) await recordResults(centre.ledger, file.id, results);
+    const ids: string[] = [];
+    for (const out of outputs) {
+      const dest = ctx.routes.byId.get(out.destinationId)!;
+      const plan = planFor(out.destinationId);
+      const { sha256, size } = await sha256File(out.path);
+      await publishOutbound(ctx, {
+        plan,
+        partner: dest,
+        fileType: outType,
+        tempPath: out.path,
+        size,
+        sha256,
+        recordCount: out.recordCount,
+        amountTotal: netAmount(out.totals),
+        parentId: file.id,
+        reason: `routed from ${file.id} (${file.name}): ${out.recordCount} records`,
+      });
+      ids.push(plan.id);
+    }
+    return ids;
+  } catch (err) {
+    await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
+    throw err;
+  }
+}
+
+function netAmount(totals: Record<string, number | string>): number | null {
+  const n = (k: string) => Number(totals[k] ?? 0);
+  if (totals.saleAmount !== undefined) return n('saleAmount') - n('refundAmount');
+  if (totals.netAmount !== undefined) return n('netAmount');
+  if (totals.amountTotal !== undefined) return n('amountTotal');
+  return null;
+}
+
+export const route: Handler = async (input, ctx) => {
+  const { centre } = ctx;
+  const file = await centre.files.get(String(input.fileId));
+  if (!file || file.state !== 'accepted' || !file.path) return; // done already
+  const sender = centre.partner(file.partner_id);
+  const kind = routeKindOf(file.file_type ?? '');
+  let outputs: string[] = [];
+  let reason: string;
+  if (kind === 'terminal') {
+    const loaded = await loadTerminalFile(ctx, file);
+    reason = `loaded ${loaded} terminal transactions`;
+  } else if (kind === 'none') {
+    reason = `nothing to route for file type ${file.file_type}`;
+  } else {
+    outputs = await splitAndPublish(ctx, file, sender);
+    reason = `routed into ${outputs.length} files`;
+  }
+  await centre.files.transition(file.id, 'accepted', 'routed', reason);
+  const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
+  await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
+  await rm(rejectsPath(ctx, file.id), { force: true });
+  for (const id of outputs) await requestDelivery(ctx, id);
+  centre.log.info({ fileId: file.id, partner: sender.id, fileType: file.file_type, outputs: outputs.length }, 'file routed');
+};

@@ -1,0 +1,76 @@
+// scan: claims complete files from every partner's inbound folder and gives each a checksum and a
+// ledger row before anything else happens to it; then asks for its ingest.
+import path from 'node:path';
+import { claimFile, listCompleteInbound, newFileId, parseWorkName } from '../../spool/claim.ts';
+import { sha256File } from '../../spool/checksum.ts';
+import { readdir } from 'node:fs/promises';
+import { jobId, type Handler, type JobContext } from '../context.ts';
+import { reserveSequence } from '../../spool/ledger/index.ts';
+
+/** Fewest bytes a record takes: a file of `size` bytes holds fewer records than size / this. */
+const SMALLEST_RECORD = 120;
+
+export async function registerClaimedFile(ctx: JobContext, partnerId: string, fileId: string, workPath: string, originalName: string): Promise<void> {
+  const { sha256, size } = await sha256File(workPath);
+  const { ledger } = ctx.centre;
+  if (await ctx.centre.files.get(fileId)) return;
+  // Reserved here, in claim order, so that the numbers a file's outputs carry do not depend on
+  // which worker routes it when: the same inbound files give byte-identical outbound files.
+  const inSeq = await reserveSequence(ledger, 'inbound', 1);
+  const centreRefStart = await reserveSequence(ledger, 'centreRef', Math.floor(size / SMALLEST_RECORD) + 1);
+  await ctx.centre.files.create(
+    {
+      id: fileId,
+      partner_id: partnerId,
+      direction: 'in',
+      file_type: null,
+      name: originalName,
+      path: workPath,
+      size,
+      sha256,
+      sender_code: null,
+      receiver_code: null,
+      file_seq: null,
+      business_date: null,
+      record_count: null,
+      accepted_count: null,
+      rejected_count: null,
+      amount_total: null,
+      parent_id: null,
+      state: 'received',
+      in_seq: Number(inSeq),
+      centre_ref_start: Number(centreRefStart),
+    },
+    `claimed from ${partnerId}/inbound`,
+  );
+  await ctx.enqueue({ kind: 'ingest', input: { fileId }, jobId: jobId('ingest', fileId) });
+}
+
+export const scan: Handler = async (input, ctx) => {
+  const { centre } = ctx;
+  const quietMs = centre.config.quietPeriodSeconds * 1000;
+  const only = typeof input.partnerId === 'string' ? [centre.partner(input.partnerId)] : centre.config.partners;
+  for (const partner of only) {
+    if (partner.send.length === 0) continue;
+    for (const candidate of await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, ctx.now().getTime())) {
+      const fileId = newFileId('I', ctx.now().getTime());
+      const claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
+      if (!claimed) continue; // another worker took it
+      await registerClaimedFile(ctx, partner.id, fileId, claimed, candidate.name);
+      centre.log.info({ fileId, partner: partner.id, name: candidate.name, size: candidate.size }, 'file received');
+    }
+  }
+};
+
+/** Work files without a ledger row: claimed just before a crash. Returns how many were recovered. */
+export async function recoverUnregisteredWork(ctx: JobContext): Promise<number> {
+  let recovered = 0;
+  for (const name of await readdir(ctx.centre.spool.work)) {
+    const parsed = parseWorkName(name);
+    if (!parsed || !parsed.fileId.startsWith('I')) continue;
+    if (await ctx.centre.files.get(parsed.fileId)) continue;
+    await registerClaimedFile(ctx, parsed.partnerId, parsed.fileId, path.join(ctx.centre.spool.work, name), parsed.originalName);
+    recovered++;
+  }
+  return recovered;
+}

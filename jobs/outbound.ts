@@ -1,0 +1,81 @@
+// Publishing an outbound file for a partner: deterministic id and name, the bytes published
+// atomically in the partner's outbound folder, then the ledger row in state 'ready'. A retry after
+// a crash at any point republishes the same bytes under the same name and finds the row there.
+import path from 'node:path';
+import { rm } from 'node:fs/promises';
+import { publishFile } from '../spool/atomic.ts';
+import type { FileRow } from '../spool/ledger/index.ts';
+import { tokyoDate } from '../spool/tree.ts';
+import type { PartnerConfig } from './config.ts';
+import { jobId, type JobContext } from './context.ts';
+
+export interface OutboundPlan {
+  id: string;
+  name: string;
+  fileSeq: string;
+  businessDate: string;
+}
+
+/**
+ * Id, header fileSeq and name of the outbound file made from `source` for `partner`. The fileSeq
+ * is the source's inbound sequence number: unique and rising for every receiver (with gaps), and
+ * fixed at claim time, so a retry or another runner makes the same file.
+ */
+export function planOutbound(ctx: JobContext, source: FileRow, partner: PartnerConfig, fileType: string): OutboundPlan {
+  if (source.in_seq === null) throw new Error(`file ${source.id} has no inbound sequence number`);
+  const fileSeq = String(source.in_seq % 1_000_000).padStart(6, '0');
+  const businessDate = tokyoDate(ctx.now());
+  return { id: `O${source.id}.${partner.id}.${fileType}`, fileSeq, businessDate, name: `T${fileType}_${businessDate}_${fileSeq}.dat` };
+}
+
+export interface PublishedOutbound {
+  plan: OutboundPlan;
+  partner: PartnerConfig;
+  fileType: string;
+  tempPath: string;
+  size: number;
+  sha256: string;
+  recordCount: number;
+  amountTotal: number | null;
+  parentId: string;
+  reason: string;
+}
+
+/** Moves a finished temporary file into the partner's outbound folder and records it as ready. */
+export async function publishOutbound(ctx: JobContext, out: PublishedOutbound): Promise<void> {
+  const { centre } = ctx;
+  const finalPath = path.join(centre.spool.outbound(out.partner.id), out.plan.name);
+  const existing = await centre.files.get(out.plan.id);
+  if (existing) {
+    await rm(out.tempPath, { force: true }); // published by an earlier attempt
+    return;
+  }
+  await publishFile(out.tempPath, finalPath);
+  await centre.files.create(
+    {
+      id: out.plan.id,
+      partner_id: out.partner.id,
+      direction: 'out',
+      file_type: out.fileType,
+      name: out.plan.name,
+      path: finalPath,
+      size: out.size,
+      sha256: out.sha256,
+      sender_code: centre.config.centre.code,
+      receiver_code: out.partner.code,
+      file_seq: out.plan.fileSeq,
+      business_date: out.plan.businessDate,
+      record_count: out.recordCount,
+      accepted_count: out.recordCount,
+      rejected_count: 0,
+      amount_total: out.amountTotal,
+      parent_id: out.parentId,
+      state: 'ready',
+    },
+    out.reason,
+  );
+}
+
+export async function requestDelivery(ctx: JobContext, fileId: string): Promise<void> {
+  await ctx.enqueue({ kind: 'deliver', input: { fileId }, jobId: jobId('deliver', fileId, 1) });
+}

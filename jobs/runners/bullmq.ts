@@ -1,0 +1,131 @@
+// The BullMQ runner: a queue per job kind on Redis, workers with concurrency in as many processes
+// and machines as wanted, job schedulers (tz Asia/Tokyo) upserted by one process, exponential
+// backoff, bounded job history, and graceful shutdown. Ingest and route (CPU-heavy validation and
+// conversion) run in worker threads so that a long file never stalls the job locks.
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { JOB_KINDS, jobId, type Handler, type JobContext, type JobKind, type JobRequest } from '../context.ts';
+import { schedulesFor, TIMEZONE } from '../schedules.ts';
+import type { TsunagiConfig } from '../config.ts';
+
+/** Kinds whose handlers run in worker threads. */
+export const SANDBOXED_KINDS: JobKind[] = ['ingest', 'route', 'jmanager', 'reconcile'];
+const SANDBOX_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bullmq-sandbox.js');
+
+export function queueName(kind: JobKind): string {
+  return `tsunagi-${kind}`;
+}
+
+export function redisConnection(url: string): ConnectionOptions {
+  const u = new URL(url);
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    username: u.username || undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // Workers block on Redis; they must wait for it to come back, not fail their commands.
+    maxRetriesPerRequest: null,
+  };
+}
+
+const JOB_DEFAULTS = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 1000 },
+  removeOnComplete: { count: 1000, age: 24 * 3600 },
+  removeOnFail: { count: 5000, age: 7 * 24 * 3600 },
+} as const;
+
+export class BullmqQueues {
+  private readonly queues = new Map<JobKind, Queue>();
+  constructor(readonly connection: ConnectionOptions) {}
+
+  queue(kind: JobKind): Queue {
+    let q = this.queues.get(kind);
+    if (!q) {
+      q = new Queue(queueName(kind), { connection: this.connection, defaultJobOptions: JOB_DEFAULTS });
+      this.queues.set(kind, q);
+    }
+    return q;
+  }
+
+  async enqueue(request: JobRequest): Promise<void> {
+    await this.queue(request.kind).add(request.kind, request.input, { jobId: request.jobId, delay: request.delayMs });
+  }
+
+  /** Upserted by one process only (serve), never by every worker. */
+  async upsertSchedules(config: TsunagiConfig): Promise<void> {
+    for (const s of schedulesFor(config)) {
+      await this.queue(s.kind).upsertJobScheduler(s.id, { pattern: s.pattern, tz: TIMEZONE }, { name: s.kind, data: s.input });
+    }
+  }
+
+  /** Jobs waiting, delayed or running, over every queue. */
+  async pending(): Promise<number> {
+    let total = 0;
+    for (const kind of JOB_KINDS) {
+      const counts = await this.queue(kind).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      total += Object.values(counts).reduce((a, b) => a + b, 0);
+    }
+    return total;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}
+
+export interface BullmqWorkersOptions {
+  concurrency: number;
+  configFile: string;
+  /** Lock renewal and stall detection; short values make a killed worker's jobs come back sooner. */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+export class BullmqWorkers {
+  private readonly workers: Worker[] = [];
+
+  constructor(
+    private readonly queues: BullmqQueues,
+    private readonly handlers: Record<JobKind, Handler>,
+    private readonly ctx: JobContext,
+    private readonly options: BullmqWorkersOptions,
+  ) {}
+
+  start(): void {
+    // Worker threads read the config file themselves.
+    process.env.TSUNAGI_CONFIG = this.options.configFile;
+    for (const kind of JOB_KINDS) {
+      const common = {
+        connection: this.queues.connection,
+        concurrency: this.options.concurrency,
+        lockDuration: this.options.lockDurationMs ?? 30_000,
+        stalledInterval: this.options.stalledIntervalMs ?? 15_000,
+        maxStalledCount: 10,
+        autorun: true,
+      };
+      const worker = SANDBOXED_KINDS.includes(kind)
+        ? new Worker(queueName(kind), SANDBOX_FILE, { ...common, useWorkerThreads: true })
+        : new Worker(queueName(kind), (job: Job) => this.handlers[kind](job.data as Record<string, unknown>, this.ctx), common);
+      worker.on('failed', (job, err) => {
+        this.ctx.centre.log.warn({ kind, jobId: job?.id, attempts: job?.attemptsMade, error: err.message }, 'job failed');
+      });
+      worker.on('error', (err) => this.ctx.centre.log.error({ kind, err }, 'worker error'));
+      this.workers.push(worker);
+    }
+  }
+
+  async waitUntilReady(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+  }
+
+  /** Graceful: running jobs finish (or are handed back on timeout as stalled), nothing new starts. */
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
+
+export { jobId };

@@ -1,0 +1,129 @@
+// The embedded runner: one process, no Redis. An in-memory queue with deterministic job ids
+// (a duplicate enqueue is a no-op), a concurrency limit, delayed jobs, retries with backoff, and
+// node-cron schedules (noOverlap) that feed the same handlers as BullMQ does.
+import cron, { type ScheduledTask } from 'node-cron';
+import { jobId, type JobContext, type JobRequest, type Handler, type JobKind } from '../context.ts';
+import { schedulesFor, TIMEZONE } from '../schedules.ts';
+
+export interface EmbeddedRunnerOptions {
+  concurrency?: number;
+  /** Attempts for a failing handler before leaving the rest to the sweeper. */
+  attempts?: number;
+  retryDelayMs?: number;
+}
+
+export class EmbeddedRunner {
+  private readonly queue: JobRequest[] = [];
+  private readonly known = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+  private tasks: ScheduledTask[] = [];
+  private stopped = false;
+  readonly failures: { jobId: string; error: string }[] = [];
+
+  constructor(
+    private readonly handlers: Record<JobKind, Handler>,
+    private readonly makeContext: (enqueue: JobContext['enqueue']) => JobContext,
+    private readonly options: EmbeddedRunnerOptions = {},
+  ) {}
+
+  private context?: JobContext;
+  get ctx(): JobContext {
+    this.context ??= this.makeContext((request) => this.enqueue(request));
+    return this.context;
+  }
+
+  async enqueue(request: JobRequest): Promise<void> {
+    if (this.stopped || this.known.has(request.jobId)) return;
+    this.known.add(request.jobId);
+    if (request.delayMs && request.delayMs > 0) {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.queue.push(request);
+        this.pump();
+      }, request.delayMs);
+      this.timers.add(timer);
+      return;
+    }
+    this.queue.push(request);
+    this.pump();
+  }
+
+  private pump(): void {
+    const limit = this.options.concurrency ?? 2;
+    while (!this.stopped && this.running < limit && this.queue.length > 0) {
+      const request = this.queue.shift()!;
+      this.running++;
+      void this.execute(request).finally(() => {
+        this.running--;
+        this.known.delete(request.jobId);
+        this.pump();
+        this.notifyIdle();
+      });
+    }
+    this.notifyIdle();
+  }
+
+  private async execute(request: JobRequest): Promise<void> {
+    const attempts = this.options.attempts ?? 3;
+    const handler = this.handlers[request.kind];
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await handler(request.input, this.ctx);
+        return;
+      } catch (err) {
+        const error = (err as Error).message;
+        if (attempt >= attempts || this.stopped) {
+          this.failures.push({ jobId: request.jobId, error });
+          this.ctx.centre.log.error({ jobId: request.jobId, kind: request.kind, attempt, err }, 'job failed; the sweeper will pick it up again');
+          return;
+        }
+        this.ctx.centre.log.warn({ jobId: request.jobId, kind: request.kind, attempt, error }, 'job failed; retrying');
+        await new Promise((r) => setTimeout(r, (this.options.retryDelayMs ?? 1000) * 2 ** (attempt - 1)));
+      }
+    }
+  }
+
+  private notifyIdle(): void {
+    if (this.running === 0 && this.queue.length === 0 && this.timers.size === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves when nothing is queued, running or waiting on a delay. */
+  drain(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.notifyIdle();
+    });
+  }
+
+  startSchedules(): void {
+    for (const schedule of schedulesFor(this.ctx.centre.config)) {
+      const task = cron.schedule(
+        schedule.pattern,
+        (context) => {
+          const slot = context.triggeredAt.toISOString().slice(0, 16);
+          void this.enqueue({ kind: schedule.kind, input: schedule.input, jobId: jobId(schedule.id, slot) });
+        },
+        { timezone: TIMEZONE, noOverlap: true, name: schedule.id },
+      );
+      this.tasks.push(task);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.tasks) await t.stop();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.queue.length = 0;
+    await new Promise<void>((resolve) => {
+      const check = () => (this.running === 0 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+  }
+}

@@ -1,0 +1,95 @@
+// A working starter centre: config, spool tree and the folders of the example partners.
+// `tsunagi init` writes it for operators to edit; `tsunagi demo` runs a cycle on it.
+import { mkdir, writeFile, access } from 'node:fs/promises';
+import path from 'node:path';
+import { parseConfig, type TsunagiConfig } from './config.ts';
+import { SpoolTree } from '../spool/tree.ts';
+
+export const STARTER_CONFIG = `# tsunagi config: see README.md "Config reference".
+centre:
+  code: "0000000001"          # our code in headers (senderCode / receiverCode)
+  name: TSUNAGI DEMO CENTRE
+spoolRoot: ./spool
+ledger: sqlite:./tsunagi.db   # or postgres://user@host:5432/db
+queue: embedded               # or redis://127.0.0.1:6379
+quietPeriodSeconds: 0         # files dropped without a temporary name wait this long
+retentionDays: 90
+deliver:
+  maxAttempts: 3
+  backoffSeconds: 1
+partners:
+  # Merchant head offices (加盟店)
+  - id: m-tokyo
+    name: TOKYO DEPARTMENT STORE
+    role: merchant
+    code: "1000000001"
+    merchantNos: ["101000000000001", "101000000000002"]
+    send: ["31", "41", "61"]
+    receive: ["33", "42", "51", "52", "71", "91"]
+    jmanagerCycles: [D, M]
+    delivery: { protocol: pull }            # picks up from spool/partners/m-tokyo/outbound
+  - id: m-osaka
+    name: OSAKA SUPERMARKET
+    role: merchant
+    code: "1000000002"
+    merchantNos: ["102000000000001"]
+    send: ["31"]
+    receive: ["33", "51", "52", "91"]
+    rejectPolicy: file                      # any error rejects the whole file
+    delivery: { protocol: local, path: ./remote/m-osaka }
+  # Card companies (カード会社)
+  - id: cc-alpha
+    name: ALPHA CARD
+    role: card-company
+    code: "2000000001"
+    cardCompanyCodes: ["001", "002"]
+    send: ["33", "42", "51", "52"]
+    receive: ["32", "41"]
+    delivery: { protocol: local, path: ./remote/cc-alpha }
+  - id: cc-beta
+    name: BETA CREDIT
+    role: card-company
+    code: "2000000002"
+    cardCompanyCodes: ["003"]
+    send: ["33"]
+    receive: ["32", "41"]
+    formats:                                # a mainframe: EBCDIC, 120 bytes, no line ends
+      "32": { layout: sales.company120, encoding: ebcdic-kana, framing: none }
+      "33": { layout: sales.company120, encoding: ebcdic-kana, framing: none }
+    delivery: { protocol: local, path: ./remote/cc-beta }
+  - id: gift-one
+    name: GIFT ONE
+    role: card-company
+    code: "2000000009"
+    cardCompanyCodes: ["901"]
+    receive: ["61"]
+    delivery: { protocol: local, path: ./remote/gift-one }
+  # The online centre that sends terminal transactions (81) for Jmanager and reconciliation
+  - id: online
+    name: ONLINE CENTRE
+    role: online-centre
+    code: "9000000001"
+    send: ["81"]
+`;
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Writes the starter config (unless one is there) and builds its spool and partner folders. */
+export async function initCentre(dir: string): Promise<{ configFile: string; config: TsunagiConfig; created: boolean }> {
+  await mkdir(dir, { recursive: true });
+  const configFile = path.join(path.resolve(dir), 'tsunagi.yaml');
+  const created = !(await exists(configFile));
+  if (created) await writeFile(configFile, STARTER_CONFIG, { mode: 0o640 });
+  const { readFile } = await import('node:fs/promises');
+  const config = parseConfig(await readFile(configFile, 'utf8'), configFile);
+  await new SpoolTree(path.resolve(config.baseDir, config.spoolRoot)).ensure(config.partners.map((p) => p.id));
+  for (const p of config.partners) {
+    if (p.delivery.protocol === 'local') await mkdir(path.resolve(config.baseDir, p.delivery.path), { recursive: true });
+  }
+  return { configFile, config, created };
+}
