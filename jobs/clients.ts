@@ -1,19 +1,22 @@
 // Picks the protocol client for a partner's delivery endpoint.
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PartnerConfig } from './config.ts';
 import type { ProtocolClient } from '../protocols/contract.ts';
 import { LocalClient } from '../protocols/local/client.ts';
+import { SftpClient } from '../protocols/sftp/client.ts';
+import { FtpClient } from '../protocols/ftp/client.ts';
 
-export async function createClient(partner: PartnerConfig, log: Logger, baseDir: string): Promise<ProtocolClient> {
+export async function createClient(partner: PartnerConfig, log: Logger): Promise<ProtocolClient> {
   const d = partner.delivery;
-  const resolve = (p: string) => path.resolve(baseDir, p);
+  const child = log.child({ partner: partner.id, protocol: d.protocol });
   switch (d.protocol) {
     case 'local':
-      return new LocalClient({ ...d, path: resolve(d.path), pullPath: d.pullPath ? resolve(d.pullPath) : undefined });
+      return new LocalClient(d);
+    case 'sftp':
+      return new SftpClient(d, child);
+    case 'ftp':
+      return new FtpClient(d, child);
     case 'pull':
       throw new Error(`partner ${partner.id} pulls its files; there is nothing to push to`);
   }
-  void log;
-  throw new Error(`partner ${partner.id}: no client for protocol ${(d as { protocol: string }).protocol}`);
 }

@@ -7,6 +7,8 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 import { cronProblem } from './cron.ts';
 import { localEndpointSchema } from '../protocols/local/client.ts';
+import { sftpAccountSchema, sftpEndpointSchema, sftpListenerSchema } from '../protocols/sftp/config.ts';
+import { ftpAccountSchema, ftpEndpointSchema, ftpListenerSchema } from '../protocols/ftp/config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -43,7 +45,7 @@ const fileFormat = z
 const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 
 /** Protocols add their endpoint schema here as they land. */
-export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), pullDelivery]);
+export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, pullDelivery]);
 
 export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
 
@@ -70,6 +72,10 @@ const partnerSchema = z
     /** When deliveries to this partner go out; default: as soon as they are ready. */
     schedule: cron.optional(),
     retentionDays: z.number().int().min(1).max(3650).optional(),
+    /** This partner's account on our SFTP server (public keys; a password only where allowed). */
+    sftp: sftpAccountSchema.optional(),
+    /** This partner's account on our FTP server (FTPS unless `plain`). */
+    ftp: ftpAccountSchema.optional(),
     /** Head offices: the Jmanager return cycles they get. */
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
@@ -121,6 +127,14 @@ export const configSchema = z
         jmanager: '0 5 * * *',
         reconcile: '0 6 * * *',
       }),
+    /** Our servers for partners; each starts with `tsunagi serve` when configured. */
+    listeners: z
+      .object({
+        sftp: sftpListenerSchema.optional(),
+        ftp: ftpListenerSchema.optional(),
+      })
+      .strict()
+      .default({}),
     workers: z.object({ concurrency: z.number().int().min(1).max(64).default(2) }).strict().default({ concurrency: 2 }),
     partners: z.array(partnerSchema).default([]),
   })
@@ -194,7 +208,8 @@ export function parseConfig(text: string, file: string): TsunagiConfig {
     throw new ConfigError(file, problems);
   }
   const absolute = path.resolve(file);
-  return { ...result.data, file: absolute, baseDir: path.dirname(absolute) };
+  const baseDir = path.dirname(absolute);
+  return { ...(resolveRelativePaths(result.data, baseDir) as typeof result.data), file: absolute, baseDir };
 }
 
 export function loadConfig(explicit?: string): TsunagiConfig {
@@ -206,6 +221,23 @@ export function loadConfig(explicit?: string): TsunagiConfig {
     throw new ConfigError(file, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
   return parseConfig(text, file);
+}
+
+/** Keys whose string values are file paths; with secret refs ({ file }) they resolve against the config's folder. */
+const PATH_KEYS = new Set(['knownHosts', 'ca', 'spoolRoot']);
+
+function resolveRelativePaths(value: unknown, baseDir: string, key = ''): unknown {
+  if (typeof value === 'string') return PATH_KEYS.has(key) ? path.resolve(baseDir, value) : value;
+  if (Array.isArray(value)) return value.map((v) => resolveRelativePaths(v, baseDir));
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value);
+    const isSecretFile = entries.length === 1 && entries[0]![0] === 'file';
+    const isLocalDelivery = (value as { protocol?: unknown }).protocol === 'local';
+    return Object.fromEntries(
+      entries.map(([k, v]) => [k, isSecretFile || (isLocalDelivery && (k === 'path' || k === 'pullPath')) ? path.resolve(baseDir, String(v)) : resolveRelativePaths(v, baseDir, k)]),
+    );
+  }
+  return value;
 }
 
 /** A path from the config, made absolute against the config file's folder. */

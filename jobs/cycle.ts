@@ -3,6 +3,7 @@
 import { jobId } from './context.ts';
 import type { Engine } from './engine.ts';
 import { workInFlight } from './engine.ts';
+import { addDays } from './jmanager/periods.ts';
 
 export interface CycleSummary {
   date: string;
@@ -44,7 +45,8 @@ export async function runCycle(engine: Engine, options: CycleOptions): Promise<C
     await step('scan', { cycle: true });
     for (const p of centre.config.partners.filter((x) => x.schedule)) await step('deliver-scheduled', { partnerId: p.id });
     await step('jmanager', { date: options.date });
-    await step('reconcile', { date: options.date });
+    // Reconciliation looks at a whole business day: the one that ended before this run.
+    await step('reconcile', { date: addDays(options.date, -1) });
   } finally {
     if (progress) clearInterval(progress);
   }
@@ -54,7 +56,8 @@ export async function runCycle(engine: Engine, options: CycleOptions): Promise<C
 async function summarise(engine: Engine, since: number, date: string): Promise<CycleSummary> {
   const { centre } = engine.ctx;
   const db = centre.ledger.db;
-  const inbound = await db('files').where('direction', 'in').where('created_at', '>=', since).select('state', 'accepted_count', 'rejected_count');
+  // Files that arrived before the cycle (over a listener, say) but were processed in it count too.
+  const inbound = await db('files').where('direction', 'in').where('updated_at', '>=', since).select('state', 'accepted_count', 'rejected_count');
   const outbound = await db('files').where('direction', 'out').where('created_at', '>=', since).select('id', 'partner_id', 'state');
   const deliveries = await db('deliveries').where('started_at', '>=', since).select('outcome');
   const filesOut: Record<string, number> = {};

@@ -5,6 +5,8 @@ import type { ListenerContext, ProtocolListener } from '../protocols/contract.ts
 import type { Engine } from './engine.ts';
 import { jobId } from './context.ts';
 import { recordPickup } from './handlers/deliver.ts';
+import { createSftpListener } from '../protocols/sftp/listener.ts';
+import { createFtpListener } from '../protocols/ftp/listener.ts';
 
 export function listenerContext(engine: Engine): ListenerContext {
   const { centre } = engine.ctx;
@@ -22,6 +24,16 @@ export function listenerContext(engine: Engine): ListenerContext {
 }
 
 export async function createListeners(engine: Engine): Promise<ProtocolListener[]> {
-  void listenerContext(engine);
-  return [];
+  const { config } = engine.ctx.centre;
+  const ctx = listenerContext(engine);
+  const listeners: ProtocolListener[] = [];
+  if (config.listeners.sftp) {
+    const accounts = config.partners.filter((p) => p.sftp).map((p) => ({ partnerId: p.id, ...p.sftp! }));
+    listeners.push(createSftpListener(config.listeners.sftp, accounts, ctx));
+  }
+  if (config.listeners.ftp) {
+    const accounts = config.partners.filter((p) => p.ftp).map((p) => ({ partnerId: p.id, ...p.ftp! }));
+    listeners.push(createFtpListener(config.listeners.ftp, accounts, ctx));
+  }
+  return listeners;
 }

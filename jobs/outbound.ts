@@ -4,7 +4,8 @@
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { publishFile } from '../spool/atomic.ts';
-import type { FileRow } from '../spool/ledger/index.ts';
+import { createHash } from 'node:crypto';
+import { reserveSequenceOnce, type FileRow } from '../spool/ledger/index.ts';
 import { tokyoDate } from '../spool/tree.ts';
 import type { PartnerConfig } from './config.ts';
 import { jobId, type JobContext } from './context.ts';
@@ -28,6 +29,19 @@ export function planOutbound(ctx: JobContext, source: FileRow, partner: PartnerC
   return { id: `O${source.id}.${partner.id}.${fileType}`, fileSeq, businessDate, name: `T${fileType}_${businessDate}_${fileSeq}.dat` };
 }
 
+/**
+ * Like planOutbound, for a file made from the ledger rather than from one inbound file (a 71 per
+ * head office, cycle and period): the id is the key, so the same period is published once; the
+ * fileSeq is reserved once per id, so a retry writes the same header.
+ */
+export async function planPeriodOutbound(ctx: JobContext, partner: PartnerConfig, fileType: string, key: { cycle: string; from: string; to: string }): Promise<OutboundPlan> {
+  let id = `P${fileType}${key.cycle}${key.from}${key.to}.${partner.id}`;
+  if (id.length > 64) id = `${id.slice(0, 47)}.${createHash('sha256').update(id).digest('hex').slice(0, 16)}`; // files.id is 64 wide
+  const seq = await reserveSequenceOnce(ctx.centre.ledger, id, `fileSeq:${fileType}:${partner.id}`, 1);
+  const fileSeq = String(seq % 1_000_000n).padStart(6, '0');
+  return { id, fileSeq, businessDate: tokyoDate(ctx.now()), name: `T${fileType}_${key.cycle}_${key.from}-${key.to}.dat` };
+}
+
 export interface PublishedOutbound {
   plan: OutboundPlan;
   partner: PartnerConfig;
@@ -37,7 +51,8 @@ export interface PublishedOutbound {
   sha256: string;
   recordCount: number;
   amountTotal: number | null;
-  parentId: string;
+  /** the inbound file it was made from; null for files made from the ledger (71) */
+  parentId: string | null;
   reason: string;
 }
 

@@ -1,7 +1,7 @@
 // What was forwarded to card companies, record by record, and the results that came back:
 // the two sides of reconciliation 1 (sent vs returned).
 import { maskCardNumber, type ForwardInfo } from '../formats/index.ts';
-import type { Ledger } from '../spool/ledger/index.ts';
+import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
 
 const BATCH = 500;
@@ -77,23 +77,47 @@ export class SentRecordWriter {
   }
 }
 
+/** One 33 record as reconciliation needs it; card number already masked. */
+export interface ReturnedResult {
+  centreRef: string;
+  resultCode: string;
+  amount?: number;
+  merchantNo?: string;
+  terminalId?: string;
+  slipNo?: string;
+  useDate?: string;
+  maskedCardNo?: string;
+}
+
 /**
- * Records the results of a 33 file against what was sent, and marks each 32 file whose records
- * got results as acknowledged. Idempotent: a retried route does not count a result twice.
+ * Records the results of a 33 file against what was sent (code and returned amount), keeps the
+ * results that match nothing sent (reconciliation 1: unexpected results), and marks each 32 file
+ * whose records got results as acknowledged. Idempotent: a retried route does not count a result
+ * twice.
  */
-export async function recordResults(ledger: Ledger, resultFileId: string, results: { centreRef: string; resultCode: string }[]): Promise<void> {
+export async function recordResults(ledger: Ledger, resultFileId: string, results: ReturnedResult[], receivedDate = ''): Promise<void> {
   const sentFiles = new Set<string>();
-  await ledger.db.transaction(async (trx) => {
+  await writeTransaction(ledger, async (trx) => {
     for (let i = 0; i < results.length; i += BATCH) {
       const batch = results.slice(i, i + BATCH);
       for (const r of batch) {
         await trx('sent_records')
           .where({ centre_ref: r.centreRef })
           .where((q) => q.whereNull('result_file_id').orWhereNot('result_file_id', resultFileId))
-          .update({ result_code: r.resultCode, result_file_id: resultFileId, result_count: trx.raw('result_count + 1') });
+          .update({ result_code: r.resultCode, result_file_id: resultFileId, result_amount: r.amount ?? null, result_count: trx.raw('result_count + 1') });
       }
-      const rows = await trx('sent_records').whereIn('centre_ref', batch.map((r) => r.centreRef)).distinct('file_id');
-      for (const row of rows as { file_id: string }[]) sentFiles.add(row.file_id);
+      const rows = (await trx('sent_records').whereIn('centre_ref', batch.map((r) => r.centreRef)).select('file_id', 'centre_ref')) as { file_id: string; centre_ref: string | number }[];
+      for (const row of rows) sentFiles.add(row.file_id);
+      const known = new Set(rows.map((r) => BigInt(r.centre_ref).toString()));
+      const unmatched = batch.filter((r) => !known.has(BigInt(r.centreRef).toString()));
+      if (unmatched.length)
+        await trx('unmatched_results')
+          .insert(unmatched.map((r) => ({
+            result_file_id: resultFileId, centre_ref: r.centreRef, merchant_no: r.merchantNo ?? null, terminal_id: r.terminalId ?? null, slip_no: r.slipNo ?? null,
+            use_date: r.useDate ?? null, amount: r.amount ?? null, result_code: r.resultCode, masked_card_no: r.maskedCardNo ?? null, received_date: receivedDate,
+          })))
+          .onConflict(['result_file_id', 'centre_ref'])
+          .ignore();
     }
   });
   const files = new FilesRepository(ledger);

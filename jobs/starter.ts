@@ -4,8 +4,19 @@ import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
 import { parseConfig, type TsunagiConfig } from './config.ts';
 import { SpoolTree } from '../spool/tree.ts';
+import { ensureSelfSignedCert, ensureSshKeyPair } from './keys.ts';
 
-export const STARTER_CONFIG = `# tsunagi config: see README.md "Config reference".
+export interface StarterOptions {
+  sftpPort?: number;
+  ftpPort?: number;
+  /** authorized_keys line of the example merchant m-tokyo on our SFTP server */
+  merchantPublicKey?: string;
+  /** YAML for cc-alpha's delivery; default a local folder */
+  ccAlphaDelivery?: string;
+}
+
+export function starterConfig(o: StarterOptions = {}): string {
+  return `# tsunagi config: see README.md "Config reference".
 centre:
   code: "0000000001"          # our code in headers (senderCode / receiverCode)
   name: TSUNAGI DEMO CENTRE
@@ -17,6 +28,17 @@ retentionDays: 90
 deliver:
   maxAttempts: 3
   backoffSeconds: 1
+listeners:                    # our servers for partners, started by 'tsunagi serve'
+  sftp:
+    host: 127.0.0.1
+    port: ${o.sftpPort ?? 2222}
+    hostKey: { file: ./keys/sftp_host_ed25519 }
+  ftp:
+    host: 127.0.0.1
+    port: ${o.ftpPort ?? 2121}
+    pasvMin: 30000
+    pasvMax: 30099
+    tls: { cert: { file: ./keys/ftps_cert.pem }, key: { file: ./keys/ftps_key.pem } }
 partners:
   # Merchant head offices (加盟店)
   - id: m-tokyo
@@ -27,7 +49,9 @@ partners:
     send: ["31", "41", "61"]
     receive: ["33", "42", "51", "52", "71", "91"]
     jmanagerCycles: [D, M]
-    delivery: { protocol: pull }            # picks up from spool/partners/m-tokyo/outbound
+    delivery: { protocol: pull }            # picks up from its outbound folder over SFTP
+    sftp:
+      publicKeys: ["${o.merchantPublicKey ?? ''}"]
   - id: m-osaka
     name: OSAKA SUPERMARKET
     role: merchant
@@ -45,7 +69,7 @@ partners:
     cardCompanyCodes: ["001", "002"]
     send: ["33", "42", "51", "52"]
     receive: ["32", "41"]
-    delivery: { protocol: local, path: ./remote/cc-alpha }
+    delivery: ${o.ccAlphaDelivery ?? '{ protocol: local, path: ./remote/cc-alpha }'}
   - id: cc-beta
     name: BETA CREDIT
     role: card-company
@@ -71,6 +95,7 @@ partners:
     code: "9000000001"
     send: ["81"]
 `;
+}
 
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
@@ -79,12 +104,20 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-/** Writes the starter config (unless one is there) and builds its spool and partner folders. */
-export async function initCentre(dir: string): Promise<{ configFile: string; config: TsunagiConfig; created: boolean }> {
+/**
+ * Writes the starter config (unless one is there) with its keys (SFTP host key, FTPS certificate,
+ * an example merchant's key pair), and builds its spool and partner folders.
+ */
+export async function initCentre(dir: string, options: StarterOptions = {}): Promise<{ configFile: string; config: TsunagiConfig; created: boolean }> {
   await mkdir(dir, { recursive: true });
+  const keys = path.join(path.resolve(dir), 'keys');
+  await mkdir(keys, { recursive: true, mode: 0o700 });
+  await ensureSshKeyPair(path.join(keys, 'sftp_host_ed25519'), 'tsunagi sftp host key');
+  await ensureSelfSignedCert(path.join(keys, 'ftps_cert.pem'), path.join(keys, 'ftps_key.pem'));
+  const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
   const configFile = path.join(path.resolve(dir), 'tsunagi.yaml');
   const created = !(await exists(configFile));
-  if (created) await writeFile(configFile, STARTER_CONFIG, { mode: 0o640 });
+  if (created) await writeFile(configFile, starterConfig({ merchantPublicKey: merchant.publicLine, ...options }), { mode: 0o640 });
   const { readFile } = await import('node:fs/promises');
   const config = parseConfig(await readFile(configFile, 'utf8'), configFile);
   await new SpoolTree(path.resolve(config.baseDir, config.spoolRoot)).ensure(config.partners.map((p) => p.id));

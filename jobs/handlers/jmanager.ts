@@ -1,6 +1,10 @@
-// jmanager: builds the 71 aggregate files per head office and cycle (issue 5).
+// jmanager: builds the 71 aggregate files due on the run date (input.date, YYYYMMDD; default
+// today in Tokyo) for every head office and cycle, once each, and requests their delivery.
+import { tokyoDate } from '../../spool/tree.ts';
 import type { Handler } from '../context.ts';
+import { buildDueJmanagerFiles } from '../jmanager/build.ts';
 
-export const jmanager: Handler = async (_input, ctx) => {
-  ctx.centre.log.debug('jmanager: no head office aggregates configured yet');
+export const jmanager: Handler = async (input, ctx) => {
+  const date = typeof input.date === 'string' ? input.date : tokyoDate(ctx.now());
+  await buildDueJmanagerFiles(ctx, date);
 };

@@ -2,10 +2,16 @@
 // retention period; the ledger keeps their history and notes when the bytes went.
 import { pruneEmptyArchiveDirs, removeArchived } from '../../spool/archive.ts';
 import type { Handler } from '../context.ts';
+import { tokyoDate } from '../../spool/tree.ts';
+import { purgeTerminalHistory } from '../jmanager/aggregates.ts';
+import { addDays } from '../jmanager/periods.ts';
 
 export interface PurgeResult {
   purged: number;
   bytes: number;
+  /** Jmanager aggregate rows and terminal transactions past the retention */
+  aggregates: number;
+  transactions: number;
 }
 
 export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().getTime()): Promise<PurgeResult> {
@@ -31,7 +37,10 @@ export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().
   }
   await pruneEmptyArchiveDirs(centre.spool);
   if (purged) centre.log.info({ purged, bytes }, 'archive purged');
-  return { purged, bytes };
+  // Terminal history follows the centre's retention: business dates older than that many days go.
+  const history = await purgeTerminalHistory(centre.ledger, addDays(tokyoDate(new Date(now)), -centre.config.retentionDays));
+  if (history.aggregates || history.transactions) centre.log.info(history, 'terminal history purged');
+  return { purged, bytes, ...history };
 }
 
 export const purge: Handler = async (_input, ctx) => {

@@ -16,7 +16,8 @@ import type { Handler, JobContext } from '../context.ts';
 import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
 import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
 import { rejectsPath } from './ingest.ts';
-import { SentRecordWriter, recordResults } from '../sent-records.ts';
+import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
+import { maskCardNumber } from '../../formats/index.ts';
 import { loadTerminalFile } from '../terminal.ts';
 
 type RouteOf = (fields: Readonly<Record<string, string>>) => string | string[] | null;
@@ -68,7 +69,7 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     return plan;
   };
   const sent = fileType === '31' ? new SentRecordWriter(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
-  const results = fileType === '33' ? [] as { centreRef: string; resultCode: string }[] : undefined;
+  const results = fileType === '33' ? [] as ReturnedResult[] : undefined;
   const outputs: SplitOutput[] = await splitFile(file.path!, {
     sourceLayout: format?.layout,
     encoding: format?.encoding,
@@ -92,12 +93,12 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     outputPath: (destId) => temporaryPathFor(path.join(centre.spool.outbound(destId), planFor(destId).name)),
     onForward(destId, fields, info: ForwardInfo) {
       sent?.add(destId, fields, info);
-      if (results && fields.centreRef) results.push({ centreRef: fields.centreRef, resultCode: fields.resultCode ?? '' });
+      if (results && fields.centreRef && /^\d+$/.test(fields.centreRef)) results.push(returnedResult(fields));
     },
   });
   try {
     await sent?.finish();
-    if (results) await recordResults(centre.ledger, file.id, results);
+    if (results) await recordResults(centre.ledger, file.id, results, centreDate);
     const ids: string[] = [];
     for (const out of outputs) {
       const dest = ctx.routes.byId.get(out.destinationId)!;
@@ -122,6 +123,16 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
     throw err;
   }
+}
+
+/** What reconciliation keeps of a returned 33 record (the merchant's standard layout); masked card. */
+function returnedResult(f: Record<string, string>): ReturnedResult {
+  const amount = Number(f.amount);
+  return {
+    centreRef: f.centreRef!, resultCode: f.resultCode ?? '', amount: Number.isFinite(amount) ? Math.abs(amount) : undefined,
+    merchantNo: f.merchantNo?.trim(), terminalId: f.terminalId?.trim(), slipNo: f.slipNo, useDate: f.useDate,
+    maskedCardNo: f.cardNo ? maskCardNumber(f.cardNo) : undefined,
+  };
 }
 
 function netAmount(totals: Record<string, number | string>): number | null {

@@ -52,8 +52,9 @@ export const scan: Handler = async (input, ctx) => {
   const only = typeof input.partnerId === 'string' ? [centre.partner(input.partnerId)] : centre.config.partners;
   for (const partner of only) {
     if (partner.send.length === 0) continue;
-    for (const candidate of await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, ctx.now().getTime())) {
-      const fileId = newFileId('I', ctx.now().getTime());
+    // Real time, not the centre clock: the quiet period is measured against file system times.
+    for (const candidate of await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, Date.now())) {
+      const fileId = newFileId('I');
       const claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
       if (!claimed) continue; // another worker took it
       await registerClaimedFile(ctx, partner.id, fileId, claimed, candidate.name);

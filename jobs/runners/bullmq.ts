@@ -96,8 +96,9 @@ export class BullmqWorkers {
   ) {}
 
   start(): void {
-    // Worker threads read the config file themselves.
+    // Worker threads read the config file themselves, and log at our level.
     process.env.TSUNAGI_CONFIG = this.options.configFile;
+    process.env.TSUNAGI_LOG_LEVEL = this.ctx.centre.log.level;
     for (const kind of JOB_KINDS) {
       const common = {
         connection: this.queues.connection,

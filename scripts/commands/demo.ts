@@ -1,4 +1,5 @@
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, writeFile, access } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { generateFile } from '../../formats/index.ts';
@@ -8,27 +9,100 @@ import { runCycle, formatSummary } from '../../jobs/cycle.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { initCentre } from '../../jobs/starter.ts';
 import { tokyoDate } from '../../spool/tree.ts';
-import { parseCommandArgs, type Command } from '../cli-kit.ts';
+import { addDays } from '../../jobs/jmanager/periods.ts';
+import { parseCommandArgs, UsageError, type Command } from '../cli-kit.ts';
+import { ensureSshKeyPair, knownHostsLine } from '../../jobs/keys.ts';
+import { createListeners } from '../../jobs/listeners.ts';
+import { createSftpListener } from '../../protocols/sftp/listener.ts';
+import { sftpEndpointSchema, sftpListenerSchema } from '../../protocols/sftp/config.ts';
+import { SftpClient } from '../../protocols/sftp/client.ts';
+import { openLedger } from '../../spool/ledger/index.ts';
+import { SpoolTree } from '../../spool/tree.ts';
+import type { Logger } from 'pino';
+import { readSalesRecords, terminalRecordOf, writeTerminalFile } from '../lib/terminal-file.ts';
 
 const usage = 'tsunagi demo [--dir DIR]';
 
 /** What the example partners send in the demo: real files in their real layouts. */
-async function dropExampleFiles(spoolRoot: string, today: string): Promise<string[]> {
-  const inbound = (id: string) => path.join(spoolRoot, 'partners', id, 'inbound');
+async function dropExampleFiles(spoolRoot: string, today: string, merchantOutbox: string): Promise<string[]> {
+  // m-tokyo sends over SFTP: its files are made in its own folder first.
+  const inbound = (id: string) => (id === 'm-tokyo' ? merchantOutbox : path.join(spoolRoot, 'partners', id, 'inbound'));
   const dropped: string[] = [];
   const drop = async (partner: string, name: string, fileType: string, opts: Parameters<typeof generateFile>[1]) => {
     const out = path.join(inbound(partner), name);
     const r = await generateFile(fileType, { createdDate: today, ...opts, out });
-    dropped.push(`${partner}/inbound/${name}: ${fileType}, ${r.recordCount} records${r.planted.length ? `, ${r.planted.length} planted errors` : ''}`);
+    const where = partner === 'm-tokyo' ? 'm-tokyo (to send over SFTP)' : `${partner}/inbound`;
+    dropped.push(`${where}/${name}: ${fileType}, ${r.recordCount} records${r.planted.length ? `, ${r.planted.length} planted errors` : ''}`);
   };
   const tokyo = { merchantNo: ['101000000000001', '101000000000002'], senderCode: '1000000001', senderName: 'TOKYO DEPARTMENT STORE', receiverCode: '0000000001' };
   await drop('m-tokyo', 'URIAGE_001.dat', '31', { ...tokyo, records: 300, seed: 1, fileSeq: 1, cardCompanyCodes: ['001', '002', '003'] });
-  await drop('m-tokyo', 'URIAGE_002.dat', '31', { ...tokyo, records: 100, seed: 2, fileSeq: 2, errors: true, cardCompanyCodes: ['001', '003'] });
+  // Made a day earlier: the generator numbers terminals and slips the same way in every file, so the
+  // same use date would make every record a duplicate of one in URIAGE_001.
+  await drop('m-tokyo', 'URIAGE_002.dat', '31', { ...tokyo, records: 100, seed: 2, fileSeq: 2, errors: true, cardCompanyCodes: ['001', '003'], createdDate: addDays(today, -1) });
   await drop('m-tokyo', 'YUKO_001.dat', '41', { ...tokyo, records: 50, seed: 3, fileSeq: 1, cardCompanyCodes: ['001', '003'] });
   await drop('m-tokyo', 'GIFT_001.dat', '61', { ...tokyo, records: 20, seed: 4, fileSeq: 1, issuerCodes: ['901'] });
   await drop('m-osaka', 'SALES.dat', '31', { merchantNo: '102000000000001', senderCode: '1000000002', receiverCode: '0000000001', records: 80, seed: 5, fileSeq: 1, errors: true, cardCompanyCodes: ['001', '002'] });
   await drop('cc-alpha', 'KINKYU.dat', '52', { senderCode: '2000000001', receiverCode: '0000000001', records: 10, seed: 6, fileSeq: 1, cardCompanyCodes: ['001'] });
+  dropped.push(await dropTerminalJournal(inbound('online'), path.join(inbound('m-tokyo'), 'URIAGE_001.dat'), today));
   return dropped;
+}
+
+/**
+ * The online centre's 81 journal of m-tokyo's terminals: the transactions behind URIAGE_001, with
+ * four differences planted for reconciliation to find (one of each kind).
+ */
+async function dropTerminalJournal(dir: string, salesPath: string, today: string): Promise<string> {
+  const journal = (await readSalesRecords(salesPath)).map(terminalRecordOf);
+  journal.splice(5, 1); // submitted, but the terminal never saw it: no terminal transaction
+  journal[10]!.amount += 100; // amount mismatch
+  journal[20]!.approvalNo = '9999999'; // approval-number mismatch
+  journal.push({ ...journal[0]!, slipNo: '99999', amount: 4321 }); // authorised, never submitted
+  const name = 'JOURNAL_001.dat';
+  const n = writeTerminalFile(journal, { createdDate: today }, path.join(dir, name));
+  return `online/inbound/${name}: 81, ${n} records, 4 planted reconciliation differences`;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The demo's card company cc-alpha runs its own SFTP server; our client pushes to it. */
+async function startCardCompanyServer(dir: string, port: number, centreClientKey: string, log: Logger) {
+  const root = path.join(dir, 'cc-alpha-server');
+  const spool = new SpoolTree(root);
+  await spool.ensure(['tsunagi']);
+  const ledger = await openLedger(`sqlite:${path.join(root, 'server.db')}`);
+  const hostKey = path.join(dir, 'keys', 'cc-alpha-server_host_ed25519');
+  await ensureSshKeyPair(hostKey, 'cc-alpha sftp host key');
+  const server = createSftpListener(sftpListenerSchema.parse({ host: '127.0.0.1', port, hostKey: { file: hostKey } }), [{ partnerId: 'tsunagi', publicKeys: [centreClientKey], allowPassword: false }], {
+    spool,
+    ledger,
+    log: log.child({ server: 'cc-alpha' }),
+  });
+  await server.start();
+  return { inbound: spool.inbound('tsunagi'), hostKeyPub: `${hostKey}.pub`, stop: async () => (await server.stop(), await ledger.close()) };
+}
+
+function merchantClient(dir: string, port: number, folder: '/inbound' | '/outbound', log: Logger): SftpClient {
+  return new SftpClient(
+    sftpEndpointSchema.parse({
+      protocol: 'sftp',
+      host: '127.0.0.1',
+      port,
+      user: 'm-tokyo',
+      path: folder,
+      privateKey: { file: path.join(dir, 'keys', 'm-tokyo_ed25519') },
+      knownHosts: path.join(dir, 'keys', 'known_hosts'),
+    }),
+    log,
+  );
 }
 
 async function tree(dir: string, prefix = ''): Promise<string[]> {
@@ -46,28 +120,73 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(argv, { dir: { type: 'string' } }, usage);
     const dir = path.resolve(values.dir ?? (await mkdtemp(path.join(tmpdir(), 'tsunagi-demo-'))));
-    const { configFile, config } = await initCentre(dir);
+    if (await access(path.join(dir, 'tsunagi.yaml')).then(() => true, () => false)) throw new UsageError(`${dir} already holds a centre; give the demo a new folder`);
+    const log = createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr });
+    const keys = path.join(dir, 'keys');
+    await mkdir(keys, { recursive: true, mode: 0o700 });
+    const [sftpPort, ftpPort, ccPort] = [await freePort(), await freePort(), await freePort()];
+    const centreClient = await ensureSshKeyPair(path.join(keys, 'centre_client_ed25519'), 'tsunagi client key');
+    const cardCompany = await startCardCompanyServer(dir, ccPort, centreClient.publicLine, log);
+    const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
+    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, ccAlphaDelivery });
+    const { readFile } = await import('node:fs/promises');
+    await writeFile(
+      path.join(keys, 'known_hosts'),
+      knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),
+    );
     const spoolRoot = path.resolve(config.baseDir, config.spoolRoot);
+    const merchantOutbox = path.join(dir, 'm-tokyo-office', 'to-send');
+    const merchantInbox = path.join(dir, 'm-tokyo-office', 'received');
+    await mkdir(merchantOutbox, { recursive: true });
+    await mkdir(merchantInbox, { recursive: true });
     const today = tokyoDate(new Date());
     const out = process.stdout;
-    out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n\nexample files dropped:\n`);
-    for (const line of await dropExampleFiles(spoolRoot, today)) out.write(`  ${line}\n`);
-    const centre = await openCentre(config, { log: createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr }) });
+    out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
+    out.write(`our SFTP server on 127.0.0.1:${sftpPort}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}\n\nexample files:\n`);
+    for (const line of await dropExampleFiles(spoolRoot, today, merchantOutbox)) out.write(`  ${line}\n`);
+    const centre = await openCentre(config, { log });
     const engine = await startEngine(centre);
+    const listeners = await createListeners(engine);
+    for (const l of listeners) await l.start();
     try {
+      // The merchant's head office uploads its files to our SFTP server, as it would from its own site.
+      const upload = merchantClient(dir, sftpPort, '/inbound', log);
+      for (const name of (await readdir(merchantOutbox)).sort()) {
+        const r = await upload.push(path.join(merchantOutbox, name), name);
+        out.write(`  m-tokyo uploaded ${name} over SFTP (${r.bytes} bytes)\n`);
+      }
+      await upload.close();
       out.write('\nrunning one nightly cycle...\n');
       const summary = await runCycle(engine, { date: today });
       out.write(formatSummary(summary));
-      out.write(`\nwhat the partners got (pushed to ${path.join(dir, 'remote')}, or waiting in their outbound folder):\n`);
+      // ... and collects what the centre has for it.
+      const download = merchantClient(dir, sftpPort, '/outbound', log);
+      const offered = await download.list();
+      for (const f of offered) await download.pull(f.name, path.join(merchantInbox, f.name));
+      await download.close();
+      out.write(`\nm-tokyo downloaded ${offered.length} files over SFTP into ${merchantInbox}: ${offered.map((f) => f.name).join(', ')}\n`);
+      out.write(`\nwhat the partners got:\n`);
+      for (const line of await tree(cardCompany.inbound)) out.write(`  cc-alpha's SFTP server: ${line}\n`);
       for (const line of await tree(path.join(dir, 'remote'))) out.write(`  remote/${line}\n`);
       for (const p of config.partners.filter((x) => x.delivery.protocol === 'pull')) {
         for (const line of await tree(centre.spool.outbound(p.id))) out.write(`  spool/partners/${p.id}/outbound/${line}\n`);
       }
-      out.write(`\nlook closer:\n  cd ${dir}\n  npx tsunagi files --config tsunagi.yaml\n  npx tsunagi show FILE_ID --config tsunagi.yaml\n  npx tsunagi validate remote/cc-alpha/<file>\n`);
+      const jm = await centre.ledger.db('files').where({ file_type: '71', direction: 'out' }).orderBy('id').select('partner_id', 'name', 'record_count', 'state');
+      out.write('\nJmanager (71) files:\n');
+      for (const f of jm) out.write(`  ${f.partner_id}/${f.name}: ${f.record_count} rows, ${f.state}\n`);
+      const run = await centre.ledger.db('reconcile_runs').where({ report_date: addDays(today, -1) }).first();
+      if (run) {
+        out.write(`\nreconciliation of ${run.report_date}: ${run.discrepancies} discrepancies\n`);
+        for (const [c, n] of Object.entries(JSON.parse(run.counts) as Record<string, number>)) if (n) out.write(`  ${c.padEnd(26)}${n}\n`);
+        out.write(`  report: ${run.report_path}\n`);
+      }
+      out.write(`\nlook closer:\n  cd ${dir}\n  npx tsunagi files --config tsunagi.yaml\n  npx tsunagi show FILE_ID --config tsunagi.yaml\n  npx tsunagi validate remote/cc-beta/<file>\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} --config tsunagi.yaml\n  npx tsunagi reconcile --date ${addDays(today, -1)} --config tsunagi.yaml\n`);
       return 0;
     } finally {
+      for (const l of listeners) await l.stop();
       await engine.stop();
       await centre.close();
+      await cardCompany.stop();
     }
   },
 };

@@ -13,7 +13,7 @@ export const command: Command = {
     process.stdout.write(
       `${created ? 'wrote' : 'kept existing'} ${configFile}\n` +
         `spool: ${config.spoolRoot} (partners/<id>/inbound, outbound; work, archive, error)\n` +
-        `next: cd ${positionals[0]} && tsunagi check-config && tsunagi cycle\n`,
+        `next: npx tsunagi check-config --config ${configFile} && npx tsunagi cycle --config ${configFile}\n`,
     );
     return 0;
   },

@@ -52,3 +52,15 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
   if (options.migrate !== false) await migrateToLatest(ledger);
   return ledger;
 }
+
+/**
+ * A transaction that writes. On SQLite it takes the write lock with its first statement, so a
+ * second writer waits (busy_timeout) instead of failing at once with SQLITE_BUSY when it would
+ * otherwise upgrade a read lock; schema_migrations exists before anything else does.
+ */
+export async function writeTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return ledger.db.transaction(async (trx) => {
+    if (ledger.dialect === 'sqlite') await trx.raw('update schema_migrations set name = name where 0');
+    return fn(trx);
+  });
+}

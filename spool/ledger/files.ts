@@ -1,7 +1,7 @@
 // The files table: one row per file we received or produced, and its state machine.
 // Every state change is compare-and-set and leaves an append-only row in `transitions`.
 import type { Knex } from 'knex';
-import type { Ledger } from './db.ts';
+import { writeTransaction, type Ledger } from './db.ts';
 
 export type Direction = 'in' | 'out';
 
@@ -118,7 +118,7 @@ export class FilesRepository {
 
   /** Inserts a file and its first transition. Returns false when the id already exists (idempotent retry). */
   async create(file: NewFile, reason: string, actor = ACTOR, at = Date.now()): Promise<boolean> {
-    return this.db.transaction(async (trx) => {
+    return writeTransaction(this.ledger, async (trx) => {
       const existing = await trx('files').where({ id: file.id }).first('id');
       if (existing) return false;
       await trx('files').insert({ ...file, reason: file.reason ?? null, attempts: 0, created_at: at, updated_at: at });
@@ -164,7 +164,7 @@ export class FilesRepository {
       await trx('transitions').insert({ file_id: id, at, from_state: from, to_state: to, reason, actor });
     };
     if (trxOrDb.isTransaction) await run(trxOrDb);
-    else await this.db.transaction(run);
+    else await writeTransaction(this.ledger, run);
   }
 
   /** Updates fields that are not the state (counts, paths, attempts). */

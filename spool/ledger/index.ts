@@ -1,4 +1,4 @@
-export { openLedger, parseLedgerUrl, type Ledger, type Dialect } from './db.ts';
+export { openLedger, parseLedgerUrl, writeTransaction, type Ledger, type Dialect } from './db.ts';
 export { migrateToLatest } from './migrations.ts';
 export { FilesRepository, StateConflictError, isUniqueViolation, FILE_STATES, ACTOR, type FileRow, type FileState, type TransitionRow, type Direction, type NewFile } from './files.ts';
 export { recordAudit, listAudit, type AuditEntry, type AuditEvent, type AuditRow } from './audit.ts';

@@ -1,6 +1,7 @@
 // Migrations run from code at start (no knex CLI). Append new ones; never edit a released one.
 import type { Knex } from 'knex';
-import type { Ledger } from './db.ts';
+import { writeTransaction, type Ledger } from './db.ts';
+import { isUniqueViolation } from './files.ts';
 
 interface Migration {
   name: string;
@@ -122,26 +123,107 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Jmanager and reconciliation (issue 5).
+    name: '002_jmanager',
+    async up(db) {
+      // One row per 81 file loaded: the load and this row commit together, so a retry never counts twice.
+      await db.schema.createTable('terminal_loads', (t) => {
+        t.string('file_id', 64).primary();
+        t.integer('record_count').notNullable();
+        t.integer('aggregate_rows').notNullable();
+        t.bigInteger('loaded_at').notNullable();
+      });
+      // Row per terminal transaction: reconciliation 2 matches single slips. Masked card numbers only.
+      await db.schema.createTable('terminal_txns', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('file_id', 64).notNullable();
+        t.integer('record_no').notNullable();
+        t.string('merchant_no', 15).notNullable();
+        t.string('store_code', 10).notNullable();
+        t.string('terminal_id', 13).notNullable();
+        t.string('txn_date', 8).notNullable();
+        t.string('slip_no', 5).notNullable();
+        t.string('card_company_code', 3).notNullable();
+        t.string('txn_type', 2).notNullable();
+        t.bigInteger('amount').notNullable();
+        t.string('approval_no', 7).notNullable();
+        t.string('masked_card_no', 19).notNullable();
+        t.index(['txn_date']);
+      });
+      // Pre-aggregated per 81 file (sums across files at read time): the 71 files and the 90-day
+      // query read these, not the transactions.
+      await db.schema.createTable('jm_aggregates', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('file_id', 64).notNullable();
+        t.string('merchant_no', 15).notNullable();
+        t.string('store_code', 10).notNullable();
+        t.string('terminal_id', 13).notNullable();
+        t.string('business_date', 8).notNullable();
+        t.string('card_company_code', 3).notNullable();
+        t.string('payment_kind', 1).notNullable();
+        t.string('payment_method', 2).notNullable();
+        t.integer('sale_count').notNullable();
+        t.bigInteger('sale_amount').notNullable();
+        t.integer('void_count').notNullable();
+        t.bigInteger('void_amount').notNullable();
+        t.integer('return_count').notNullable();
+        t.bigInteger('return_amount').notNullable();
+        t.index(['merchant_no', 'business_date']); // the only index: each one costs load speed
+      });
+      // Reconciliation 1: the amount a card company returned, and results for nothing we sent.
+      await db.schema.alterTable('sent_records', (t) => {
+        t.bigInteger('result_amount');
+        t.index(['use_date']); // reconciliation 2 reads one use date at a time
+      });
+      await db.schema.createTable('unmatched_results', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('result_file_id', 64).notNullable();
+        t.string('centre_ref', 12).notNullable();
+        t.string('merchant_no', 15);
+        t.string('terminal_id', 13);
+        t.string('slip_no', 5);
+        t.string('use_date', 8);
+        t.bigInteger('amount');
+        t.string('result_code', 2);
+        t.string('masked_card_no', 19);
+        t.string('received_date', 8).notNullable();
+        t.unique(['result_file_id', 'centre_ref']);
+        t.index(['received_date']);
+      });
+      // One summary per reconciled date; a rerun replaces it.
+      await db.schema.createTable('reconcile_runs', (t) => {
+        t.string('report_date', 8).primary();
+        t.bigInteger('ran_at').notNullable();
+        t.string('report_path', 1024).notNullable();
+        t.integer('discrepancies').notNullable();
+        t.string('counts', 2000).notNullable(); // JSON: category -> count
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {
   const { db } = ledger;
-  if (!(await db.schema.hasTable('schema_migrations'))) {
-    await db.schema.createTable('schema_migrations', (t) => {
-      t.string('name', 128).primary();
-      t.bigInteger('applied_at').notNullable();
-    });
+  try {
+    await db.raw('create table if not exists schema_migrations (name varchar(128) primary key, applied_at bigint not null)');
+  } catch (err) {
+    if (!isUniqueViolation(err)) throw err; // PostgreSQL: another process created it at the same moment
   }
   const applied: string[] = [];
   for (const migration of migrations) {
-    await db.transaction(async (trx) => {
-      // Inserting the name first makes two processes migrating at once collide on the key, not on DDL.
-      const done = await trx('schema_migrations').where({ name: migration.name }).first();
-      if (done) return;
-      await trx('schema_migrations').insert({ name: migration.name, applied_at: Date.now() });
-      await migration.up(trx);
-      applied.push(migration.name);
-    });
+    try {
+      await writeTransaction(ledger, async (trx) => {
+        // Inserting the name first makes two processes migrating at once collide on the key, not on DDL.
+        const done = await trx('schema_migrations').where({ name: migration.name }).first();
+        if (done) return;
+        await trx('schema_migrations').insert({ name: migration.name, applied_at: Date.now() });
+        await migration.up(trx);
+        applied.push(migration.name);
+      });
+    } catch (err) {
+      if (!isUniqueViolation(err)) throw err; // another process applied it
+    }
   }
   return applied;
 }

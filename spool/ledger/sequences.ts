@@ -1,6 +1,6 @@
 // Centre-wide counters (centreRef blocks, outbound fileSeq per partner and type), reserved atomically.
 import type { Knex } from 'knex';
-import type { Ledger } from './db.ts';
+import { writeTransaction, type Ledger } from './db.ts';
 
 async function reserveIn(trx: Knex.Transaction, dialect: Ledger['dialect'], name: string, count: number): Promise<bigint> {
   await trx.raw(
@@ -24,7 +24,7 @@ function checkCount(name: string, count: number): void {
  */
 export async function reserveSequence(ledger: Ledger, name: string, count: number): Promise<bigint> {
   checkCount(name, count);
-  return ledger.db.transaction((trx) => reserveIn(trx, ledger.dialect, name, count));
+  return writeTransaction(ledger, (trx) => reserveIn(trx, ledger.dialect, name, count));
 }
 
 /**
@@ -34,7 +34,7 @@ export async function reserveSequence(ledger: Ledger, name: string, count: numbe
 export async function reserveSequenceOnce(ledger: Ledger, key: string, name: string, count: number): Promise<bigint> {
   checkCount(name, count);
   const onceName = `once:${key}`;
-  return ledger.db.transaction(async (trx) => {
+  return writeTransaction(ledger, async (trx) => {
     const existing = await trx('sequences').where({ name: onceName }).first('value');
     if (existing) return BigInt(existing.value);
     const start = await reserveIn(trx, ledger.dialect, name, count);

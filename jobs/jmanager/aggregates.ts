@@ -1,0 +1,57 @@
+// Reading the Jmanager aggregates: summed across 81 files, one row per 71 key, in 71 file order
+// (store, merchant, date, card company, payment kind, method, terminal). Also their retention.
+import type { Ledger } from '../../spool/ledger/index.ts';
+import { AGG_KEY_COLUMNS, AGG_SUM_COLUMNS } from '../terminal/rows.ts';
+
+export interface AggregateRow {
+  store_code: string;
+  merchant_no: string;
+  terminal_id: string;
+  business_date: string;
+  card_company_code: string;
+  payment_kind: string;
+  payment_method: string;
+  sale_count: number;
+  sale_amount: number;
+  void_count: number;
+  void_amount: number;
+  return_count: number;
+  return_amount: number;
+}
+
+export interface AggregateFilter {
+  merchantNos: readonly string[];
+  from: string;
+  to: string;
+  store?: string;
+  terminal?: string;
+  cardCompany?: string;
+}
+
+const ORDER = ['store_code', 'merchant_no', 'business_date', 'card_company_code', 'payment_kind', 'payment_method', 'terminal_id'] as const;
+
+export async function queryAggregates(ledger: Ledger, filter: AggregateFilter): Promise<AggregateRow[]> {
+  if (filter.merchantNos.length === 0) return [];
+  const db = ledger.db;
+  const q = db('jm_aggregates')
+    .whereIn('merchant_no', [...filter.merchantNos])
+    .whereBetween('business_date', [filter.from, filter.to])
+    .select(...AGG_KEY_COLUMNS)
+    .groupBy(...AGG_KEY_COLUMNS)
+    .orderBy([...ORDER]);
+  for (const c of AGG_SUM_COLUMNS) q.sum({ [c]: c });
+  if (filter.store) q.where('store_code', filter.store);
+  if (filter.terminal) q.where('terminal_id', filter.terminal);
+  if (filter.cardCompany) q.where('card_company_code', filter.cardCompany);
+  const rows = (await q) as Record<string, unknown>[];
+  // PostgreSQL returns sums of bigints as strings.
+  for (const r of rows) for (const c of AGG_SUM_COLUMNS) r[c] = Number(r[c]);
+  return rows as unknown as AggregateRow[];
+}
+
+/** Deletes transactions and aggregates of business dates before `cutoffDate` (YYYYMMDD). */
+export async function purgeTerminalHistory(ledger: Ledger, cutoffDate: string): Promise<{ aggregates: number; transactions: number }> {
+  const aggregates = await ledger.db('jm_aggregates').where('business_date', '<', cutoffDate).delete();
+  const transactions = await ledger.db('terminal_txns').where('txn_date', '<', cutoffDate).delete();
+  return { aggregates, transactions };
+}

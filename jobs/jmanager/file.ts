@@ -1,0 +1,97 @@
+// Writing one 71 Jmanager file: header (period and cycle), per-terminal rows, a store-total row
+// (terminalId spaces) after each store x date x card company x payment kind x method, trailer
+// totals as the layout family declares them, end record; in the partner's layout and code page.
+import { blankRecord, buildEnd, buildHeader, encodeField, familyOfLayoutName, RecordFileWriter, TotalsAccumulator, type Encoding, type Framing } from '../../formats/index.ts';
+// Not exported by formats/index.ts yet: the one call that turns a canonical record into a code page.
+import { canonicalToEncoding, codeTypeOf } from '../../formats/codepages/index.ts';
+import type { AggregateRow } from './aggregates.ts';
+import type { Period } from './periods.ts';
+
+export interface JmanagerFileOptions {
+  period: Period;
+  layout?: string;
+  encoding?: Encoding;
+  framing?: Framing;
+  senderCode: string;
+  senderName: string;
+  receiverCode: string;
+  createdDate: string;
+  createdTime: string;
+  fileSeq: string;
+}
+
+export interface JmanagerFileResult {
+  dataRows: number;
+  terminalRows: number;
+  totals: Record<string, number | string>;
+  /** sales - voids - returns over the terminal rows */
+  netAmount: number;
+}
+
+type Sums = [number, number, number, number, number, number];
+
+const groupKey = (r: AggregateRow) => `${r.store_code}\t${r.merchant_no}\t${r.business_date}\t${r.card_company_code}\t${r.payment_kind}\t${r.payment_method}`;
+
+export async function writeJmanagerFile(rows: Iterable<AggregateRow>, opts: JmanagerFileOptions, outPath: string): Promise<JmanagerFileResult> {
+  const family = familyOfLayoutName(opts.layout ?? 'jmanager');
+  const encoding = opts.encoding ?? family.encoding;
+  const framing = opts.framing ?? family.framing;
+  const data = family.data;
+  const totals = new TotalsAccumulator(family);
+  const canon = blankRecord(data);
+  const encoded = Buffer.alloc(family.recordLength);
+  const writer = new RecordFileWriter(outPath, framing);
+  const put = (rec: Buffer, layout = data) => {
+    canonicalToEncoding(encoding, layout, rec, 0, encoded, 0);
+    writer.write(encoded);
+  };
+  const writeRow = (r: AggregateRow, terminalId: string, s: Sums) => {
+    canon.fill(0x20);
+    const net = s[1] - s[3] - s[5];
+    const values: Record<string, string> = {
+      recordType: '2', storeCode: r.store_code, merchantNo: r.merchant_no, terminalId, businessDate: r.business_date, cardCompanyCode: r.card_company_code,
+      paymentKind: r.payment_kind, paymentMethod: r.payment_method, saleCount: String(s[0]), saleAmount: String(s[1]), voidCount: String(s[2]),
+      voidAmount: String(s[3]), returnCount: String(s[4]), returnAmount: String(s[5]), netSign: net < 0 ? '-' : '+', netAmount: String(Math.abs(net)),
+    };
+    for (const f of data.fields) encodeField(values[f.name] ?? '', canon, 0, f);
+    totals.add(canon, 0);
+    put(canon);
+  };
+  const result: JmanagerFileResult = { dataRows: 0, terminalRows: 0, totals: {}, netAmount: 0 };
+  try {
+    put(buildHeader({
+      fileType: '71', codeType: codeTypeOf(encoding), senderCode: opts.senderCode, senderName: opts.senderName, createdDate: opts.createdDate,
+      createdTime: opts.createdTime, receiverCode: opts.receiverCode, periodFrom: opts.period.from, periodTo: opts.period.to, fileSeq: opts.fileSeq, cycle: opts.period.cycle,
+    }, family.recordLength), family.header);
+    let group = null as { key: string; first: AggregateRow; sums: Sums } | null;
+    const closeGroup = () => {
+      if (!group) return;
+      writeRow(group.first, '', group.sums);
+      result.dataRows++;
+    };
+    for (const r of rows) {
+      const key = groupKey(r);
+      if (group?.key !== key) {
+        closeGroup();
+        group = { key, first: r, sums: [0, 0, 0, 0, 0, 0] };
+      }
+      const s: Sums = [r.sale_count, r.sale_amount, r.void_count, r.void_amount, r.return_count, r.return_amount];
+      for (let i = 0; i < 6; i++) group.sums[i]! += s[i]!;
+      writeRow(r, r.terminal_id, s);
+      result.dataRows++;
+      result.terminalRows++;
+      result.netAmount += s[1] - s[3] - s[5];
+    }
+    closeGroup();
+    const trailer = blankRecord(family.trailer);
+    totals.writeInto(trailer);
+    put(trailer, family.trailer);
+    put(buildEnd(family.recordLength), family.end);
+    writer.close();
+  } catch (err) {
+    writer.abandon();
+    throw err;
+  }
+  result.totals = totals.values();
+  return result;
+}

@@ -1,0 +1,198 @@
+// Our SFTP server for partners (ssh2). Public-key authentication with a verified signature
+// (passwords only for accounts that allow them), a per-partner session limit, an idle timeout,
+// only the sftp subsystem, and every login, upload and download in the ledger's audit trail.
+import type { AddressInfo } from 'node:net';
+import ssh2 from 'ssh2';
+import type { AuthContext, Connection } from 'ssh2';
+import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
+import type { ListenerContext, ProtocolListener } from '../contract.ts';
+import { readSecret } from '../secrets.ts';
+import { findKey, fingerprintOf, parseAuthorizedKey, passwordMatches, signatureVerifies, type AuthorizedKey } from './authorized-keys.ts';
+import type { PartnerSftpAccount, SftpListenerSettings } from './config.ts';
+import { SftpSession } from './session.ts';
+
+// OpenSSH clients prefer chacha20-poly1305, which ssh2 runs far slower than AES-GCM (done by
+// OpenSSL with AES-NI): offer AES only, GCM first. Both are what OpenSSH itself recommends.
+const FAST_CIPHERS: ssh2.CipherAlgorithm[] = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr'];
+
+interface Account {
+  partnerId: string;
+  user: string;
+  keys: AuthorizedKey[];
+  password?: Buffer;
+}
+
+function loadAccounts(accounts: PartnerSftpAccount[]): Map<string, Account> {
+  const byUser = new Map<string, Account>();
+  for (const a of accounts) {
+    const user = a.user ?? a.partnerId;
+    if (byUser.has(user)) throw new Error(`sftp: two partners use the login '${user}'`);
+    byUser.set(user, {
+      partnerId: a.partnerId,
+      user,
+      keys: a.publicKeys.map((line, i) => {
+        try {
+          return parseAuthorizedKey(line);
+        } catch (err) {
+          throw new Error(`sftp account ${a.partnerId}: publicKeys[${i}]: ${(err as Error).message}`);
+        }
+      }),
+      password: a.allowPassword && a.password ? readSecret(a.password, `sftp account ${a.partnerId} password`) : undefined,
+    });
+  }
+  return byUser;
+}
+
+export function createSftpListener(settings: SftpListenerSettings, accounts: PartnerSftpAccount[], ctx: ListenerContext): ProtocolListener {
+  const byUser = loadAccounts(accounts);
+  const log = ctx.log.child({ protocol: 'sftp' });
+  const sessionsByPartner = new Map<string, number>();
+  const connections = new Set<Connection>();
+  const pendingAudits = new Set<Promise<void>>();
+  const endings = new Set<Promise<void>>();
+  const idleMs = settings.idleTimeoutSeconds * 1000;
+  let server: InstanceType<typeof ssh2.Server> | undefined;
+  let boundPort = 0;
+
+  const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
+    const p = recordAudit(ctx.ledger, { partnerId, protocol: 'sftp', event, remote, detail })
+      .catch((err: Error) => log.error({ err: err.message, event }, 'audit write failed'))
+      .finally(() => pendingAudits.delete(p));
+    pendingAudits.add(p);
+  };
+
+  const onConnection = (client: Connection, info: { ip: string; port: number }) => {
+    const remote = `${info.ip}:${info.port}`;
+    let account: Account | undefined;
+    let counted = false;
+    let refusedQueries = 0;
+    let sessions: SftpSession[] = [];
+    connections.add(client);
+
+    const idle = setTimeout(() => {
+      log.info({ remote, partnerId: account?.partnerId }, 'sftp idle timeout');
+      if (counted) audit(account!.partnerId, 'session_end', remote, 'idle timeout');
+      client.end();
+    }, idleMs);
+    // Every request re-arms the idle timer (refresh is cheap: it runs for each 32 KiB write).
+    const touch = () => void idle.refresh();
+
+    const refuse = (auth: AuthContext, partnerId: string | null, detail: string) => {
+      audit(partnerId, 'login_refused', remote, `${auth.username}: ${detail}`);
+      auth.reject();
+    };
+    const admit = (auth: AuthContext, acc: Account, how: string) => {
+      const active = sessionsByPartner.get(acc.partnerId) ?? 0;
+      if (active >= settings.maxSessionsPerPartner) {
+        return refuse(auth, acc.partnerId, `too many sessions (${active} of ${settings.maxSessionsPerPartner})`);
+      }
+      sessionsByPartner.set(acc.partnerId, active + 1);
+      counted = true;
+      account = acc;
+      audit(acc.partnerId, 'login_ok', remote, how);
+      auth.accept();
+    };
+
+    client.on('authentication', (auth) => {
+      touch();
+      const acc = byUser.get(auth.username);
+      const methods = (a?: Account): Array<'publickey' | 'password'> => (a?.password ? ['publickey', 'password'] : ['publickey']);
+      if (auth.method === 'none') return auth.reject(methods(acc));
+      if (!acc) return refuse(auth, null, `unknown user (${auth.method})`);
+      if (auth.method === 'publickey') {
+        const key = findKey(acc.keys, auth.key.data);
+        if (!key) {
+          // Clients try each key they hold; only a connection that never gets in is audited.
+          refusedQueries++;
+          return auth.reject(methods(acc));
+        }
+        if (!auth.signature) return auth.accept(); // "would this key do?": yes, now prove it
+        if (!signatureVerifies(key, auth)) return refuse(auth, acc.partnerId, `bad signature for key ${key.fingerprint}`);
+        return admit(auth, acc, `publickey ${key.fingerprint}`);
+      }
+      if (auth.method === 'password' && acc.password) {
+        if (!passwordMatches(acc.password, auth.password)) return refuse(auth, acc.partnerId, 'wrong password');
+        return admit(auth, acc, 'password');
+      }
+      auth.reject(methods(acc));
+    });
+
+    client.on('ready', () => {
+      touch();
+      const acc = account!;
+      client.on('session', (acceptSession) => {
+        const session = acceptSession();
+        session.on('sftp', (acceptSftp) => {
+          const sftp = acceptSftp();
+          sessions.push(
+            new SftpSession(sftp, {
+              partnerId: acc.partnerId,
+              dirs: { inbound: ctx.spool.inbound(acc.partnerId), outbound: ctx.spool.outbound(acc.partnerId) },
+              log,
+              touch,
+              audit: (event, detail) => audit(acc.partnerId, event, remote, detail),
+              landed: (finalPath) => void Promise.resolve(ctx.onLanded?.(acc.partnerId, finalPath)).catch((err: Error) => log.error({ err: err.message }, 'onLanded failed')),
+              pickedUp: (name, bytes) =>
+                void Promise.resolve(ctx.onPickedUp?.(acc.partnerId, name, bytes)).catch((err: Error) => log.error({ err: err.message }, 'onPickedUp failed')),
+            }),
+          );
+        });
+        // No shell, exec, pty or forwarding: without handlers ssh2 refuses those requests.
+      });
+    });
+
+    client.on('error', (err) => log.debug({ remote, err: err.message }, 'sftp connection error'));
+    client.on('close', () => {
+      clearTimeout(idle);
+      connections.delete(client);
+      const ending = Promise.allSettled(sessions.map((s) => s.end())).then(() => undefined);
+      endings.add(ending);
+      void ending.finally(() => endings.delete(ending));
+      sessions = [];
+      if (counted) {
+        sessionsByPartner.set(account!.partnerId, (sessionsByPartner.get(account!.partnerId) ?? 1) - 1);
+        audit(account!.partnerId, 'session_end', remote, 'closed');
+      } else if (refusedQueries > 0) {
+        audit(null, 'login_refused', remote, `no accepted key among ${refusedQueries} offered`);
+      }
+    });
+  };
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    async start() {
+      const hostKey = readSecret(settings.hostKey, 'sftp listener host key');
+      server = new ssh2.Server({ hostKeys: [hostKey], ident: 'tsunagi', algorithms: { cipher: FAST_CIPHERS } }, onConnection);
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(settings.port, settings.host, () => {
+          server!.off('error', reject);
+          resolve();
+        });
+      });
+      server.on('error', (err: Error) => log.error({ err: err.message }, 'sftp server error'));
+      boundPort = (server.address() as AddressInfo).port;
+      log.info({ host: settings.host, port: boundPort, hostKey: hostKeyFingerprint(hostKey) }, 'sftp listening');
+    },
+    async stop() {
+      if (!server) return;
+      const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+      for (const c of connections) c.end();
+      await closing;
+      server = undefined;
+      // 'close' of each connection (which audits session_end) can trail the server's close.
+      const until = Date.now() + 5000;
+      while (connections.size && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      // Let sessions abort their uploads and the audit trail catch up before we report stopped.
+      while (endings.size || pendingAudits.size) await Promise.allSettled([...endings, ...pendingAudits]);
+    },
+  };
+}
+
+function hostKeyFingerprint(privateKey: Buffer): string {
+  const parsed = ssh2.utils.parseKey(privateKey);
+  if (parsed instanceof Error) throw new Error(`sftp listener host key: ${parsed.message}`);
+  return fingerprintOf((Array.isArray(parsed) ? parsed[0]! : parsed).getPublicSSH());
+}

@@ -1,0 +1,360 @@
+// One partner's SFTP subsystem on our server: every request is resolved against the virtual root
+// (/inbound writable, /outbound readable). Uploads write into a spool Landing and are committed
+// only when the client closes the handle and every write succeeded; a connection that ends with
+// a handle still open aborts it, so a dropped upload leaves nothing in inbound.
+import { constants as FS } from 'node:fs';
+import { lstat, open, readdir, rename, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import ssh2 from 'ssh2';
+import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
+import type { Logger } from 'pino';
+import { beginLanding, type Landing } from '../../spool/landing.ts';
+import { isTemporaryName } from '../../spool/tree.ts';
+import type { AuditEvent } from '../../spool/ledger/audit.ts';
+import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from './virtual-root.ts';
+
+const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
+const MAX_READ = 256 * 1024;
+// Clients send 32 KiB WRITEs; one disk write each costs a thread-pool round trip. Contiguous
+// writes are gathered up to this size and written at once. A write is acknowledged once gathered:
+// if a later disk write fails, the CLOSE fails and the upload is aborted, so nothing is lost
+// silently (and the commit fsyncs before anything appears in inbound).
+const BATCH_BYTES = 1 << 20;
+const MAX_FLUSHES_IN_FLIGHT = 4;
+
+interface WriteBatch {
+  offset: number;
+  length: number;
+  chunks: Buffer[];
+}
+
+export interface SessionHooks {
+  partnerId: string;
+  dirs: PartnerDirs;
+  log: Logger;
+  audit(event: AuditEvent, detail: string): void;
+  /** Any request counts as activity for the idle timeout. */
+  touch(): void;
+  landed(finalPath: string): void;
+  pickedUp(name: string, bytes: number): void;
+}
+
+type OpenHandle =
+  | { kind: 'upload'; name: string; landing: Landing; pending: Set<Promise<void>>; failed?: Error; batch: WriteBatch; openedAt: number }
+  | { kind: 'download'; name: string; fh: FileHandle; size: number; sent: number }
+  | { kind: 'dir'; entries: FileEntry[]; done: boolean };
+
+class Refused extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function dirAttrs(writable: boolean): Attributes {
+  const now = Math.floor(Date.now() / 1000);
+  return { mode: FS.S_IFDIR | (writable ? 0o755 : 0o555), uid: 0, gid: 0, size: 0, atime: now, mtime: now };
+}
+
+function fileAttrs(s: Stats): Attributes {
+  return { mode: FS.S_IFREG | 0o644, uid: 0, gid: 0, size: s.size, atime: Math.floor(s.atimeMs / 1000), mtime: Math.floor(s.mtimeMs / 1000) };
+}
+
+function longname(name: string, a: Attributes): string {
+  const isDir = (a.mode & FS.S_IFMT) === FS.S_IFDIR;
+  const perms = isDir ? (a.mode & 0o200 ? 'drwxr-xr-x' : 'dr-xr-xr-x') : '-rw-r--r--';
+  const date = new Date(a.mtime * 1000).toISOString().slice(0, 16).replace('T', ' ');
+  return `${perms} 1 tsunagi tsunagi ${String(a.size).padStart(12)} ${date} ${name}`;
+}
+
+export class SftpSession {
+  private readonly handles = new Map<number, OpenHandle>();
+  private nextHandle = 1;
+  private ended = false;
+
+  constructor(
+    private readonly sftp: SFTPWrapper,
+    private readonly hooks: SessionHooks,
+  ) {
+    const on = (event: string, fn: (reqid: number, ...args: never[]) => Promise<void>) =>
+      sftp.on(event as 'OPEN', ((reqid: number, ...args: never[]) => {
+        hooks.touch();
+        fn.call(this, reqid, ...args).catch((err: unknown) => this.fail(reqid, err));
+      }) as never);
+    on('OPEN', this.onOpen);
+    on('WRITE', this.onWrite);
+    on('READ', this.onRead);
+    on('CLOSE', this.onClose);
+    on('FSTAT', this.onFstat);
+    on('FSETSTAT', this.onNoop);
+    on('SETSTAT', this.onSetstat);
+    on('STAT', this.onStat);
+    on('LSTAT', this.onStat);
+    on('OPENDIR', this.onOpendir);
+    on('READDIR', this.onReaddir);
+    on('REALPATH', this.onRealpath);
+    on('RENAME', this.onRename);
+    on('REMOVE', this.onDenied);
+    on('RMDIR', this.onDenied);
+    on('MKDIR', this.onDenied);
+    on('SYMLINK', this.onSymlink);
+    on('READLINK', this.onSymlink);
+    // The client sent EOF (it is done): close our side, or it waits for us forever.
+    sftp.on('end', () => sftp.end());
+    sftp.on('close', () => void this.end());
+    sftp.on('error', (err: Error) => hooks.log.warn({ err: err.message }, 'sftp channel error'));
+  }
+
+  /** The connection or channel ended: abort unfinished uploads, release read handles. */
+  async end(): Promise<void> {
+    if (this.ended) return;
+    this.ended = true;
+    for (const [id, h] of this.handles) {
+      this.handles.delete(id);
+      if (h.kind === 'upload') {
+        await Promise.allSettled([...h.pending]);
+        await h.landing.abort();
+        this.hooks.audit('refused', `upload of ${h.name} aborted: connection ended before close`);
+        this.hooks.log.warn({ partnerId: this.hooks.partnerId, name: h.name }, 'sftp upload aborted (connection dropped)');
+      } else if (h.kind === 'download') {
+        await h.fh.close().catch(() => undefined);
+      }
+    }
+  }
+
+  private fail(reqid: number, err: unknown): void {
+    if (err instanceof Refused) {
+      this.sftp.status(reqid, err.code, err.message);
+      return;
+    }
+    if (err instanceof EscapeRefused) {
+      this.hooks.audit('refused', err.message);
+      this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'refused');
+      return;
+    }
+    if (err instanceof NotInTree) {
+      this.sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, err.message);
+      return;
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return void this.sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, 'no such file');
+    if (code === 'ELOOP') {
+      this.hooks.audit('refused', 'symbolic link in outbound');
+      return void this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'refused');
+    }
+    this.hooks.log.error({ err: (err as Error).message, partnerId: this.hooks.partnerId }, 'sftp request failed');
+    this.sftp.status(reqid, STATUS_CODE.FAILURE, 'failure');
+  }
+
+  private resolve(p: string): VirtualPath {
+    return resolveVirtualPath(this.hooks.dirs, '/', p);
+  }
+
+  private newHandle(h: OpenHandle): Buffer {
+    const id = this.nextHandle++;
+    this.handles.set(id, h);
+    const buf = Buffer.alloc(4);
+    buf.writeUInt32BE(id);
+    return buf;
+  }
+
+  private handleOf(buf: Buffer): [number, OpenHandle] {
+    const id = buf.length === 4 ? buf.readUInt32BE(0) : -1;
+    const h = this.handles.get(id);
+    if (!h) throw new Refused(STATUS_CODE.FAILURE, 'invalid handle');
+    return [id, h];
+  }
+
+  /** A file in a partner folder that is a regular file (never a symlink). */
+  private async regularFile(v: VirtualPath & { kind: 'file' }): Promise<Stats> {
+    const s = await lstat(v.real);
+    if (s.isSymbolicLink()) throw new EscapeRefused(`symbolic link ${v.clientPath}`);
+    if (!s.isFile()) throw new NotInTree(`not a file: ${v.clientPath}`);
+    return s;
+  }
+
+  private async onOpen(reqid: number, filename: string, flags: number): Promise<void> {
+    const v = this.resolve(filename);
+    if (v.kind !== 'file') throw new Refused(STATUS_CODE.FAILURE, 'not a file');
+    const writing = (flags & (OPEN_MODE.WRITE | OPEN_MODE.APPEND | OPEN_MODE.CREAT | OPEN_MODE.TRUNC)) !== 0;
+    if (writing) {
+      if (v.area !== 'inbound' || flags & OPEN_MODE.READ || flags & OPEN_MODE.APPEND) {
+        throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'uploads go to /inbound, whole files only');
+      }
+      const landing = await beginLanding(v.dir, v.name);
+      this.sftp.handle(reqid, this.newHandle({ kind: 'upload', name: v.name, landing, pending: new Set(), batch: { offset: 0, length: 0, chunks: [] }, openedAt: Date.now() }));
+      return;
+    }
+    if (v.area !== 'outbound') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'downloads come from /outbound');
+    await this.regularFile(v);
+    // O_NOFOLLOW closes the race between the lstat above and the open.
+    const fh = await open(v.real, FS.O_RDONLY | FS.O_NOFOLLOW);
+    const s = await fh.stat();
+    if (!s.isFile()) {
+      await fh.close();
+      throw new NotInTree(`not a file: ${v.clientPath}`);
+    }
+    this.sftp.handle(reqid, this.newHandle({ kind: 'download', name: v.name, fh, size: s.size, sent: 0 }));
+  }
+
+  private async onWrite(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
+    const [, h] = this.handleOf(handle);
+    if (h.kind !== 'upload') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'not open for writing');
+    if (h.failed) return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'write failed');
+    const b = h.batch;
+    if (b.length > 0 && offset !== b.offset + b.length) this.flush(h); // not contiguous: write what we have
+    if (b.length === 0) b.offset = offset;
+    // ssh2 may reuse the packet buffer: keep a copy.
+    b.chunks.push(Buffer.from(data));
+    b.length += data.length;
+    if (b.length >= BATCH_BYTES) this.flush(h);
+    // Backpressure: with too many disk writes in flight, acknowledge only when one finishes.
+    while (h.pending.size >= MAX_FLUSHES_IN_FLIGHT) await Promise.race(h.pending);
+    this.sftp.status(reqid, h.failed ? STATUS_CODE.FAILURE : STATUS_CODE.OK);
+  }
+
+  /** Writes the gathered batch at its offset (positional, so batches may finish in any order). */
+  private flush(h: OpenHandle & { kind: 'upload' }): void {
+    const { offset, chunks } = h.batch;
+    if (chunks.length === 0) return;
+    h.batch = { offset: 0, length: 0, chunks: [] };
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const write: Promise<void> = h.landing.handle.write(data, 0, data.length, offset).then(
+      () => void h.pending.delete(write),
+      (err: Error) => {
+        h.failed ??= err;
+        h.pending.delete(write);
+      },
+    );
+    h.pending.add(write);
+  }
+
+  private async onRead(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
+    const [, h] = this.handleOf(handle);
+    if (h.kind !== 'download') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'not open for reading');
+    const buf = Buffer.allocUnsafe(Math.min(length, MAX_READ));
+    const { bytesRead } = await h.fh.read(buf, 0, buf.length, offset);
+    if (bytesRead === 0) return void this.sftp.status(reqid, STATUS_CODE.EOF);
+    h.sent += bytesRead;
+    this.sftp.data(reqid, buf.subarray(0, bytesRead));
+  }
+
+  private async onClose(reqid: number, handle: Buffer): Promise<void> {
+    const [id, h] = this.handleOf(handle);
+    this.handles.delete(id);
+    if (h.kind === 'dir') return void this.sftp.status(reqid, STATUS_CODE.OK);
+    if (h.kind === 'download') {
+      await h.fh.close();
+      const whole = h.sent >= h.size;
+      this.hooks.audit('download', `${h.name} ${h.sent} bytes${whole ? '' : ` of ${h.size} (incomplete)`}`);
+      if (whole) this.hooks.pickedUp(h.name, h.size);
+      return void this.sftp.status(reqid, STATUS_CODE.OK);
+    }
+    this.flush(h);
+    await Promise.allSettled([...h.pending]);
+    if (h.failed) {
+      await h.landing.abort();
+      this.hooks.audit('refused', `upload of ${h.name} aborted: ${h.failed.message}`);
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'upload failed');
+    }
+    try {
+      const closedAt = Date.now();
+      const { path: finalPath, size } = await h.landing.commit();
+      this.hooks.audit('upload', `${h.name} ${size} bytes`);
+      const timing = { transferMs: closedAt - h.openedAt, commitMs: Date.now() - closedAt };
+      this.hooks.log.info({ partnerId: this.hooks.partnerId, name: h.name, bytes: size, ...timing }, 'sftp upload landed');
+      this.sftp.status(reqid, STATUS_CODE.OK);
+      // A client's own temporary (NAME.part, renamed later) is not a delivery yet.
+      if (!isTemporaryName(h.name)) this.hooks.landed(finalPath);
+    } catch (err) {
+      await h.landing.abort();
+      throw err;
+    }
+  }
+
+  private async onFstat(reqid: number, handle: Buffer): Promise<void> {
+    const [, h] = this.handleOf(handle);
+    if (h.kind === 'dir') return void this.sftp.attrs(reqid, dirAttrs(false));
+    const s = await (h.kind === 'upload' ? h.landing.handle : h.fh).stat();
+    this.sftp.attrs(reqid, fileAttrs(s));
+  }
+
+  private async onStat(reqid: number, p: string): Promise<void> {
+    const v = this.resolve(p);
+    if (v.kind === 'root') return void this.sftp.attrs(reqid, dirAttrs(false));
+    if (v.kind === 'dir') return void this.sftp.attrs(reqid, dirAttrs(v.area === 'inbound'));
+    this.sftp.attrs(reqid, fileAttrs(await this.regularFile(v)));
+  }
+
+  /** Times and modes are ours to keep; accept the request (clients send it after uploads) and ignore it. */
+  private async onNoop(reqid: number): Promise<void> {
+    this.sftp.status(reqid, STATUS_CODE.OK);
+  }
+
+  private async onSetstat(reqid: number, p: string): Promise<void> {
+    this.resolve(p);
+    this.sftp.status(reqid, STATUS_CODE.OK);
+  }
+
+  private async onOpendir(reqid: number, p: string): Promise<void> {
+    const v = this.resolve(p);
+    if (v.kind === 'file') throw new Refused(STATUS_CODE.FAILURE, 'not a folder');
+    let entries: FileEntry[];
+    if (v.kind === 'root') {
+      entries = (['inbound', 'outbound'] as const).map((area) => {
+        const attrs = dirAttrs(area === 'inbound');
+        return { filename: area, longname: longname(area, attrs), attrs };
+      });
+    } else {
+      entries = [];
+      for (const e of await readdir(v.dir, { withFileTypes: true })) {
+        // Only finished regular files: no temporaries, no symlinks, no sub-folders.
+        if (!e.isFile() || isTemporaryName(e.name)) continue;
+        const s = await lstat(`${v.dir}/${e.name}`).catch(() => undefined);
+        if (!s?.isFile()) continue;
+        const attrs = fileAttrs(s);
+        entries.push({ filename: e.name, longname: longname(e.name, attrs), attrs });
+      }
+    }
+    this.sftp.handle(reqid, this.newHandle({ kind: 'dir', entries, done: false }));
+  }
+
+  private async onReaddir(reqid: number, handle: Buffer): Promise<void> {
+    const [, h] = this.handleOf(handle);
+    if (h.kind !== 'dir') throw new Refused(STATUS_CODE.FAILURE, 'not a folder handle');
+    if (h.done || h.entries.length === 0) return void this.sftp.status(reqid, STATUS_CODE.EOF);
+    h.done = true;
+    this.sftp.name(reqid, h.entries);
+  }
+
+  private async onRealpath(reqid: number, p: string): Promise<void> {
+    const v = this.resolve(p);
+    const attrs = v.kind === 'file' ? dirAttrs(false) : dirAttrs(v.kind === 'dir' && v.area === 'inbound');
+    this.sftp.name(reqid, [{ filename: v.clientPath, longname: v.clientPath, attrs }]);
+  }
+
+  /** Renames inside /inbound only (some clients upload as NAME.filepart, then rename). */
+  private async onRename(reqid: number, from: string, to: string): Promise<void> {
+    const a = this.resolve(from);
+    const b = this.resolve(to);
+    if (a.kind !== 'file' || b.kind !== 'file' || a.area !== 'inbound' || b.area !== 'inbound') {
+      throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'renames only inside /inbound');
+    }
+    await this.regularFile(a);
+    await rename(a.real, b.real);
+    this.hooks.audit('upload', `${a.name} renamed to ${b.name}`);
+    this.sftp.status(reqid, STATUS_CODE.OK);
+    this.hooks.landed(b.real);
+  }
+
+  private async onDenied(reqid: number): Promise<void> {
+    this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'not allowed');
+  }
+
+  private async onSymlink(reqid: number): Promise<void> {
+    this.hooks.audit('refused', 'symbolic link request');
+    this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'symbolic links are not allowed');
+  }
+}

@@ -1,0 +1,233 @@
+// Partly received files, kept for 再送要求 outside the partner's inbound folder (under the spool's
+// work folder), so that nothing half-received is ever visible to ingest. A partial is keyed by
+// partner + file name + access key + the counts announced in 開始要求, and holds only complete data
+// messages; the count it reports is what the restart answer offers (from = held + 1).
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { assertPartnerId } from '../../spool/tree.ts';
+
+export interface PartialKey {
+  partnerId: string;
+  fileName: string;
+  accessKey: string;
+  textCount: number;
+  recordCount: number;
+  recordLength: number;
+}
+
+interface PartialMeta {
+  /** Payload bytes of every data message but the last (set by message 1). */
+  fullPayload: number;
+}
+
+export class PartialBusyError extends Error {}
+
+const BATCH = 4 << 20;
+
+interface Holder {
+  /** Ends the session that holds the partial (a newer session for the same file takes over). */
+  preempt: () => void;
+  released: Promise<void>;
+  release: () => void;
+}
+
+export class RestartStore {
+  private readonly busy = new Map<string, Holder>();
+
+  constructor(readonly root: string) {}
+
+  private paths(key: PartialKey): { data: string; meta: string; id: string } {
+    assertPartnerId(key.partnerId);
+    const id = `${key.fileName}_${key.accessKey}_${key.textCount}_${key.recordCount}_${key.recordLength}`;
+    const dir = path.join(this.root, key.partnerId);
+    return { data: path.join(dir, `${id}.data`), meta: path.join(dir, `${id}.json`), id: `${key.partnerId}/${id}` };
+  }
+
+  /**
+   * Opens the partial for `key`: `fresh` throws away what is held (開始要求), else resumes (再送要求).
+   * A session still holding it (the broken connection not yet noticed) is ended first: the newer
+   * session is the sender's restart. `preempt` is how this session can be ended in turn.
+   */
+  async open(key: PartialKey, fresh: boolean, preempt: () => void): Promise<PartialFile> {
+    const p = this.paths(key);
+    const old = this.busy.get(p.id);
+    if (old) {
+      old.preempt();
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
+      if ((await Promise.race([old.released, timeout])) === 'timeout' || this.busy.has(p.id)) {
+        throw new PartialBusyError(`${p.id} is being received by another session`);
+      }
+    }
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const holder: Holder = { preempt, released, release };
+    this.busy.set(p.id, holder);
+    const free = () => {
+      if (this.busy.get(p.id) === holder) this.busy.delete(p.id);
+      holder.release();
+    };
+    try {
+      await mkdir(path.dirname(p.data), { recursive: true });
+      let meta: PartialMeta | null = null;
+      let size = 0;
+      if (!fresh) {
+        meta = await readFile(p.meta, 'utf8').then((s) => JSON.parse(s) as PartialMeta).catch(() => null);
+        size = await stat(p.data).then((s) => s.size).catch(() => 0);
+      }
+      let held = 0;
+      const total = key.recordCount * key.recordLength;
+      if (meta && meta.fullPayload > 0 && size > 0) {
+        held = total > 0 && size === total && key.textCount > 0 ? key.textCount : Math.floor(size / meta.fullPayload);
+        if (key.textCount > 0) held = Math.min(held, key.textCount);
+      } else {
+        meta = null;
+      }
+      const bytes = held === 0 ? 0 : held === key.textCount && size === total ? total : held * meta!.fullPayload;
+      const handle = await open(p.data, fresh || held === 0 ? 'w' : 'r+');
+      // A torn last message (crash mid-write) is cut off: only complete messages count.
+      await handle.truncate(bytes);
+      if (held === 0) await rm(p.meta, { force: true });
+      const hash = createHash('sha256');
+      if (bytes > 0) for await (const chunk of createReadStream(p.data, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+      return new PartialFile(key, p.data, p.meta, handle, held, bytes, meta?.fullPayload ?? null, hash, free);
+    } catch (err) {
+      free();
+      throw err;
+    }
+  }
+}
+
+export class PartialFile {
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private pending: Promise<unknown> = Promise.resolve();
+  private lastShort = false;
+  private released = false;
+  /** File offset of the next batch write. */
+  private writeAt: number;
+
+  constructor(
+    readonly key: PartialKey,
+    private readonly dataPath: string,
+    private readonly metaPath: string,
+    private readonly handle: FileHandle,
+    /** Complete data messages held. */
+    public heldTexts: number,
+    /** Bytes held (written or batched). */
+    public bytes: number,
+    private fullPayload: number | null,
+    private readonly hash: Hash,
+    private readonly release: () => void,
+  ) {
+    this.writeAt = bytes;
+  }
+
+  get records(): number {
+    return this.bytes / this.key.recordLength;
+  }
+
+  /**
+   * Takes data message `seq` (the caller checked seq and record boundaries). Returns an error text
+   * when its size breaks the rule that every message but the last carries the same number of records.
+   */
+  async append(payload: Buffer): Promise<string | null> {
+    if (this.lastShort) return 'a data message after a shorter (last) one';
+    if (this.fullPayload === null) {
+      this.fullPayload = payload.length;
+      await writeFile(this.metaPath, JSON.stringify({ fullPayload: payload.length } satisfies PartialMeta));
+    } else if (payload.length > this.fullPayload) {
+      return `data message of ${payload.length} bytes after messages of ${this.fullPayload}`;
+    } else if (payload.length < this.fullPayload) {
+      this.lastShort = true;
+    }
+    this.hash.update(payload);
+    this.batch.push(payload);
+    this.batchBytes += payload.length;
+    this.bytes += payload.length;
+    this.heldTexts++;
+    if (this.batchBytes >= BATCH) await this.writeBatch();
+    return null;
+  }
+
+  /** Starts writing the batch; waits for the previous write so at most one is in flight. */
+  private async writeBatch(): Promise<void> {
+    const parts = this.batch;
+    const length = this.batchBytes;
+    this.batch = [];
+    this.batchBytes = 0;
+    await this.pending;
+    const at = this.writeAt;
+    this.writeAt += length;
+    const write = writeAllAt(this.handle, parts, at);
+    write.catch(() => undefined); // awaited by the next flush; this only stops an unhandled rejection
+    this.pending = write;
+  }
+
+  async flush(): Promise<void> {
+    if (this.batchBytes > 0) await this.writeBatch();
+    await this.pending;
+  }
+
+  digest(): string {
+    return this.hash.copy().digest('hex');
+  }
+
+  /** Keeps what was received for a later 再送要求. */
+  async suspend(): Promise<void> {
+    try {
+      await this.flush();
+      await this.handle.sync();
+    } finally {
+      await this.closeHandle();
+    }
+  }
+
+  async discard(): Promise<void> {
+    await this.pending.catch(() => undefined);
+    await this.closeHandle();
+    await rm(this.dataPath, { force: true });
+    await rm(this.metaPath, { force: true });
+  }
+
+  /** Moves the complete file to `target` (a landing's temporary path, same file system as a rule). */
+  async handOver(target: string): Promise<void> {
+    await this.flush();
+    await this.handle.sync();
+    await this.closeHandle();
+    try {
+      await rename(this.dataPath, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await copyFile(this.dataPath, target);
+      await rm(this.dataPath, { force: true });
+    }
+    await rm(this.metaPath, { force: true });
+  }
+
+  private async closeHandle(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.handle.close().catch(() => undefined);
+    this.release();
+  }
+}
+
+/** writev until every byte is written (a short write resumes where it stopped). */
+async function writeAllAt(handle: FileHandle, parts: Buffer[], at: number): Promise<void> {
+  let rest = parts;
+  while (rest.length > 0) {
+    let { bytesWritten } = await handle.writev(rest, at);
+    at += bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (bytesWritten >= b.length) bytesWritten -= b.length;
+      else {
+        next.push(bytesWritten > 0 ? b.subarray(bytesWritten) : b);
+        bytesWritten = 0;
+      }
+    }
+    rest = next;
+  }
+}

@@ -1,0 +1,193 @@
+// Benchmark: 1 GiB of 200-byte records over loopback with 全銀TCP/IP (maxText 32,000), plain and
+// TLS, against a plain TCP copy of the same bytes (file -> socket -> file, fsync) in the same run.
+// The receiver (our listener, or the copy's server) runs here; the sender in a child process.
+//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1]
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { ZenginClient } from '../../protocols/zengin/client.ts';
+import type { ZenginEndpointInput } from '../../protocols/zengin/config.ts';
+import { createZenginListener } from '../../protocols/zengin/listener.ts';
+import { openLedger } from '../../spool/ledger/index.ts';
+import { SpoolTree } from '../../spool/tree.ts';
+
+const { values } = parseArgs({
+  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' } },
+});
+
+// The sending side runs in its own process (as it would on the partner's machine): the parent
+// starts it, waits for 'ready', starts the clock with 'go' and stops it at 'done'.
+if (values.sender) {
+  const job = JSON.parse(values.sender) as { kind: 'tcp'; port: number; src: string } | { kind: 'zengin'; endpoint: ZenginEndpointInput; src: string };
+  process.stdout.write('ready\n');
+  await new Promise((r) => process.stdin.once('data', r));
+  if (job.kind === 'tcp') {
+    const socket = net.connect(job.port, '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    const acked = new Promise((r) => socket.once('data', r));
+    for await (const chunk of createReadStream(job.src, { highWaterMark: 4 << 20 })) {
+      if (!socket.write(chunk)) await once(socket, 'drain');
+    }
+    socket.end();
+    await acked;
+    socket.destroy();
+  } else {
+    await new ZenginClient(job.endpoint).push(job.src, 'ZGN310000001');
+  }
+  process.stdout.write('done\n');
+  process.exit(0);
+}
+
+/** Runs the sender in a child process; returns the seconds from 'go' to 'done'. */
+async function timeSender(job: object): Promise<number> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--sender', JSON.stringify(job)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = child.stdout!.setEncoding('utf8');
+  const next = (want: string) =>
+    new Promise<void>((resolve, reject) => {
+      let seen = '';
+      const on = (d: string) => {
+        seen += d;
+        if (seen.includes(want)) {
+          lines.off('data', on);
+          resolve();
+        }
+      };
+      lines.on('data', on);
+      child.once('exit', (code) => reject(new Error(`sender exited with ${code} before '${want}'`)));
+    });
+  await next('ready');
+  const t0 = process.hrtime.bigint();
+  child.stdin!.write('go\n');
+  await next('done');
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+const RECORD = 200;
+const MAX_TEXT = 32000;
+const records = Math.floor((Number(values.mib) * 1024 * 1024) / RECORD);
+const size = records * RECORD;
+const runs = Number(values.runs);
+
+const work = await mkdtemp(path.join(values.dir!, 'zengin-bench-'));
+const src = path.join(work, 'source.dat');
+
+async function makeSource(): Promise<void> {
+  // Records with a header-like prefix and random bodies; 1 MiB-ish random block reused (content does not matter to the protocol).
+  const block = randomBytes(RECORD * 5000);
+  Buffer.from('131'.padEnd(RECORD, ' ')).copy(block, 0);
+  const fh = await open(src, 'w');
+  let left = size;
+  while (left > 0) {
+    const n = Math.min(left, block.length);
+    await fh.write(block, 0, n);
+    left -= n;
+  }
+  await fh.close();
+}
+
+function mbps(seconds: number): number {
+  return size / 1e6 / seconds;
+}
+
+async function tcpCopy(): Promise<number> {
+  const dest = path.join(work, 'tcp-copy.dat');
+  // Half-open, so the server can answer after the sender's end of stream.
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const out = createWriteStream(dest, { highWaterMark: 4 << 20 });
+    // Like the zengin receiver: the bytes are on disk (fsync) before the sender hears back.
+    socket.pipe(out).on('finish', async () => {
+      const fh = await open(dest, 'r');
+      await fh.sync();
+      await fh.close();
+      socket.end('k');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const seconds = await timeSender({ kind: 'tcp', port: (server.address() as net.AddressInfo).port, src });
+  server.close();
+  if ((await stat(dest)).size !== size) throw new Error('tcp copy is short');
+  await rm(dest);
+  return seconds;
+}
+
+async function makeCerts(): Promise<string> {
+  const pki = path.join(work, 'pki');
+  execFileSync('mkdir', ['-p', pki]);
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'pipe' });
+  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=bench-ca', '-days', '1');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  await writeFile(path.join(pki, 'ext'), 'subjectAltName=IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '1', '-extfile', 'ext');
+  return pki;
+}
+
+async function zengin(tls: boolean, pki: string): Promise<number> {
+  const root = await mkdtemp(path.join(work, 'spool-'));
+  const spool = new SpoolTree(root);
+  await spool.ensure(['bench']);
+  const ledger = await openLedger(`sqlite:${path.join(root, 'ledger.db')}`);
+  await writeFile(path.join(root, 'pw'), 'BENCH1');
+  const files = [{ zenginName: 'ZGN310000001', accessKey: 'KEY031', fileType: '31', direction: 'send' as const, recordLength: RECORD }];
+  const listener = createZenginListener(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      ownCode: 'F0F0F0F0F00001',
+      ...(tls ? { tlsPort: 0, tls: { cert: { file: path.join(pki, 'server.crt') }, key: { file: path.join(pki, 'server.key') } } } : {}),
+    },
+    { bench: { partnerCode: 'F1F0F0F0F00001', password: { file: path.join(root, 'pw') }, maxText: MAX_TEXT, files } },
+    { spool, ledger, log: pino({ level: 'warn' }) },
+  );
+  await listener.start();
+  try {
+    const endpoint: ZenginEndpointInput = {
+      protocol: 'zengin',
+      host: '127.0.0.1',
+      port: tls ? listener.tlsPort : listener.port,
+      tls: tls ? { ca: { file: path.join(pki, 'ca.crt') } } : undefined,
+      ownCode: 'F1F0F0F0F00001',
+      partnerCode: 'F0F0F0F0F00001',
+      password: { file: path.join(root, 'pw') },
+      maxText: MAX_TEXT,
+      restartAttempts: 0,
+      files,
+    };
+    const seconds = await timeSender({ kind: 'zengin', endpoint, src });
+    const [landed] = await readdir(spool.inbound('bench'));
+    if (!landed || (await stat(path.join(spool.inbound('bench'), landed))).size !== size) throw new Error('zengin push is short');
+    return seconds;
+  } finally {
+    await listener.stop();
+    await ledger.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+try {
+  console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, best kept`);
+  await makeSource();
+  const pki = await makeCerts();
+  const best = { tcp: Infinity, plain: Infinity, tls: Infinity };
+  // Each measurement starts with no dirty pages left by the one before (they share the disk).
+  const settle = () => execFileSync('sync');
+  for (let i = 0; i < runs; i++) {
+    settle();
+    best.tcp = Math.min(best.tcp, await tcpCopy());
+    settle();
+    best.plain = Math.min(best.plain, await zengin(false, pki));
+    settle();
+    best.tls = Math.min(best.tls, await zengin(true, pki));
+  }
+  const row = (name: string, s: number) => `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(s).toFixed(0).padStart(7)} MB/s   ratio to TCP copy ${(best.tcp / s).toFixed(2)}`;
+  console.log(row('plain TCP copy', best.tcp));
+  console.log(row('zengin plain', best.plain));
+  console.log(row('zengin TLS', best.tls));
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
