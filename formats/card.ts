@@ -32,6 +32,32 @@ export function maskCardNumbersIn(text: string): string {
   return text.replace(/\d{12,}/g, (m) => maskCardNumber(m));
 }
 
+/**
+ * Log redaction: masks each digit run that could be a card number (12-19 digits passing Luhn, or
+ * any longer run, which could hide one) and leaves other numbers (references, counts) readable.
+ */
+export function redactCardNumbers(text: string): string {
+  if (text.length < 12) return text;
+  return text.replace(/\d{12,}/g, (run) => (run.length > 19 || luhnValid(run) ? maskCardNumber(run) : run));
+}
+
+/** redactCardNumbers over every string, and every integer that could be a card number, in a JSON-like value. */
+export function redactDeep(value: unknown): unknown {
+  if (typeof value === 'string') return redactCardNumbers(value);
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) >= 1e11) {
+    const digits = String(Math.abs(value));
+    return digits.length > 19 || luhnValid(digits) ? redactCardNumbers(String(value)) : value;
+  }
+  if (typeof value === 'bigint') return redactDeep(value.toString());
+  if (Array.isArray(value)) return value.map(redactDeep);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
+    return out;
+  }
+  return value;
+}
+
 /** Checks a canonical cardNo field: 12-19 digits left-justified, spaces after, Luhn. Returns '' or why not. */
 export function checkCardBytes(buf: Buffer, s: number, len: number): string {
   let n = 0;

@@ -2,7 +2,7 @@
 export { sniffHeader, buildHeader, buildEnd, readHeaderFields, HEADER_FIELD_NAMES, type HeaderInfo, type HeaderFields } from './header.ts';
 export { validateFile, type ValidateOptions, type ValidationReport } from './validate.ts';
 export { ERROR_CODES, makeError, makeDuplicateFileError, isStructural, FormatError, type ErrorCode, type FormatErrorRecord } from './errors.ts';
-export { maskCardNumber, maskCardNumbersIn, luhnValid, luhnCheckDigit } from './card.ts';
+export { maskCardNumber, maskCardNumbersIn, redactCardNumbers, redactDeep, luhnValid, luhnCheckDigit } from './card.ts';
 export { generateFile, seededRandom, type GenerateOptions, type GenerateResult, type PlantedError } from './generate.ts';
 export {
   getLayout, listLayouts, getFamily, listFamilies, familyForFileType, familyOfLayoutName, checkLayout, cutLayout, LayoutError, KNOWN_FILE_TYPES,

@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
-import { redactCardNumbers, redactDeep } from '../formats/card-redaction.ts';
+import { redactCardNumbers, redactDeep } from '../formats/index.ts';
 
 export { redactCardNumbers as redact };
 
