@@ -5,6 +5,7 @@ import type { ProtocolClient } from '../protocols/contract.ts';
 import { LocalClient } from '../protocols/local/client.ts';
 import { SftpClient } from '../protocols/sftp/client.ts';
 import { FtpClient } from '../protocols/ftp/client.ts';
+import { ZenginClient } from '../protocols/zengin/client.ts';
 
 export async function createClient(partner: PartnerConfig, log: Logger): Promise<ProtocolClient> {
   const d = partner.delivery;
@@ -16,7 +17,17 @@ export async function createClient(partner: PartnerConfig, log: Logger): Promise
       return new SftpClient(d, child);
     case 'ftp':
       return new FtpClient(d, child);
+    case 'zengin':
+      return new ZenginClient(d, child);
     case 'pull':
       throw new Error(`partner ${partner.id} pulls its files; there is nothing to push to`);
   }
+}
+
+/**
+ * The name a file goes by at the partner: our file name, except on 全銀TCP/IP, where the partner
+ * knows files by the 全銀ファイル名 that its endpoint config maps to each file type.
+ */
+export function remoteNameFor(partner: PartnerConfig, file: { name: string; file_type: string | null }): string {
+  return partner.delivery.protocol === 'zengin' && file.file_type ? file.file_type : file.name;
 }

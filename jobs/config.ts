@@ -9,6 +9,7 @@ import { cronProblem } from './cron.ts';
 import { localEndpointSchema } from '../protocols/local/client.ts';
 import { sftpAccountSchema, sftpEndpointSchema, sftpListenerSchema } from '../protocols/sftp/config.ts';
 import { ftpAccountSchema, ftpEndpointSchema, ftpListenerSchema } from '../protocols/ftp/config.ts';
+import { zenginAccountSchema, zenginEndpointSchema, zenginListenerSchema } from '../protocols/zengin/config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -45,7 +46,7 @@ const fileFormat = z
 const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 
 /** Protocols add their endpoint schema here as they land. */
-export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, pullDelivery]);
+export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, pullDelivery]);
 
 export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
 
@@ -76,6 +77,8 @@ const partnerSchema = z
     sftp: sftpAccountSchema.optional(),
     /** This partner's account on our FTP server (FTPS unless `plain`). */
     ftp: ftpAccountSchema.optional(),
+    /** This partner's 全銀TCP/IP account on our secondary station: centre codes, password, file names. */
+    zengin: zenginAccountSchema.optional(),
     /** Head offices: the Jmanager return cycles they get. */
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
@@ -132,6 +135,7 @@ export const configSchema = z
       .object({
         sftp: sftpListenerSchema.optional(),
         ftp: ftpListenerSchema.optional(),
+        zengin: zenginListenerSchema.optional(),
       })
       .strict()
       .default({}),

@@ -7,6 +7,7 @@ import { jobId } from './context.ts';
 import { recordPickup } from './handlers/deliver.ts';
 import { createSftpListener } from '../protocols/sftp/listener.ts';
 import { createFtpListener } from '../protocols/ftp/listener.ts';
+import { createZenginListener } from '../protocols/zengin/listener.ts';
 
 export function listenerContext(engine: Engine): ListenerContext {
   const { centre } = engine.ctx;
@@ -34,6 +35,10 @@ export async function createListeners(engine: Engine): Promise<ProtocolListener[
   if (config.listeners.ftp) {
     const accounts = config.partners.filter((p) => p.ftp).map((p) => ({ partnerId: p.id, ...p.ftp! }));
     listeners.push(createFtpListener(config.listeners.ftp, accounts, ctx));
+  }
+  if (config.listeners.zengin) {
+    const accounts = Object.fromEntries(config.partners.filter((p) => p.zengin).map((p) => [p.id, p.zengin!]));
+    listeners.push(createZenginListener(config.listeners.zengin, accounts, ctx));
   }
   return listeners;
 }

@@ -2,6 +2,7 @@
 // `tsunagi init` writes it for operators to edit; `tsunagi demo` runs a cycle on it.
 import { mkdir, writeFile, access } from 'node:fs/promises';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { parseConfig, type TsunagiConfig } from './config.ts';
 import { SpoolTree } from '../spool/tree.ts';
 import { ensureSelfSignedCert, ensureSshKeyPair } from './keys.ts';
@@ -9,6 +10,7 @@ import { ensureSelfSignedCert, ensureSshKeyPair } from './keys.ts';
 export interface StarterOptions {
   sftpPort?: number;
   ftpPort?: number;
+  zenginPort?: number;
   /** authorized_keys line of the example merchant m-tokyo on our SFTP server */
   merchantPublicKey?: string;
   /** YAML for cc-alpha's delivery; default a local folder */
@@ -39,6 +41,10 @@ listeners:                    # our servers for partners, started by 'tsunagi se
     pasvMin: 30000
     pasvMax: 30099
     tls: { cert: { file: ./keys/ftps_cert.pem }, key: { file: ./keys/ftps_key.pem } }
+  zengin:                     # 全銀TCP/IP secondary station (add tlsPort + tls for implicit TLS)
+    host: 127.0.0.1
+    port: ${o.zenginPort ?? 5020}
+    ownCode: "F0F0F0F0F0F0F1"   # our 相手センター確認コード as partners configure it
 partners:
   # Merchant head offices (加盟店)
   - id: m-tokyo
@@ -60,7 +66,18 @@ partners:
     send: ["31"]
     receive: ["33", "51", "52", "91"]
     rejectPolicy: file                      # any error rejects the whole file
-    delivery: { protocol: local, path: ./remote/m-osaka }
+    formats:                                # 全銀TCP/IP carries records back to back: no line ends
+      "31": { framing: none }
+      "91": { framing: none }
+      "52": { framing: none }
+    delivery: { protocol: pull }            # asks for its files over 全銀TCP/IP (照会)
+    zengin:                                 # calls us over 全銀TCP/IP
+      partnerCode: "F1F0F0F0F0F0F2"
+      password: { file: ./keys/zengin_m-osaka.password }
+      files:
+        - { zenginName: URIAGE000002, accessKey: OSAKA1, fileType: "31", direction: send }
+        - { zenginName: HENKYAKU0002, accessKey: OSAKA1, fileType: "91", direction: receive }
+        - { zenginName: KINKYU000002, accessKey: OSAKA1, fileType: "52", direction: receive }
   # Card companies (カード会社)
   - id: cc-alpha
     name: ALPHA CARD
@@ -97,6 +114,12 @@ partners:
 `;
 }
 
+/** Six upper-case letters or digits: what fits a 全銀 password written in EBCDIC. */
+function randomZenginPassword(): string {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+  return Array.from(randomBytes(6), (b) => alphabet[b % alphabet.length]).join('');
+}
+
 async function exists(p: string): Promise<boolean> {
   return access(p).then(
     () => true,
@@ -115,6 +138,8 @@ export async function initCentre(dir: string, options: StarterOptions = {}): Pro
   await ensureSshKeyPair(path.join(keys, 'sftp_host_ed25519'), 'tsunagi sftp host key');
   await ensureSelfSignedCert(path.join(keys, 'ftps_cert.pem'), path.join(keys, 'ftps_key.pem'));
   const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
+  const zenginPassword = path.join(keys, 'zengin_m-osaka.password');
+  if (!(await exists(zenginPassword))) await writeFile(zenginPassword, randomZenginPassword(), { mode: 0o600 });
   const configFile = path.join(path.resolve(dir), 'tsunagi.yaml');
   const created = !(await exists(configFile));
   if (created) await writeFile(configFile, starterConfig({ merchantPublicKey: merchant.publicLine, ...options }), { mode: 0o640 });

@@ -16,6 +16,7 @@ import { createListeners } from '../../jobs/listeners.ts';
 import { createSftpListener } from '../../protocols/sftp/listener.ts';
 import { sftpEndpointSchema, sftpListenerSchema } from '../../protocols/sftp/config.ts';
 import { SftpClient } from '../../protocols/sftp/client.ts';
+import { ZenginClient } from '../../protocols/zengin/client.ts';
 import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 import type { Logger } from 'pino';
@@ -24,14 +25,14 @@ import { readSalesRecords, terminalRecordOf, writeTerminalFile } from '../lib/te
 const usage = 'tsunagi demo [--dir DIR]';
 
 /** What the example partners send in the demo: real files in their real layouts. */
-async function dropExampleFiles(spoolRoot: string, today: string, merchantOutbox: string): Promise<string[]> {
-  // m-tokyo sends over SFTP: its files are made in its own folder first.
-  const inbound = (id: string) => (id === 'm-tokyo' ? merchantOutbox : path.join(spoolRoot, 'partners', id, 'inbound'));
+async function dropExampleFiles(spoolRoot: string, today: string, offices: Record<string, string>): Promise<string[]> {
+  // m-tokyo sends over SFTP and m-osaka over 全銀TCP/IP: their files are made in their own offices first.
+  const inbound = (id: string) => offices[id] ?? path.join(spoolRoot, 'partners', id, 'inbound');
   const dropped: string[] = [];
   const drop = async (partner: string, name: string, fileType: string, opts: Parameters<typeof generateFile>[1]) => {
     const out = path.join(inbound(partner), name);
     const r = await generateFile(fileType, { createdDate: today, ...opts, out });
-    const where = partner === 'm-tokyo' ? 'm-tokyo (to send over SFTP)' : `${partner}/inbound`;
+    const where = partner === 'm-tokyo' ? 'm-tokyo (to send over SFTP)' : partner === 'm-osaka' ? 'm-osaka (to send over 全銀TCP/IP)' : `${partner}/inbound`;
     dropped.push(`${where}/${name}: ${fileType}, ${r.recordCount} records${r.planted.length ? `, ${r.planted.length} planted errors` : ''}`);
   };
   const tokyo = { merchantNo: ['101000000000001', '101000000000002'], senderCode: '1000000001', senderName: 'TOKYO DEPARTMENT STORE', receiverCode: '0000000001' };
@@ -41,7 +42,7 @@ async function dropExampleFiles(spoolRoot: string, today: string, merchantOutbox
   await drop('m-tokyo', 'URIAGE_002.dat', '31', { ...tokyo, records: 100, seed: 2, fileSeq: 2, errors: true, cardCompanyCodes: ['001', '003'], createdDate: addDays(today, -1) });
   await drop('m-tokyo', 'YUKO_001.dat', '41', { ...tokyo, records: 50, seed: 3, fileSeq: 1, cardCompanyCodes: ['001', '003'] });
   await drop('m-tokyo', 'GIFT_001.dat', '61', { ...tokyo, records: 20, seed: 4, fileSeq: 1, issuerCodes: ['901'] });
-  await drop('m-osaka', 'SALES.dat', '31', { merchantNo: '102000000000001', senderCode: '1000000002', receiverCode: '0000000001', records: 80, seed: 5, fileSeq: 1, errors: true, cardCompanyCodes: ['001', '002'] });
+  await drop('m-osaka', 'SALES.dat', '31', { merchantNo: '102000000000001', senderCode: '1000000002', receiverCode: '0000000001', records: 80, seed: 5, fileSeq: 1, errors: true, cardCompanyCodes: ['001', '002'], framing: 'none' });
   await drop('cc-alpha', 'KINKYU.dat', '52', { senderCode: '2000000001', receiverCode: '0000000001', records: 10, seed: 6, fileSeq: 1, cardCompanyCodes: ['001'] });
   dropped.push(await dropTerminalJournal(inbound('online'), path.join(inbound('m-tokyo'), 'URIAGE_001.dat'), today));
   return dropped;
@@ -90,6 +91,26 @@ async function startCardCompanyServer(dir: string, port: number, centreClientKey
   return { inbound: spool.inbound('tsunagi'), hostKeyPub: `${hostKey}.pub`, stop: async () => (await server.stop(), await ledger.close()) };
 }
 
+/** m-osaka's own 全銀TCP/IP primary station calling our secondary. */
+function osakaClient(dir: string, port: number, log: Logger): ZenginClient {
+  return new ZenginClient(
+    {
+      protocol: 'zengin',
+      host: '127.0.0.1',
+      port,
+      ownCode: 'F1F0F0F0F0F0F2',
+      partnerCode: 'F0F0F0F0F0F0F1',
+      password: { file: path.join(dir, 'keys', 'zengin_m-osaka.password') },
+      files: [
+        { zenginName: 'URIAGE000002', accessKey: 'OSAKA1', fileType: '31', direction: 'send', recordLength: 200 },
+        { zenginName: 'HENKYAKU0002', accessKey: 'OSAKA1', fileType: '91', direction: 'receive', recordLength: 120 },
+        { zenginName: 'KINKYU000002', accessKey: 'OSAKA1', fileType: '52', direction: 'receive', recordLength: 120 },
+      ],
+    },
+    log,
+  );
+}
+
 function merchantClient(dir: string, port: number, folder: '/inbound' | '/outbound', log: Logger): SftpClient {
   return new SftpClient(
     sftpEndpointSchema.parse({
@@ -124,11 +145,11 @@ export const command: Command = {
     const log = createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr });
     const keys = path.join(dir, 'keys');
     await mkdir(keys, { recursive: true, mode: 0o700 });
-    const [sftpPort, ftpPort, ccPort] = [await freePort(), await freePort(), await freePort()];
+    const [sftpPort, ftpPort, ccPort, zenginPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const centreClient = await ensureSshKeyPair(path.join(keys, 'centre_client_ed25519'), 'tsunagi client key');
     const cardCompany = await startCardCompanyServer(dir, ccPort, centreClient.publicLine, log);
     const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
-    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, ccAlphaDelivery });
+    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, ccAlphaDelivery });
     const { readFile } = await import('node:fs/promises');
     await writeFile(
       path.join(keys, 'known_hosts'),
@@ -137,13 +158,14 @@ export const command: Command = {
     const spoolRoot = path.resolve(config.baseDir, config.spoolRoot);
     const merchantOutbox = path.join(dir, 'm-tokyo-office', 'to-send');
     const merchantInbox = path.join(dir, 'm-tokyo-office', 'received');
-    await mkdir(merchantOutbox, { recursive: true });
-    await mkdir(merchantInbox, { recursive: true });
+    const osakaOutbox = path.join(dir, 'm-osaka-office', 'to-send');
+    const osakaInbox = path.join(dir, 'm-osaka-office', 'received');
+    for (const d of [merchantOutbox, merchantInbox, osakaOutbox, osakaInbox]) await mkdir(d, { recursive: true });
     const today = tokyoDate(new Date());
     const out = process.stdout;
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
-    out.write(`our SFTP server on 127.0.0.1:${sftpPort}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}\n\nexample files:\n`);
-    for (const line of await dropExampleFiles(spoolRoot, today, merchantOutbox)) out.write(`  ${line}\n`);
+    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}\n\nexample files:\n`);
+    for (const line of await dropExampleFiles(spoolRoot, today, { 'm-tokyo': merchantOutbox, 'm-osaka': osakaOutbox })) out.write(`  ${line}\n`);
     const centre = await openCentre(config, { log });
     const engine = await startEngine(centre);
     const listeners = await createListeners(engine);
@@ -156,6 +178,9 @@ export const command: Command = {
         out.write(`  m-tokyo uploaded ${name} over SFTP (${r.bytes} bytes)\n`);
       }
       await upload.close();
+      const osaka = osakaClient(dir, zenginPort, log);
+      const sent = await osaka.push(path.join(osakaOutbox, 'SALES.dat'), 'URIAGE000002');
+      out.write(`  m-osaka sent SALES.dat over 全銀TCP/IP as URIAGE000002 (${sent.bytes} bytes)\n`);
       out.write('\nrunning one nightly cycle...\n');
       const summary = await runCycle(engine, { date: today });
       out.write(formatSummary(summary));
@@ -164,6 +189,11 @@ export const command: Command = {
       const offered = await download.list();
       for (const f of offered) await download.pull(f.name, path.join(merchantInbox, f.name));
       await download.close();
+      for (const name of ['HENKYAKU0002', 'KINKYU000002']) {
+        const got = await osaka.pull(name, path.join(osakaInbox, `${name}.dat`)).catch((err: Error) => err);
+        out.write(got instanceof Error ? `\nm-osaka asked for ${name} over 全銀TCP/IP: ${got.message}` : `\nm-osaka received ${name} over 全銀TCP/IP (${got.bytes} bytes) into ${osakaInbox}`);
+      }
+      await osaka.close();
       out.write(`\nm-tokyo downloaded ${offered.length} files over SFTP into ${merchantInbox}: ${offered.map((f) => f.name).join(', ')}\n`);
       out.write(`\nwhat the partners got:\n`);
       for (const line of await tree(cardCompany.inbound)) out.write(`  cc-alpha's SFTP server: ${line}\n`);
@@ -180,7 +210,8 @@ export const command: Command = {
         for (const [c, n] of Object.entries(JSON.parse(run.counts) as Record<string, number>)) if (n) out.write(`  ${c.padEnd(26)}${n}\n`);
         out.write(`  report: ${run.report_path}\n`);
       }
-      out.write(`\nlook closer:\n  cd ${dir}\n  npx tsunagi files --config tsunagi.yaml\n  npx tsunagi show FILE_ID --config tsunagi.yaml\n  npx tsunagi validate remote/cc-beta/<file>\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} --config tsunagi.yaml\n  npx tsunagi reconcile --date ${addDays(today, -1)} --config tsunagi.yaml\n`);
+      const cfg = `--config ${configFile}`;
+      out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${path.join(dir, 'remote', 'cc-beta')}/<file>\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n`);
       return 0;
     } finally {
       for (const l of listeners) await l.stop();

@@ -1,0 +1,40 @@
+// `tsunagi demo` end to end: SFTP both ways, 全銀TCP/IP both ways, local pushes, EBCDIC output,
+// Jmanager and reconciliation, on the embedded runner.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+describe('tsunagi demo', () => {
+  let dir: string;
+  after(async () => dir && rm(dir, { recursive: true, force: true }));
+
+  it('runs a full cycle with every partner protocol and says where the outputs are', async () => {
+    dir = path.join(await mkdtemp(path.join(tmpdir(), 'tsunagi-demo-test-')), 'centre');
+    const { stdout } = await run(process.execPath, [path.resolve('bin/tsunagi.js'), 'demo', '--dir', dir], { env: { ...process.env, TSUNAGI_LOG_LEVEL: 'error' } });
+    assert.match(stdout, /m-tokyo uploaded URIAGE_001\.dat over SFTP/);
+    assert.match(stdout, /m-osaka sent SALES\.dat over 全銀TCP\/IP as URIAGE000002/);
+    assert.match(stdout, /m-osaka received HENKYAKU0002 over 全銀TCP\/IP/);
+    assert.match(stdout, /deliveries failed\s+0/);
+    assert.match(stdout, /reconciliation of \d{8}: 4 discrepancies/);
+    // The card company's own SFTP server got its 32 files; the mainframe company got EBCDIC.
+    const alpha = await readdir(path.join(dir, 'cc-alpha-server', 'partners', 'tsunagi', 'inbound'));
+    assert.ok(alpha.filter((n) => n.startsWith('T32_')).length >= 1, alpha.join(','));
+    const beta = (await readdir(path.join(dir, 'remote', 'cc-beta'))).filter((n) => n.startsWith('T32_'));
+    const ebcdic = await readFile(path.join(dir, 'remote', 'cc-beta', beta[0]!));
+    assert.equal(ebcdic[0], 0xf1, 'EBCDIC header');
+    assert.equal(ebcdic.length % 120, 0, 'no line ends');
+    // Both merchants got their rejection notices through their protocols.
+    assert.ok((await readdir(path.join(dir, 'm-tokyo-office', 'received'))).some((n) => n.startsWith('T91_')));
+    const notice = await readFile(path.join(dir, 'm-osaka-office', 'received', 'HENKYAKU0002.dat'));
+    assert.equal(notice.length % 120, 0);
+    assert.equal(notice.subarray(1, 3).toString(), '91');
+    // No whole card number anywhere in what the demo printed.
+    assert.doesNotMatch(stdout, /\b(4111111111111111|5555555555554444)\b/);
+  });
+});
