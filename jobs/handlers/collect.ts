@@ -1,36 +1,58 @@
-// collect: fetches files from partners that only offer pull (their endpoint's pull folder) into
-// their inbound folder, each file once; the scan then treats them like any other arrival.
+// collect: fetches files from partners that only offer pull (their endpoint's pull folder, or
+// 全銀TCP/IP 照会) into their inbound folder, each file once; the scan then treats them like any
+// other arrival.
 import { beginLanding } from '../../spool/landing.ts';
-import { jobId, type Handler } from '../context.ts';
+import { ZenginError } from '../../protocols/zengin/primary.ts';
+import type { ProtocolClient, RemoteFile } from '../../protocols/contract.ts';
+import type { PartnerConfig } from '../config.ts';
+import { jobId, type Handler, type JobContext } from '../context.ts';
+
+const NO_FILE_TO_SEND = 0x17;
+
+/**
+ * Fetches one offered file. Where the listing knows sizes (SFTP, FTP, local) each (name, size) is
+ * fetched once, recorded before the file appears in inbound. 全銀TCP/IP offers names only and its
+ * secondary station keeps track of what we took, so every 照会 asks again and "nothing" is normal.
+ */
+async function fetchOne(ctx: JobContext, partner: PartnerConfig, client: ProtocolClient, remote: RemoteFile): Promise<boolean> {
+  const { centre } = ctx;
+  const tracked = remote.size > 0;
+  const key = { partner_id: partner.id, remote_name: remote.name, size: remote.size };
+  if (tracked && (await centre.ledger.db('collected').where(key).first())) return false;
+  const landing = await beginLanding(centre.spool.inbound(partner.id), tracked ? remote.name : `${remote.name}_${Date.now()}.dat`);
+  try {
+    await landing.release();
+    let bytes: number;
+    try {
+      bytes = (await client.pull(remote.name, landing.tempPath)).bytes;
+    } catch (err) {
+      if (err instanceof ZenginError && err.result === NO_FILE_TO_SEND) {
+        await landing.abort();
+        return false;
+      }
+      throw err;
+    }
+    if (tracked && bytes !== remote.size) throw new Error(`collect ${partner.id}/${remote.name}: got ${bytes} of ${remote.size} bytes`);
+    if (tracked) await centre.ledger.db('collected').insert({ ...key, collected_at: Date.now() });
+    await landing.commit().catch(async (err) => {
+      if (tracked) await centre.ledger.db('collected').where(key).delete();
+      throw err;
+    });
+    centre.log.info({ partner: partner.id, name: remote.name, bytes }, 'file collected');
+    return true;
+  } catch (err) {
+    await landing.abort();
+    throw err;
+  }
+}
 
 export const collect: Handler = async (input, ctx) => {
-  const { centre } = ctx;
-  const partners = centre.config.partners.filter((p) => p.collect && p.delivery.protocol !== 'pull' && (input.partnerId === undefined || input.partnerId === p.id));
+  const partners = ctx.centre.config.partners.filter((p) => p.collect && p.delivery.protocol !== 'pull' && (input.partnerId === undefined || input.partnerId === p.id));
   let fetched = 0;
   for (const partner of partners) {
     const client = await ctx.clientFor(partner);
     try {
-      for (const remote of await client.list()) {
-        const seen = await centre.ledger.db('collected').where({ partner_id: partner.id, remote_name: remote.name, size: remote.size }).first();
-        if (seen) continue;
-        const landing = await beginLanding(centre.spool.inbound(partner.id), remote.name);
-        try {
-          await landing.release();
-          const result = await client.pull(remote.name, landing.tempPath);
-          if (result.bytes !== remote.size) throw new Error(`collect ${partner.id}/${remote.name}: got ${result.bytes} of ${remote.size} bytes`);
-          // Record first: a crash after the commit must not fetch (and ingest) the file twice.
-          await centre.ledger.db('collected').insert({ partner_id: partner.id, remote_name: remote.name, size: remote.size, collected_at: Date.now() });
-          await landing.commit().catch(async (err) => {
-            await centre.ledger.db('collected').where({ partner_id: partner.id, remote_name: remote.name, size: remote.size }).delete();
-            throw err;
-          });
-          fetched++;
-          centre.log.info({ partner: partner.id, name: remote.name, bytes: remote.size }, 'file collected');
-        } catch (err) {
-          await landing.abort();
-          throw err;
-        }
-      }
+      for (const remote of await client.list()) if (await fetchOne(ctx, partner, client, remote)) fetched++;
     } finally {
       await client.close().catch(() => undefined);
     }
