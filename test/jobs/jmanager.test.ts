@@ -137,6 +137,10 @@ for (const [kind, make] of LEDGER_KINDS) {
         const sum = (rows: Record<string, string>[]) => ['saleCount', 'saleAmount', 'voidCount', 'voidAmount', 'returnCount', 'returnAmount'].map((k) => rows.reduce((s, r) => s + Number(r[k]), 0));
         assert.deepEqual(sum(totals), want, `${from}-${to} store totals`);
         assert.deepEqual(sum(terminals), want, `${from}-${to} terminal rows`);
+        // The trailer counts each transaction once, not again through the store totals.
+        const t = f.trailer;
+        assert.deepEqual(['saleCountTotal', 'saleAmountTotal', 'voidCountTotal', 'voidAmountTotal', 'returnCountTotal', 'returnAmountTotal'].map((k) => Number(t[k])), want, `${from}-${to} trailer`);
+        assert.equal(Number(t.rowCount), f.rows.length);
         for (const r of f.rows) {
           const net = Number(r.saleAmount) - Number(r.voidAmount) - Number(r.returnAmount);
           assert.equal(`${r.netSign}${Number(r.netAmount)}`, `${net < 0 ? '-' : '+'}${Math.abs(net)}`);
