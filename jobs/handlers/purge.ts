@@ -5,6 +5,7 @@ import type { Handler } from '../context.ts';
 import { tokyoDate } from '../../spool/tree.ts';
 import { purgeTerminalHistory } from '../jmanager/aggregates.ts';
 import { addDays } from '../jmanager/periods.ts';
+import { RestartStore, partialsRoot } from '../../protocols/zengin/restart-store.ts';
 
 export interface PurgeResult {
   purged: number;
@@ -12,7 +13,12 @@ export interface PurgeResult {
   /** Jmanager aggregate rows and terminal transactions past the retention */
   aggregates: number;
   transactions: number;
+  /** 全銀 partial files that no restart resumed */
+  partials: number;
 }
+
+/** A 全銀 partial file not resumed within this long is abandoned by its sender. */
+export const PARTIAL_MAX_AGE_MS = 7 * 86400_000;
 
 export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().getTime()): Promise<PurgeResult> {
   const { centre } = ctx;
@@ -40,7 +46,10 @@ export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().
   // Terminal history follows the centre's retention: business dates older than that many days go.
   const history = await purgeTerminalHistory(centre.ledger, addDays(tokyoDate(new Date(now)), -centre.config.retentionDays));
   if (history.aggregates || history.transactions) centre.log.info(history, 'terminal history purged');
-  return { purged, bytes, ...history };
+  // Real time: partial files carry file-system times.
+  const partials = await new RestartStore(partialsRoot(centre.spool.work)).purgeOlderThan(PARTIAL_MAX_AGE_MS);
+  if (partials) centre.log.info({ partials }, 'abandoned 全銀 partial files removed');
+  return { purged, bytes, ...history, partials };
 }
 
 export const purge: Handler = async (_input, ctx) => {

@@ -8,7 +8,7 @@ import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret, readSecretString } from '../secrets.ts';
 import { zenginAccountSchema, zenginListenerSchema, type ZenginAccountInput, type ZenginListenerInput } from './config.ts';
 import { codeBytes, passwordBytes } from './messages.ts';
-import { RestartStore } from './restart-store.ts';
+import { RestartStore, partialsRoot } from './restart-store.ts';
 import { serveConnection, type ResolvedAccount } from './secondary.ts';
 
 export interface ZenginListener extends ProtocolListener {
@@ -66,7 +66,7 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
         ctx,
         ownCode: codeBytes(settings.ownCode),
         accounts: byCode,
-        partials: new RestartStore(path.join(ctx.spool.work, 'zengin-partial')),
+        partials: new RestartStore(partialsRoot(ctx.spool.work)),
         inactivityMs: settings.inactivitySeconds * 1000,
       };
       if (settings.port !== null) {

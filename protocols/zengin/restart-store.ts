@@ -4,7 +4,7 @@
 // messages; the count it reports is what the restart answer offers (from = held + 1).
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { assertPartnerId } from '../../spool/tree.ts';
 
@@ -33,10 +33,38 @@ interface Holder {
   release: () => void;
 }
 
+/** Where a spool keeps 全銀 partial files. */
+export function partialsRoot(workDir: string): string {
+  return path.join(workDir, 'zengin-partial');
+}
+
 export class RestartStore {
   private readonly busy = new Map<string, Holder>();
 
   constructor(readonly root: string) {}
+
+  /** Removes partial files nobody resumed within `maxAgeMs` (the sender gave up); returns how many. */
+  async purgeOlderThan(maxAgeMs: number, now = Date.now()): Promise<number> {
+    let removed = 0;
+    let partners: string[];
+    try {
+      partners = await readdir(this.root);
+    } catch {
+      return 0;
+    }
+    for (const partner of partners) {
+      const dir = path.join(this.root, partner);
+      for (const name of await readdir(dir).catch(() => [] as string[])) {
+        const p = path.join(dir, name);
+        const s = await stat(p).catch(() => undefined);
+        if (s?.isFile() && now - s.mtimeMs > maxAgeMs) {
+          await rm(p, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
 
   private paths(key: PartialKey): { data: string; meta: string; id: string } {
     assertPartnerId(key.partnerId);
