@@ -4,7 +4,8 @@
 import path from 'node:path';
 import { archiveFile } from '../../spool/archive.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
-import type { FileRow } from '../../spool/ledger/index.ts';
+import { remoteNameFor } from '../clients.ts';
+import { StateConflictError, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 
 export function backoffMs(ctx: JobContext, attempts: number): number {
   return ctx.centre.config.deliver.backoffSeconds * 1000 * 2 ** Math.max(0, attempts - 1);
@@ -25,7 +26,12 @@ export const deliver: Handler = async (input, ctx) => {
   if (file.next_attempt_at && file.next_attempt_at > ctx.now().getTime() + 1000 && input.force !== true) return;
 
   const attempt = file.attempts + 1;
-  await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt });
+  try {
+    await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt });
+  } catch (err) {
+    if (err instanceof StateConflictError) return; // another job (a stalled twin, the sweeper's) took it first
+    throw err;
+  }
   const startedAt = Date.now();
   const [deliveryId] = await centre.ledger
     .db('deliveries')
@@ -36,22 +42,30 @@ export const deliver: Handler = async (input, ctx) => {
   try {
     if (!file.path) throw new Error('the outbound file has no path in the ledger');
     client = await ctx.clientFor(partner);
-    const result = await client.push(file.path, file.name);
+    const result = await client.push(file.path, remoteNameFor(partner, file));
     if (file.size !== null && result.bytes !== file.size) throw new Error(`partner holds ${result.bytes} bytes, we sent ${file.size}`);
-    await centre.ledger.db('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'ok', bytes: result.bytes });
-    await centre.files.transition(file.id, 'sending', 'sent', `pushed by ${partner.delivery.protocol} as ${result.remoteName}`);
+    // One transaction: a crash can never leave an 'ok' push on a file still 'sending' (which the
+    // sweeper would push again).
+    await writeTransaction(centre.ledger, async (trx) => {
+      await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'ok', bytes: result.bytes });
+      await centre.files.transition(file.id, 'sending', 'sent', `pushed by ${partner.delivery.protocol} as ${result.remoteName}`, {}, trx);
+    });
     const archived = await archiveFile(centre.spool, file.path, `${file.id}@${file.partner_id}@${path.basename(file.path)}`);
     await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
     centre.log.info({ fileId: file.id, partner: partner.id, name: file.name, bytes: result.bytes, attempt }, 'file delivered');
   } catch (err) {
     const reason = (err as Error).message;
-    await centre.ledger.db('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'error', error: reason.slice(0, 1000) });
+    const recordError = (to: 'failed' | 'ready', why: string, changes: Partial<FileRow> = {}) =>
+      writeTransaction(centre.ledger, async (trx) => {
+        await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'error', error: reason.slice(0, 1000) });
+        await centre.files.transition(file.id, 'sending', to, why, changes, trx);
+      });
     if (attempt >= centre.config.deliver.maxAttempts) {
-      await centre.files.transition(file.id, 'sending', 'failed', `gave up after ${attempt} attempts: ${reason}`);
+      await recordError('failed', `gave up after ${attempt} attempts: ${reason}`);
       centre.log.error({ alert: 'delivery-failed', fileId: file.id, partner: partner.id, attempts: attempt, reason }, 'delivery failed for good; resend with `tsunagi resend`');
     } else {
       const delay = backoffMs(ctx, attempt);
-      await centre.files.transition(file.id, 'sending', 'ready', `attempt ${attempt} failed: ${reason}`, { next_attempt_at: Date.now() + delay });
+      await recordError('ready', `attempt ${attempt} failed: ${reason}`, { next_attempt_at: Date.now() + delay });
       centre.log.warn({ fileId: file.id, partner: partner.id, attempt, retryInMs: delay, reason }, 'delivery failed; will retry');
       await ctx.enqueue({ kind: 'deliver', input: { fileId: file.id, force: true, scheduled: input.scheduled === true }, jobId: jobId('deliver', file.id, attempt + 1), delayMs: delay });
     }

@@ -121,6 +121,11 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
 export const ingest: Handler = async (input, ctx) => {
   const { centre } = ctx;
   const file = await centre.files.get(String(input.fileId));
+  if (file?.state === 'accepted') {
+    // Done already, but perhaps killed before asking for the route: ask (a no-op if queued).
+    await ctx.enqueue({ kind: 'route', input: { fileId: file.id }, jobId: jobId('route', file.id) });
+    return;
+  }
   if (!file || file.state !== 'received' || !file.path) return; // done already
   const report = await validate(ctx, file);
   const header = report.header;

@@ -12,7 +12,7 @@ import { sha256File } from '../../spool/checksum.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
-import type { Handler, JobContext } from '../context.ts';
+import { jobId, type Handler, type JobContext } from '../context.ts';
 import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
 import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
 import { rejectsPath } from './ingest.ts';
@@ -146,6 +146,14 @@ function netAmount(totals: Record<string, number | string>): number | null {
 export const route: Handler = async (input, ctx) => {
   const { centre } = ctx;
   const file = await centre.files.get(String(input.fileId));
+  if (file?.state === 'routed') {
+    // Done already; but a crash between the 'routed' commit and the delivery requests below would
+    // leave its outputs waiting for the sweeper: ask again (deterministic job ids make it a no-op).
+    for (const out of await centre.files.list({ parentId: file.id, direction: 'out', state: 'ready' })) {
+      await ctx.enqueue({ kind: 'deliver', input: { fileId: out.id }, jobId: jobId('deliver', out.id, out.attempts + 1) });
+    }
+    return;
+  }
   if (!file || file.state !== 'accepted' || !file.path) return; // done already
   const sender = centre.partner(file.partner_id);
   const kind = routeKindOf(file.file_type ?? '');

@@ -52,7 +52,19 @@ export class BullmqQueues {
   }
 
   async enqueue(request: JobRequest): Promise<void> {
-    await this.queue(request.kind).add(request.kind, request.input, { jobId: request.jobId, delay: request.delayMs });
+    const queue = this.queue(request.kind);
+    // BullMQ ignores an add whose id it still holds, finished jobs included (kept for a while by
+    // removeOnComplete/removeOnFail). A finished job must not block new work under its id: the
+    // sweeper re-enqueues a file whose job failed out of its attempts; a scheduled delivery asks
+    // again for a file whose first job found it not yet due. As in the embedded runner, an id
+    // dedupes only while its job is waiting, delayed or running.
+    const existing = await queue.getJob(request.jobId);
+    if (existing) {
+      const state = await existing.getState();
+      if (state !== 'completed' && state !== 'failed') return;
+      await existing.remove().catch(() => undefined);
+    }
+    await queue.add(request.kind, request.input, { jobId: request.jobId, delay: request.delayMs });
   }
 
   /** Upserted by one process only (serve), never by every worker. */

@@ -4,7 +4,7 @@ import { copyFile, readdir, stat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { assertSafeFileName } from '../../spool/landing.ts';
-import { publishFile, temporaryPathFor } from '../../spool/atomic.ts';
+import { publishFile } from '../../spool/atomic.ts';
 import type { ProtocolClient, RemoteFile, TransferResult } from '../contract.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 
@@ -23,7 +23,9 @@ export class LocalClient implements ProtocolClient {
   async push(localPath: string, remoteName: string): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const finalPath = path.join(this.endpoint.path, remoteName);
-    const temp = temporaryPathFor(finalPath);
+    // One temporary name per remote name: a push interrupted mid-copy (a killed worker) leaves its
+    // temporary behind, and the retry, under the same name, overwrites and renames it away.
+    const temp = path.join(this.endpoint.path, `.${remoteName}.part`);
     try {
       await copyFile(localPath, temp);
       await publishFile(temp, finalPath);

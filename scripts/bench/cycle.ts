@@ -1,0 +1,141 @@
+// Cycle benchmark: N merchants x M records of 31 sales through scan, ingest (validate), route
+// (split into per-company 32 files, convert, record what was sent) and deliver (local) to 5 card
+// companies, on the embedded runner and on BullMQ with 1 and with 2 `tsunagi worker` processes.
+// Prints wall time, records/s and the 2-workers/1-worker ratio.
+//
+//   npx tsx scripts/bench/cycle.ts                    200 merchants x 5,000 records (1,000,000)
+//   BENCH_MERCHANTS=50 BENCH_RECORDS=2000 npx tsx scripts/bench/cycle.ts
+//
+// Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
+// redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
+// default the config's 2), BENCH_KEEP=1 keeps the centres.
+// The timer starts when the scan is enqueued (workers already up, files already generated) and
+// stops when every inbound file is routed and every outbound file sent.
+import { copyFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { openCentre, type Centre } from '../../jobs/centre.ts';
+import { startEngine } from '../../jobs/engine.ts';
+import { createLogger } from '../../jobs/log.ts';
+import { BullmqQueues, redisConnection } from '../../jobs/runners/bullmq.ts';
+import { makeTestCentre, dropSalesFiles, type TestCentre } from '../../test/helpers/centre.ts';
+import { cycleDone, killWorker, sleep, startWorker, type WorkerProcess } from '../../test/helpers/crash.ts';
+
+const MERCHANTS = Number(process.env.BENCH_MERCHANTS ?? 200);
+const RECORDS = Number(process.env.BENCH_RECORDS ?? 5000);
+const COMPANIES = 5;
+const MODES = (process.env.BENCH_MODES ?? 'embedded,bullmq1,bullmq2').split(',');
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
+const CONCURRENCY = process.env.BENCH_CONCURRENCY ? Number(process.env.BENCH_CONCURRENCY) : undefined;
+const TOTAL = MERCHANTS * RECORDS;
+
+const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
+
+/** Generates the merchants' files once; each run gets copies. */
+async function template(): Promise<TestCentre> {
+  const t = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES });
+  await dropSalesFiles(t, { records: RECORDS });
+  return t;
+}
+
+async function centreFor(tpl: TestCentre, queue: string): Promise<TestCentre> {
+  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, queue });
+  for (const m of tpl.merchantIds) {
+    const from = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
+    const to = path.join(c.dir, 'spool', 'partners', m, 'inbound');
+    for (const name of await readdir(from)) await copyFile(path.join(from, name), path.join(to, name));
+  }
+  return c;
+}
+
+async function verify(centre: Centre): Promise<void> {
+  if (!(await cycleDone(centre, MERCHANTS, COMPANIES))) throw new Error('the cycle did not finish');
+  const rows = (await centre.ledger.db('files').where('direction', 'in').sum({ n: 'accepted_count' })) as { n: number }[];
+  if (Number(rows[0]!.n) !== TOTAL) throw new Error(`accepted ${rows[0]!.n} records, expected ${TOTAL}`);
+}
+
+async function runEmbedded(def: TestCentre): Promise<number> {
+  const centre = await openCentre(def.configFile, { log: quiet() });
+  const engine = await startEngine(centre, { concurrency: CONCURRENCY });
+  try {
+    const t0 = process.hrtime.bigint();
+    await engine.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
+    await engine.drain();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    await verify(centre);
+    return ms;
+  } finally {
+    await engine.stop();
+    await centre.close();
+  }
+}
+
+async function runBullmq(def: TestCentre, url: string, processes: number): Promise<number> {
+  const redis = new Redis(url);
+  await redis.flushdb();
+  await redis.quit();
+  const centre = await openCentre(def.configFile, { log: quiet() });
+  const queues = new BullmqQueues(redisConnection(url));
+  const workers: WorkerProcess[] = [];
+  try {
+    for (let i = 0; i < processes; i++) {
+      workers.push(startWorker(def.configFile, { TSUNAGI_LOG_LEVEL: 'warn', TSUNAGI_LOCK_MS: '30000', TSUNAGI_STALLED_MS: '15000' }));
+    }
+    // 'worker ready' is logged at info; wait for the workers' Redis clients instead.
+    await sleep(500);
+    await waitForWorkers(queues, processes);
+    const t0 = process.hrtime.bigint();
+    await queues.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
+    while (!(await cycleDone(centre, MERCHANTS, COMPANIES)) || (await queues.pending()) > 0) await sleep(50);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    await verify(centre);
+    return ms;
+  } finally {
+    for (const w of workers) await killWorker(w, 'SIGTERM');
+    await queues.close();
+    await centre.close();
+  }
+}
+
+/** Every worker process has its workers registered on every queue. */
+async function waitForWorkers(queues: BullmqQueues, processes: number): Promise<void> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    const counts = await Promise.all(['scan', 'ingest', 'route', 'deliver'].map((k) => queues.queue(k as 'scan').getWorkersCount()));
+    if (counts.every((n) => n >= processes)) return;
+    if (Date.now() > until) throw new Error(`workers did not come up (${counts.join(',')})`);
+    await sleep(100);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`cycle benchmark: ${MERCHANTS} merchants x ${RECORDS} records = ${TOTAL.toLocaleString('en')} records -> ${COMPANIES} card companies (local delivery), ${os.cpus().length} CPUs`);
+  const tg = Date.now();
+  const tpl = await template();
+  console.log(`generated the merchants' files in ${((Date.now() - tg) / 1000).toFixed(1)} s`);
+  const made: TestCentre[] = [tpl];
+  const results = new Map<string, number>();
+  try {
+    for (const mode of MODES) {
+      const queue = mode === 'embedded' ? 'embedded' : REDIS_URL;
+      const def = await centreFor(tpl, queue);
+      made.push(def);
+      const ms = mode === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(mode.replace('bullmq', '')));
+      results.set(mode, ms);
+      const label = mode === 'embedded' ? 'embedded (one process)' : `BullMQ, ${mode.replace('bullmq', '')} worker process(es)`;
+      console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(TOTAL / (ms / 1000)).toLocaleString('en').padStart(10)} records/s`);
+    }
+    const one = results.get('bullmq1');
+    const two = results.get('bullmq2');
+    if (one && two) console.log(`2 workers / 1 worker: ${(one / two).toFixed(2)}x`);
+  } finally {
+    if (!process.env.BENCH_KEEP) for (const c of made) await rm(c.dir, { recursive: true, force: true });
+    else console.log(`centres kept: ${made.map((c) => c.dir).join(' ')}`);
+  }
+}
+
+await main();
+// Worker handles (Redis, knex) can keep the event loop alive; the benchmark is done.
+process.exit(0);
