@@ -3,77 +3,111 @@
 import { maskCardNumber, type ForwardInfo } from '../formats/index.ts';
 import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
+import { acquireRawSqlite, SqliteBatchInsert, type RawSqlite } from '../spool/ledger/sqlite-raw.ts';
 
 const BATCH = 500;
+/** SQLite rows per write transaction: short enough not to hold other writers up for long. */
+const SQLITE_TRANSACTION_ROWS = 4096;
 
-interface SentRow {
-  centre_ref: string;
-  file_id: string;
-  source_file_id: string;
-  card_company_code: string;
-  merchant_no: string;
-  terminal_id: string;
-  slip_no: string;
-  use_date: string;
-  txn_type: string;
-  amount: number;
-  approval_no: string;
-  masked_card_no: string;
-  centre_date: string;
-}
+const SENT_COLUMNS = [
+  'centre_ref', 'file_id', 'source_file_id', 'card_company_code', 'merchant_no', 'terminal_id', 'slip_no',
+  'use_date', 'txn_type', 'amount', 'approval_no', 'masked_card_no', 'centre_date',
+] as const;
 
-/** Collects forwarded records during a split and writes them in batches, idempotently. */
+type SentRow = unknown[];
+
+/**
+ * Collects forwarded records during a split and writes them idempotently (a retried route inserts
+ * the same centreRefs again: ignored). SQLite: prepared multi-row inserts on the raw connection,
+ * synchronously, in short transactions; PostgreSQL: batched knex inserts.
+ */
 export class SentRecordWriter {
   private rows: SentRow[] = [];
   private chain: Promise<void> = Promise.resolve();
   private error: unknown;
 
-  constructor(
+  private constructor(
     private readonly ledger: Ledger,
     private readonly sourceFileId: string,
     private readonly centreDate: string,
     private readonly fileIdOf: (destinationId: string) => string,
+    private readonly raw?: { conn: RawSqlite; insert: SqliteBatchInsert; release(): Promise<void> },
   ) {}
+
+  /** On SQLite this takes the ledger's connection until finish(): issue no ledger query in between. */
+  static async open(ledger: Ledger, sourceFileId: string, centreDate: string, fileIdOf: (destinationId: string) => string): Promise<SentRecordWriter> {
+    if (ledger.dialect !== 'sqlite') return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf);
+    const { conn, release } = await acquireRawSqlite(ledger);
+    return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf, { conn, release, insert: new SqliteBatchInsert(conn, 'sent_records', SENT_COLUMNS, 'insert or ignore') });
+  }
 
   add(destinationId: string, _fields: Record<string, string>, info: ForwardInfo): void {
     if (!info.centreRef) return;
     const s = info.source;
-    this.rows.push({
-      centre_ref: info.centreRef,
-      file_id: this.fileIdOf(destinationId),
-      source_file_id: this.sourceFileId,
-      card_company_code: s.cardCompanyCode!,
-      merchant_no: s.merchantNo!.trim(),
-      terminal_id: s.terminalId!.trim(),
-      slip_no: s.slipNo!,
-      use_date: s.useDate!,
-      txn_type: s.txnType!,
-      amount: Number(s.amount),
-      approval_no: s.approvalNo!.trim(),
-      masked_card_no: maskCardNumber(s.cardNo!.trim()),
-      centre_date: this.centreDate,
-    });
-    if (this.rows.length >= BATCH) this.flush();
+    this.rows.push([
+      info.centreRef,
+      this.fileIdOf(destinationId),
+      this.sourceFileId,
+      s.cardCompanyCode!,
+      s.merchantNo!.trim(),
+      s.terminalId!.trim(),
+      s.slipNo!,
+      s.useDate!,
+      s.txnType!,
+      Number(s.amount),
+      s.approvalNo!.trim(),
+      maskCardNumber(s.cardNo!.trim()),
+      this.centreDate,
+    ]);
+    if (this.rows.length >= (this.raw ? SQLITE_TRANSACTION_ROWS : BATCH)) this.flush();
   }
 
   private flush(): void {
     const batch = this.rows;
     this.rows = [];
-    if (batch.length === 0) return;
-    // A retried route inserts the same centreRefs again: ignored.
+    if (batch.length === 0 || this.error) return;
+    if (this.raw) {
+      const { conn, insert } = this.raw;
+      try {
+        conn.exec('begin immediate'); // waits on busy_timeout for another process's writer
+        for (const row of batch) insert.add(row);
+        insert.end();
+        conn.exec('commit');
+      } catch (err) {
+        try {
+          conn.exec('rollback');
+        } catch {
+          // no transaction left to roll back
+        }
+        this.error = err;
+      }
+      return;
+    }
+    const objects = batch.map((row) => Object.fromEntries(SENT_COLUMNS.map((c, i) => [c, row[i]])));
     this.chain = this.chain
       .then(async () => {
-        if (!this.error) await this.ledger.db('sent_records').insert(batch).onConflict('centre_ref').ignore();
+        if (!this.error) await this.ledger.db('sent_records').insert(objects).onConflict('centre_ref').ignore();
       })
       .catch((err: unknown) => {
         this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
       });
   }
 
+  /** Writes what is left and gives the connection back; call it in a finally. */
   async finish(): Promise<void> {
-    this.flush();
-    await this.chain;
+    try {
+      this.flush();
+      await this.chain;
+    } finally {
+      await this.raw?.release();
+    }
     if (this.error) throw this.error;
+  }
+
+  /** Gives the connection back without writing the rest (the split failed). */
+  async abandon(): Promise<void> {
+    this.rows = [];
+    await this.raw?.release();
   }
 }
 

@@ -68,13 +68,15 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     }
     return plan;
   };
-  const sent = fileType === '31' ? new SentRecordWriter(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
+  const skipRecordNos = await readRejects(ctx, file.id);
   const results = fileType === '33' ? [] as ReturnedResult[] : undefined;
+  // From here until sent.finish(), a SQLite ledger's connection is the writer's: no ledger queries.
+  const sent = fileType === '31' ? await SentRecordWriter.open(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
   const outputs: SplitOutput[] = await splitFile(file.path!, {
     sourceLayout: format?.layout,
     encoding: format?.encoding,
     framing: format?.framing,
-    skipRecordNos: await readRejects(ctx, file.id),
+    skipRecordNos,
     routeOf: routerFor(ctx, fileType),
     targetFormat(destId) {
       const dest = ctx.routes.byId.get(destId)!;
@@ -95,6 +97,9 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
       sent?.add(destId, fields, info);
       if (results && fields.centreRef && /^\d+$/.test(fields.centreRef)) results.push(returnedResult(fields));
     },
+  }).catch(async (err: unknown) => {
+    await sent?.abandon();
+    throw err;
   });
   try {
     await sent?.finish();

@@ -1,0 +1,74 @@
+// The raw better-sqlite3 connection under knex, for the few bulk writes where knex costs more per
+// row than the insert itself. The pool holds one connection: while it is taken, this process's
+// other ledger queries wait, so take it only around synchronous work that issues no knex query.
+import type { Ledger } from './db.ts';
+
+export interface RawStatement {
+  run(...params: unknown[]): unknown;
+}
+
+export interface RawSqlite {
+  prepare(sql: string): RawStatement;
+  exec(sql: string): void;
+}
+
+interface KnexClient {
+  acquireConnection(): Promise<RawSqlite>;
+  releaseConnection(conn: RawSqlite): Promise<void>;
+}
+
+export async function acquireRawSqlite(ledger: Ledger): Promise<{ conn: RawSqlite; release(): Promise<void> }> {
+  if (ledger.dialect !== 'sqlite') throw new Error('acquireRawSqlite: the ledger is not SQLite');
+  const client = (ledger.db as unknown as { client: KnexClient }).client;
+  const conn = await client.acquireConnection();
+  let released = false;
+  return {
+    conn,
+    async release() {
+      if (released) return;
+      released = true;
+      await client.releaseConnection(conn);
+    },
+  };
+}
+
+const ROWS_PER_STATEMENT = 64;
+
+function insertSql(verb: string, table: string, columns: readonly string[], rows: number): string {
+  const one = `(${columns.map(() => '?').join(',')})`;
+  return `${verb} into ${table} (${columns.join(',')}) values ${Array(rows).fill(one).join(',')}`;
+}
+
+/** Multi-row prepared inserts: statements of 64 rows, the rest one by one. */
+export class SqliteBatchInsert {
+  private readonly many: RawStatement;
+  private readonly one: RawStatement;
+  private pending: unknown[] = [];
+  private pendingRows = 0;
+
+  constructor(
+    conn: RawSqlite,
+    table: string,
+    private readonly columns: readonly string[],
+    verb: 'insert' | 'insert or ignore' = 'insert',
+  ) {
+    this.many = conn.prepare(insertSql(verb, table, columns, ROWS_PER_STATEMENT));
+    this.one = conn.prepare(insertSql(verb, table, columns, 1));
+  }
+
+  add(row: readonly unknown[]): void {
+    for (let i = 0; i < this.columns.length; i++) this.pending.push(row[i]);
+    if (++this.pendingRows === ROWS_PER_STATEMENT) {
+      this.many.run(...this.pending);
+      this.pending = [];
+      this.pendingRows = 0;
+    }
+  }
+
+  end(): void {
+    const n = this.columns.length;
+    for (let r = 0; r < this.pendingRows; r++) this.one.run(...this.pending.slice(r * n, r * n + n));
+    this.pending = [];
+    this.pendingRows = 0;
+  }
+}
