@@ -139,7 +139,14 @@ export const configSchema = z
       })
       .strict()
       .default({}),
-    workers: z.object({ concurrency: z.number().int().min(1).max(64).default(2) }).strict().default({ concurrency: 2 }),
+    workers: z
+      .object({
+        concurrency: z.number().int().min(1).max(64).default(2),
+        /** Embedded runner: worker threads for validation and conversion (0: all on the main thread). */
+        threads: z.number().int().min(0).max(64).default(2),
+      })
+      .strict()
+      .default({ concurrency: 2, threads: 2 }),
     partners: z.array(partnerSchema).default([]),
   })
   .strict()

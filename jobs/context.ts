@@ -8,6 +8,9 @@ import type { PartnerConfig } from './config.ts';
 export const JOB_KINDS = ['scan', 'ingest', 'route', 'deliver', 'deliver-scheduled', 'collect', 'sweep', 'purge', 'jmanager', 'reconcile'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
+/** Kinds whose handlers are CPU-heavy (validation, conversion, aggregation): both runners run them in worker threads. */
+export const CPU_HEAVY_KINDS: readonly JobKind[] = ['ingest', 'route', 'jmanager', 'reconcile'];
+
 export interface JobRequest {
   kind: JobKind;
   input: Record<string, unknown>;

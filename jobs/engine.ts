@@ -6,6 +6,7 @@ import type { JobContext, JobRequest } from './context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { makeJobContext } from './runtime.ts';
 import { EmbeddedRunner } from './runners/embedded.ts';
+import { ThreadPool } from './runners/thread-pool.ts';
 import { BullmqQueues, BullmqWorkers, redisConnection } from './runners/bullmq.ts';
 
 export interface Engine {
@@ -23,6 +24,8 @@ export interface EngineOptions {
   /** Run job workers in this process (BullMQ); the embedded runner always does. */
   workers?: boolean;
   concurrency?: number;
+  /** Embedded: worker threads for CPU-heavy jobs (default from the config; 0 keeps them on the main thread). */
+  threads?: number;
   /** BullMQ lock/stall timings (tests use short ones). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -40,7 +43,13 @@ export async function workInFlight(centre: Centre): Promise<number> {
 export async function startEngine(centre: Centre, options: EngineOptions = {}): Promise<Engine> {
   const concurrency = options.concurrency ?? centre.config.workers.concurrency;
   if (centre.config.queue === 'embedded') {
-    const runner = new EmbeddedRunner(HANDLERS, (enqueue) => makeJobContext(centre, enqueue), { concurrency });
+    const threads = options.threads ?? centre.config.workers.threads;
+    let runner: EmbeddedRunner;
+    const pool =
+      threads > 0
+        ? new ThreadPool(threads, { TSUNAGI_CONFIG: centre.config.file, TSUNAGI_LOG_LEVEL: centre.log.level }, (request) => void runner.enqueue(request))
+        : undefined;
+    runner = new EmbeddedRunner(HANDLERS, (enqueue) => makeJobContext(centre, enqueue), { concurrency, threads: pool });
     return {
       kind: 'embedded',
       ctx: runner.ctx,

@@ -31,8 +31,12 @@ export interface LoggerOptions {
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
+  // Worker threads and child processes log where their parent does: they read TSUNAGI_LOG_TO.
+  if (options.destination === process.stderr) process.env.TSUNAGI_LOG_TO = 'stderr';
+  const toStderr = process.env.TSUNAGI_LOG_TO === 'stderr';
+  const stream = toStderr ? process.stderr : process.stdout;
   const target =
-    options.destination ?? (process.stdout.isTTY ? pretty({ colorize: true, translateTime: 'SYS:standard', destination: 1, sync: true }) : process.stdout);
+    options.destination ?? (stream.isTTY ? pretty({ colorize: true, translateTime: 'SYS:standard', destination: toStderr ? 2 : 1, sync: true }) : stream);
   return pino(
     {
       level: options.level ?? process.env.TSUNAGI_LOG_LEVEL ?? 'info',

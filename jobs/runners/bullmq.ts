@@ -5,12 +5,10 @@
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JOB_KINDS, jobId, type Handler, type JobContext, type JobKind, type JobRequest } from '../context.ts';
+import { CPU_HEAVY_KINDS, JOB_KINDS, jobId, type Handler, type JobContext, type JobKind, type JobRequest } from '../context.ts';
 import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { TsunagiConfig } from '../config.ts';
 
-/** Kinds whose handlers run in worker threads. */
-export const SANDBOXED_KINDS: JobKind[] = ['ingest', 'route', 'jmanager', 'reconcile'];
 const SANDBOX_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bullmq-sandbox.js');
 
 export function queueName(kind: JobKind): string {
@@ -120,7 +118,7 @@ export class BullmqWorkers {
         maxStalledCount: 10,
         autorun: true,
       };
-      const worker = SANDBOXED_KINDS.includes(kind)
+      const worker = CPU_HEAVY_KINDS.includes(kind)
         ? new Worker(queueName(kind), SANDBOX_FILE, { ...common, useWorkerThreads: true })
         : new Worker(queueName(kind), (job: Job) => this.handlers[kind](job.data as Record<string, unknown>, this.ctx), common);
       worker.on('failed', (job, err) => {

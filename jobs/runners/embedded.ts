@@ -2,14 +2,17 @@
 // (a duplicate enqueue is a no-op), a concurrency limit, delayed jobs, retries with backoff, and
 // node-cron schedules (noOverlap) that feed the same handlers as BullMQ does.
 import cron, { type ScheduledTask } from 'node-cron';
-import { jobId, type JobContext, type JobRequest, type Handler, type JobKind } from '../context.ts';
+import { CPU_HEAVY_KINDS, jobId, type JobContext, type JobRequest, type Handler, type JobKind } from '../context.ts';
 import { schedulesFor, TIMEZONE } from '../schedules.ts';
+import type { ThreadPool } from './thread-pool.ts';
 
 export interface EmbeddedRunnerOptions {
   concurrency?: number;
   /** Attempts for a failing handler before leaving the rest to the sweeper. */
   attempts?: number;
   retryDelayMs?: number;
+  /** Run CPU-heavy kinds in this pool of worker threads instead of on the main thread. */
+  threads?: ThreadPool;
 }
 
 export class EmbeddedRunner {
@@ -68,9 +71,11 @@ export class EmbeddedRunner {
   private async execute(request: JobRequest): Promise<void> {
     const attempts = this.options.attempts ?? 3;
     const handler = this.handlers[request.kind];
+    const pool = CPU_HEAVY_KINDS.includes(request.kind) ? this.options.threads : undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        await handler(request.input, this.ctx);
+        if (pool) await pool.run(request.kind, request.input);
+        else await handler(request.input, this.ctx);
         return;
       } catch (err) {
         const error = (err as Error).message;
@@ -125,5 +130,6 @@ export class EmbeddedRunner {
       const check = () => (this.running === 0 ? resolve() : setTimeout(check, 20));
       check();
     });
+    await this.options.threads?.close();
   }
 }

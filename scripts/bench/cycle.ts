@@ -58,7 +58,7 @@ async function verify(centre: Centre): Promise<void> {
 
 async function runEmbedded(def: TestCentre): Promise<number> {
   const centre = await openCentre(def.configFile, { log: quiet() });
-  const engine = await startEngine(centre, { concurrency: CONCURRENCY });
+  const engine = await startEngine(centre, { concurrency: CONCURRENCY, threads: process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS) });
   try {
     const t0 = process.hrtime.bigint();
     await engine.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
