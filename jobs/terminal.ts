@@ -6,7 +6,7 @@ import { openSource, streamCanonical } from '../formats/index.ts';
 import type { FileRow } from '../spool/ledger/index.ts';
 import type { JobContext } from './context.ts';
 import { rejectsPath } from './handlers/ingest.ts';
-import { TerminalAggregator, terminalRecordReader } from './terminal/rows.ts';
+import { TerminalAggregator, TerminalRecordPlan } from './terminal/rows.ts';
 import { terminalSink } from './terminal/sink.ts';
 
 async function rejectedRecordNos(ctx: JobContext, fileId: string): Promise<Set<number>> {
@@ -28,9 +28,9 @@ export async function loadTerminalFile(ctx: JobContext, file: FileRow): Promise<
   const format = partner.formats['81'];
   const src = await openSource(file.path, { layout: format?.layout, encoding: format?.encoding, framing: format?.framing });
   const skip = await rejectedRecordNos(ctx, file.id);
-  const read = terminalRecordReader(src.family.data, file.id);
-  const aggregator = new TerminalAggregator();
-  const sink = terminalSink(ledger, file.id);
+  const plan = new TerminalRecordPlan(src.family.data, file.id);
+  const aggregator = new TerminalAggregator(src.family.data);
+  const sink = terminalSink(ledger, plan);
   if (!(await sink.begin())) return loadedCount(ctx, file.id);
   let count = 0;
   try {
@@ -38,9 +38,9 @@ export async function loadTerminalFile(ctx: JobContext, file: FileRow): Promise<
       src,
       (rec, off, recordNo, type) => {
         if (type !== '2' || skip.has(recordNo)) return;
-        const row = read(rec, off, recordNo);
-        sink.addTxn(row);
-        aggregator.add(row);
+        const amount = plan.amount(rec, off);
+        sink.addRecord(rec, off, recordNo, amount);
+        aggregator.add(rec, off, amount);
         count++;
       },
       () => sink.flush(),

@@ -9,7 +9,7 @@ import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
 import { planPeriodOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
-import { queryAggregates } from './aggregates.ts';
+import { withAggregates } from './aggregates.ts';
 import { writeJmanagerFile } from './file.ts';
 import { lastCompletedPeriod, type Period } from './periods.ts';
 
@@ -34,12 +34,11 @@ export async function buildJmanagerFile(ctx: JobContext, partner: PartnerConfig,
   const base = { partnerId: partner.id, period, fileId: plan.id, name: plan.name };
   const existing = await centre.files.get(plan.id);
   if (existing) return { ...base, created: false, dataRows: Number(existing.record_count ?? 0) };
-  const rows = await queryAggregates(centre.ledger, { merchantNos: partner.merchantNos, from: period.from, to: period.to });
   const format = partner.formats['71'];
   const now = ctx.now();
   const temp = temporaryPathFor(path.join(centre.spool.outbound(partner.id), plan.name));
   try {
-    const result = await writeJmanagerFile(
+    const result = await withAggregates(centre.ledger, { merchantNos: partner.merchantNos, from: period.from, to: period.to }, (rows) => writeJmanagerFile(
       rows,
       {
         period, layout: format?.layout, encoding: format?.encoding, framing: format?.framing,
@@ -47,7 +46,7 @@ export async function buildJmanagerFile(ctx: JobContext, partner: PartnerConfig,
         createdDate: tokyoDate(now), createdTime: tokyoTime(now), fileSeq: plan.fileSeq,
       },
       temp,
-    );
+    ));
     const { sha256, size } = await sha256File(temp);
     await publishOutbound(ctx, {
       plan, partner, fileType: '71', tempPath: temp, size, sha256, recordCount: result.dataRows, amountTotal: result.netAmount, parentId: null,

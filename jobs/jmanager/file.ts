@@ -45,15 +45,19 @@ export async function writeJmanagerFile(rows: Iterable<AggregateRow>, opts: Jman
     canonicalToEncoding(encoding, layout, rec, 0, encoded, 0);
     writer.write(encoded);
   };
+  // One value getter per field of the layout, in its order (fields it does not name stay blank).
+  type Get = (r: AggregateRow, terminalId: string, s: Sums, net: number) => string;
+  const getters: Record<string, Get> = {
+    recordType: () => '2', storeCode: (r) => r.store_code, merchantNo: (r) => r.merchant_no, terminalId: (_r, t) => t, businessDate: (r) => r.business_date,
+    cardCompanyCode: (r) => r.card_company_code, paymentKind: (r) => r.payment_kind, paymentMethod: (r) => r.payment_method, saleCount: (_r, _t, s) => String(s[0]),
+    saleAmount: (_r, _t, s) => String(s[1]), voidCount: (_r, _t, s) => String(s[2]), voidAmount: (_r, _t, s) => String(s[3]), returnCount: (_r, _t, s) => String(s[4]),
+    returnAmount: (_r, _t, s) => String(s[5]), netSign: (_r, _t, _s, net) => (net < 0 ? '-' : '+'), netAmount: (_r, _t, _s, net) => String(Math.abs(net)),
+  };
+  const plan = data.fields.map((f) => [f, Object.hasOwn(getters, f.name) ? getters[f.name]! : () => ''] as const);
   const writeRow = (r: AggregateRow, terminalId: string, s: Sums) => {
     canon.fill(0x20);
     const net = s[1] - s[3] - s[5];
-    const values: Record<string, string> = {
-      recordType: '2', storeCode: r.store_code, merchantNo: r.merchant_no, terminalId, businessDate: r.business_date, cardCompanyCode: r.card_company_code,
-      paymentKind: r.payment_kind, paymentMethod: r.payment_method, saleCount: String(s[0]), saleAmount: String(s[1]), voidCount: String(s[2]),
-      voidAmount: String(s[3]), returnCount: String(s[4]), returnAmount: String(s[5]), netSign: net < 0 ? '-' : '+', netAmount: String(Math.abs(net)),
-    };
-    for (const f of data.fields) encodeField(values[f.name] ?? '', canon, 0, f);
+    for (const [f, get] of plan) encodeField(get(r, terminalId, s, net), canon, 0, f);
     totals.add(canon, 0);
     put(canon);
   };

@@ -1,6 +1,9 @@
 // 81 records as ledger rows: one transaction row per record (reconciliation matches single slips)
 // and per-file aggregates keyed like a 71 row (Jmanager and the 90-day query read only these).
-import { decodeField, maskCardNumber, type Layout } from '../../formats/index.ts';
+// Both work on the canonical record bytes: the aggregates are summed in a byte-keyed hash table
+// (no string per field, per record), and the transaction row is decoded only where the SQLite sink
+// cannot take the record's bytes as they are (see TerminalRecordPlan.sqlExpr).
+import { decodeField, maskCardNumber, type FieldDef, type Layout } from '../../formats/index.ts';
 
 export const TXN_COLUMNS = ['file_id', 'record_no', 'merchant_no', 'store_code', 'terminal_id', 'txn_date', 'slip_no', 'card_company_code', 'txn_type', 'amount', 'approval_no', 'masked_card_no'] as const;
 export const AGG_KEY_COLUMNS = ['merchant_no', 'store_code', 'terminal_id', 'business_date', 'card_company_code', 'payment_kind', 'payment_method'] as const;
@@ -10,50 +13,249 @@ export const AGG_COLUMNS = ['file_id', ...AGG_KEY_COLUMNS, ...AGG_SUM_COLUMNS] a
 export type TxnRow = (string | number)[];
 export type AggRow = (string | number)[];
 
-/** Reads the fields we keep from canonical 81 data records, without an object per record. */
-export function terminalRecordReader(layout: Layout, fileId: string): (buf: Buffer, off: number, recordNo: number) => TxnRow & { kind: string; method: string } {
-  const f = (name: string) => {
-    const def = layout.byName.get(name);
-    if (!def) throw new Error(`layout ${layout.name} has no field ${name}`);
-    return def;
-  };
-  const fields = {
-    merchantNo: f('merchantNo'), storeCode: f('storeCode'), terminalId: f('terminalId'), txnDate: f('txnDate'), slipNo: f('slipNo'),
-    cardCompanyCode: f('cardCompanyCode'), paymentKind: f('paymentKind'), txnType: f('txnType'), paymentMethod: f('paymentMethod'),
-    amount: f('amount'), approvalNo: f('approvalNo'), maskedCardNo: f('maskedCardNo'),
-  };
-  return (buf, off, recordNo) => {
-    const d = (k: keyof typeof fields) => decodeField(buf, off, fields[k]);
-    const row = [
-      fileId, recordNo, d('merchantNo'), d('storeCode'), d('terminalId'), d('txnDate'), d('slipNo'), d('cardCompanyCode'), d('txnType'),
-      Number(d('amount')), d('approvalNo'),
-      // The online centre sends it masked; mask again so that a whole number can never land here.
-      maskCardNumber(d('maskedCardNo')),
-    ] as TxnRow & { kind: string; method: string };
-    row.kind = d('paymentKind');
-    row.method = d('paymentMethod');
-    return row;
-  };
+/** The text columns of a transaction row (TXN_COLUMNS without file_id, record_no, amount), in order. */
+const TXN_TEXT_FIELDS = [
+  ['merchant_no', 'merchantNo'], ['store_code', 'storeCode'], ['terminal_id', 'terminalId'], ['txn_date', 'txnDate'], ['slip_no', 'slipNo'],
+  ['card_company_code', 'cardCompanyCode'], ['txn_type', 'txnType'], ['approval_no', 'approvalNo'],
+] as const;
+const AGG_KEY_FIELDS = ['merchantNo', 'storeCode', 'terminalId', 'txnDate', 'cardCompanyCode', 'paymentKind', 'paymentMethod'] as const;
+
+function fieldOf(layout: Layout, name: string): FieldDef {
+  const def = layout.byName.get(name);
+  if (!def) throw new Error(`layout ${layout.name} has no field ${name}`);
+  return def;
 }
 
-/** Sums transactions into 71-shaped rows: store x terminal x date x company x kind x method. */
-export class TerminalAggregator {
-  private readonly sums = new Map<string, number[]>();
+/** Digits of an N field as a number without a string; NaN when any byte is not a digit. */
+function digitsAt(buf: Buffer, s: number, len: number): number {
+  let v = 0;
+  for (let i = s; i < s + len; i++) {
+    const d = buf[i]! - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    v = v * 10 + d;
+  }
+  return v;
+}
 
-  add(row: TxnRow & { kind: string; method: string }): void {
-    const key = `${row[2]}\t${row[3]}\t${row[4]}\t${row[5]}\t${row[7]}\t${row.kind}\t${row.method}`;
-    let s = this.sums.get(key);
-    if (!s) this.sums.set(key, (s = [0, 0, 0, 0, 0, 0]));
-    const slot = row[8] === '10' ? 0 : row[8] === '20' ? 2 : 4; // sale, void, return
-    s[slot]! += 1;
-    s[slot + 1]! += row[9] as number;
+/** How a canonical 81 data record of one layout becomes a terminal_txns row. */
+export class TerminalRecordPlan {
+  private readonly f: Record<(typeof TXN_TEXT_FIELDS)[number][1] | 'amount' | 'maskedCardNo', FieldDef>;
+  /**
+   * The byte span [spanStart, spanEnd) of the record that holds every text field of the row, when
+   * those are all N or C fields: then a record whose span is printable ASCII decodes, field by
+   * field, to exactly substr (N) or rtrim(substr, ' ') (C) of the span as a latin1 string, and the
+   * database can cut the row out of one bound string (sqlExpr). null: decode in JS always.
+   */
+  readonly spanStart: number;
+  readonly spanEnd: number;
+  readonly bytesAsText: boolean;
+
+  constructor(readonly layout: Layout, readonly fileId: string) {
+    const names = [...TXN_TEXT_FIELDS.map(([, n]) => n), 'amount', 'maskedCardNo'] as const;
+    this.f = Object.fromEntries(names.map((n) => [n, fieldOf(layout, n)])) as TerminalRecordPlan['f'];
+    const text = [...TXN_TEXT_FIELDS.map(([, n]) => this.f[n]), this.f.maskedCardNo];
+    this.bytesAsText = text.every((d) => d.type === 'N' || d.type === 'C');
+    this.spanStart = Math.min(...text.map((d) => d.offset));
+    this.spanEnd = Math.max(...text.map((d) => d.offset + d.length));
+  }
+
+  /** The amount column: Number() of the decoded field, from the digits where it is an N field. */
+  amount(buf: Buffer, off: number): number {
+    const a = this.f.amount;
+    if (a.type === 'N') {
+      const v = digitsAt(buf, off + a.offset, a.length);
+      if (!Number.isNaN(v)) return v;
+    }
+    return Number(decodeField(buf, off, a));
+  }
+
+  /** The whole row, decoded in JS (any layout, any bytes). */
+  decodeRow(buf: Buffer, off: number, recordNo: number, amount: number): TxnRow {
+    const d = (k: keyof TerminalRecordPlan['f']) => decodeField(buf, off, this.f[k]);
+    return [
+      this.fileId, recordNo, d('merchantNo'), d('storeCode'), d('terminalId'), d('txnDate'), d('slipNo'), d('cardCompanyCode'), d('txnType'),
+      amount, d('approvalNo'),
+      // The online centre sends it masked; mask again so that a whole number can never land here.
+      maskCardNumber(d('maskedCardNo')),
+    ];
+  }
+
+  /** true when the record's span is printable ASCII, so that sqlExpr gives the decoded values. */
+  spanIsText(buf: Buffer, off: number): boolean {
+    if (!this.bytesAsText) return false;
+    for (let i = off + this.spanStart, e = off + this.spanEnd; i < e; i++) {
+      const b = buf[i]!;
+      if (b < 0x20 || b > 0x7e) return false;
+    }
+    return true;
+  }
+
+  /**
+   * For a record whose span is text: null when the masked card number is already in the form
+   * maskCardNumber gives (the usual case: it only re-masks), else the re-masked value.
+   */
+  remaskedCard(buf: Buffer, off: number): string | null {
+    const f = this.f.maskedCardNo;
+    const s = off + f.offset;
+    let e = s + f.length;
+    if (f.type === 'C') while (e > s && buf[e - 1] === 0x20) e--;
+    const len = e - s;
+    // decodeField's value is the bytes [s, e); trim() would only remove leading spaces (no controls here)
+    let same = len === 0 || buf[s] !== 0x20;
+    if (same && len > 4) {
+      const from = len >= 13 ? s + 6 : s;
+      for (let i = from; i < e - 4; i++) if (buf[i] !== 0x2a) { same = false; break; }
+    }
+    return same ? null : maskCardNumber(decodeField(buf, off, f));
+  }
+
+  /**
+   * SQL expressions for the TXN_COLUMNS text columns (in order, masked_card_no last) cut from a
+   * latin1 string of the record's span (`span`), the masked card from `remasked` when not null.
+   */
+  sqlExprs(span: string, remasked: string): Map<string, string> {
+    const cut = (d: FieldDef) => {
+      const sub = `substr(${span}, ${d.offset - this.spanStart + 1}, ${d.length})`;
+      return d.type === 'C' ? `rtrim(${sub}, ' ')` : sub;
+    };
+    const m = new Map<string, string>(TXN_TEXT_FIELDS.map(([col, name]) => [col, cut(this.f[name])]));
+    m.set('masked_card_no', `coalesce(${remasked}, ${cut(this.f.maskedCardNo)})`);
+    return m;
+  }
+}
+
+/**
+ * Sums transactions into 71-shaped rows: store x terminal x date x company x kind x method, keyed
+ * on the key fields' raw bytes in an open-addressing table (one copy of the key bytes per distinct
+ * key, sums in a Float64Array); decoded to strings once per distinct key at the end.
+ */
+export class TerminalAggregator {
+  private readonly keyFields: FieldDef[];
+  private readonly keyLength: number;
+  private readonly txnType: FieldDef;
+  private capacity = 1 << 12;
+  private slots = new Int32Array(this.capacity); // entry index + 1, 0 = empty
+  private hashes = new Int32Array(this.capacity / 2);
+  private keys = Buffer.alloc((this.capacity / 2) * 64);
+  private sums = new Float64Array((this.capacity / 2) * 6);
+  private count = 0;
+
+  constructor(private readonly layout: Layout) {
+    this.keyFields = AGG_KEY_FIELDS.map((n) => fieldOf(layout, n));
+    this.keyLength = this.keyFields.reduce((s, f) => s + f.length, 0);
+    this.keys = Buffer.alloc((this.capacity / 2) * this.keyLength);
+    this.txnType = fieldOf(layout, 'txnType');
+  }
+
+  /** 0 sale ('10'), 2 void ('20'), 4 return (anything else), as the decoded txnType says. */
+  private slotOf(buf: Buffer, off: number): number {
+    const t = this.txnType;
+    if (t.type === 'N' && t.length === 2) {
+      const a = buf[off + t.offset]!;
+      const b = buf[off + t.offset + 1]!;
+      return b !== 0x30 ? 4 : a === 0x31 ? 0 : a === 0x32 ? 2 : 4;
+    }
+    const v = decodeField(buf, off, t);
+    return v === '10' ? 0 : v === '20' ? 2 : 4;
+  }
+
+  add(buf: Buffer, off: number, amount: number): void {
+    const fields = this.keyFields;
+    let h = 0x811c9dc5 | 0;
+    for (let k = 0; k < fields.length; k++) {
+      const f = fields[k]!;
+      for (let i = off + f.offset, e = i + f.length; i < e; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    }
+    const mask = this.capacity - 1;
+    let p = h & mask;
+    let entry: number;
+    for (;;) {
+      const slot = this.slots[p]!;
+      if (slot === 0) {
+        entry = this.insert(p, h, buf, off);
+        break;
+      }
+      if (this.hashes[slot - 1] === h && this.sameKey(slot - 1, buf, off)) {
+        entry = slot - 1;
+        break;
+      }
+      p = (p + 1) & mask;
+    }
+    const s = entry * 6 + this.slotOf(buf, off);
+    this.sums[s]! += 1;
+    this.sums[s + 1]! += amount;
+  }
+
+  private sameKey(entry: number, buf: Buffer, off: number): boolean {
+    const keys = this.keys;
+    let j = entry * this.keyLength;
+    for (const f of this.keyFields) {
+      for (let i = off + f.offset, e = i + f.length; i < e; i++) if (keys[j++] !== buf[i]) return false;
+    }
+    return true;
+  }
+
+  private insert(p: number, h: number, buf: Buffer, off: number): number {
+    const entry = this.count++;
+    let j = entry * this.keyLength;
+    for (const f of this.keyFields) j += buf.copy(this.keys, j, off + f.offset, off + f.offset + f.length);
+    this.hashes[entry] = h;
+    this.slots[p] = entry + 1;
+    if (this.count * 2 >= this.capacity) this.grow();
+    return entry;
+  }
+
+  private grow(): void {
+    const capacity = this.capacity * 2;
+    const slots = new Int32Array(capacity);
+    for (let e = 0; e < this.count; e++) {
+      let p = this.hashes[e]! & (capacity - 1);
+      while (slots[p] !== 0) p = (p + 1) & (capacity - 1);
+      slots[p] = e + 1;
+    }
+    const hashes = new Int32Array(capacity / 2);
+    hashes.set(this.hashes);
+    const keys = Buffer.alloc((capacity / 2) * this.keyLength);
+    this.keys.copy(keys);
+    const sums = new Float64Array((capacity / 2) * 6);
+    sums.set(this.sums);
+    Object.assign(this, { capacity, slots, hashes, keys, sums });
   }
 
   get size(): number {
-    return this.sums.size;
+    return this.count;
   }
 
+  /** One row per distinct decoded key, in the order the keys first occurred. */
   rows(fileId: string): AggRow[] {
-    return [...this.sums].map(([key, s]) => [fileId, ...key.split('\t'), ...s]);
+    // The key fields as they lie in the packed key bytes.
+    let at = 0;
+    const packed = this.keyFields.map((f) => {
+      const d: FieldDef = { ...f, offset: at };
+      at += f.length;
+      return d;
+    });
+    // N and C values are one-to-one with their bytes; other types (packed signs, K) may not be, so
+    // rows whose keys decode alike are merged as the string-keyed sums always did.
+    const merge = this.keyFields.some((f) => f.type !== 'N' && f.type !== 'C');
+    const out: AggRow[] = [];
+    const byKey = merge ? new Map<string, AggRow>() : null;
+    for (let e = 0; e < this.count; e++) {
+      const base = e * this.keyLength;
+      const key = packed.map((d) => decodeField(this.keys, base, d));
+      const sums = Array.from(this.sums.subarray(e * 6, e * 6 + 6));
+      if (byKey) {
+        const k = key.join('\t');
+        const seen = byKey.get(k);
+        if (seen) {
+          for (let i = 0; i < 6; i++) (seen[8 + i] as number) += sums[i]!;
+          continue;
+        }
+        const row = [fileId, ...key, ...sums];
+        byKey.set(k, row);
+        out.push(row);
+      } else out.push([fileId, ...key, ...sums]);
+    }
+    return out;
   }
 }

@@ -1,49 +1,49 @@
 // Writing one 81 file's rows in one transaction, per dialect. SQLite: prepared multi-row inserts
-// on the raw better-sqlite3 connection (knex costs more per row than the insert itself). PostgreSQL:
+// on the raw better-sqlite3 connection (knex costs more per row than the insert itself); a record
+// whose bytes are plain text goes in as one latin1 string that SQLite cuts into the columns
+// (TerminalRecordPlan.sqlExprs), which costs a fraction of decoding and binding ten fields. PostgreSQL:
 // one statement per batch through json_populate_recordset (a single parameter, any batch size).
 // The terminal_loads row goes in first: a concurrent loader of the same file collides on its key
 // and rolls back, so a file is counted once however often it is retried.
 import type { Knex } from 'knex';
 import { isUniqueViolation, type Ledger } from '../../spool/ledger/index.ts';
-import { AGG_COLUMNS, TXN_COLUMNS, type AggRow, type TxnRow } from './rows.ts';
+import { acquireRawSqlite, ROWS_PER_STATEMENT, SqliteBatchInsert, type RawSqlite, type RawStatement } from '../../spool/ledger/sqlite-raw.ts';
+import { AGG_COLUMNS, TXN_COLUMNS, type AggRow, type TerminalRecordPlan, type TxnRow } from './rows.ts';
 
 export interface TerminalSink {
   /** false when this file was loaded already (nothing is written then). */
   begin(): Promise<boolean>;
-  /** Synchronous for SQLite; PostgreSQL buffers until flush(). */
-  addTxn(row: TxnRow): void;
+  /** A canonical data record as a terminal_txns row. Synchronous for SQLite; PostgreSQL buffers until flush(). */
+  addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void;
   flush(): Promise<void>;
   finish(aggregates: AggRow[], recordCount: number): Promise<void>;
   abort(): Promise<void>;
 }
 
-/** Minimal surface of a better-sqlite3 connection that we use. */
-interface SqliteConn {
-  prepare(sql: string): { run(...params: unknown[]): unknown };
-  exec(sql: string): void;
-}
+const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-const ROWS_PER_STATEMENT = 64;
-
-function insertSql(table: string, columns: readonly string[], rows: number): string {
-  const one = `(${columns.map(() => '?').join(',')})`;
-  return `insert into ${table} (${columns.join(',')}) values ${Array(rows).fill(one).join(',')}`;
-}
-
-/** Inserts rows in statements of ROWS_PER_STATEMENT, the rest one by one. */
-class SqliteBatchInsert {
-  private readonly many: { run(...p: unknown[]): unknown };
-  private readonly one: { run(...p: unknown[]): unknown };
+/**
+ * terminal_txns rows from record bytes: per row the span as a latin1 string, record_no, amount and
+ * the re-masked card number (null when the record's is already masked), in statements of
+ * ROWS_PER_STATEMENT rows; SQLite cuts the text columns out of the span.
+ */
+class SqliteSpanInsert {
+  private readonly many: RawStatement;
+  private readonly one: RawStatement;
   private pending: unknown[] = [];
   private pendingRows = 0;
 
-  constructor(conn: SqliteConn, table: string, private readonly columns: readonly string[]) {
-    this.many = conn.prepare(insertSql(table, columns, ROWS_PER_STATEMENT));
-    this.one = conn.prepare(insertSql(table, columns, 1));
+  constructor(conn: RawSqlite, private readonly plan: TerminalRecordPlan) {
+    const exprs = plan.sqlExprs('column1', 'column4');
+    const select = TXN_COLUMNS.map((c) => (c === 'file_id' ? sqlString(plan.fileId) : c === 'record_no' ? 'column2' : c === 'amount' ? 'column3' : exprs.get(c)!));
+    const sql = (rows: number) => `insert into terminal_txns (${TXN_COLUMNS.join(',')}) select ${select.join(',')} from (values ${Array(rows).fill('(?,?,?,?)').join(',')})`;
+    this.many = conn.prepare(sql(ROWS_PER_STATEMENT));
+    this.one = conn.prepare(sql(1));
   }
 
-  add(row: readonly unknown[]): void {
-    for (let i = 0; i < this.columns.length; i++) this.pending.push(row[i]);
+  add(buf: Buffer, off: number, recordNo: number, amount: number): void {
+    const { plan } = this;
+    this.pending.push(buf.toString('latin1', off + plan.spanStart, off + plan.spanEnd), recordNo, amount, plan.remaskedCard(buf, off));
     if (++this.pendingRows === ROWS_PER_STATEMENT) {
       this.many.run(...this.pending);
       this.pending = [];
@@ -52,26 +52,28 @@ class SqliteBatchInsert {
   }
 
   end(): void {
-    const n = this.columns.length;
-    for (let r = 0; r < this.pendingRows; r++) this.one.run(...this.pending.slice(r * n, r * n + n));
+    for (let r = 0; r < this.pendingRows; r++) this.one.run(...this.pending.slice(r * 4, r * 4 + 4));
     this.pending = [];
     this.pendingRows = 0;
   }
 }
 
 class SqliteTerminalSink implements TerminalSink {
-  private conn?: SqliteConn;
+  private conn?: RawSqlite;
   private txns?: SqliteBatchInsert;
+  private spans?: SqliteSpanInsert;
   private open = false;
 
-  constructor(private readonly ledger: Ledger, private readonly fileId: string) {}
+  constructor(private readonly ledger: Ledger, private readonly plan: TerminalRecordPlan) {}
 
-  private get client(): { acquireConnection(): Promise<SqliteConn>; releaseConnection(c: SqliteConn): Promise<void> } {
-    return (this.ledger.db as unknown as { client: never }).client;
+  private get fileId(): string {
+    return this.plan.fileId;
   }
 
+  private release?: () => Promise<void>;
+
   async begin(): Promise<boolean> {
-    this.conn = await this.client.acquireConnection();
+    ({ conn: this.conn, release: this.release } = await acquireRawSqlite(this.ledger));
     try {
       this.conn.exec('begin immediate');
       this.open = true;
@@ -82,11 +84,19 @@ class SqliteTerminalSink implements TerminalSink {
       throw err;
     }
     this.txns = new SqliteBatchInsert(this.conn, 'terminal_txns', TXN_COLUMNS);
+    if (this.plan.bytesAsText) this.spans = new SqliteSpanInsert(this.conn, this.plan);
     return true;
   }
 
-  addTxn(row: TxnRow): void {
-    this.txns!.add(row);
+  addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void {
+    if (this.spans && this.plan.spanIsText(buf, off)) {
+      this.spans.add(buf, off, recordNo, amount);
+      return;
+    }
+    // Rows keep record order (ids): what is pending from the bytes goes in before a decoded row.
+    this.spans?.end();
+    this.txns!.add(this.plan.decodeRow(buf, off, recordNo, amount));
+    this.txns!.end();
   }
 
   async flush(): Promise<void> {}
@@ -94,6 +104,7 @@ class SqliteTerminalSink implements TerminalSink {
   async finish(aggregates: AggRow[], recordCount: number): Promise<void> {
     const conn = this.conn!;
     try {
+      this.spans?.end();
       this.txns!.end();
       const aggs = new SqliteBatchInsert(conn, 'jm_aggregates', AGG_COLUMNS);
       for (const a of aggregates) aggs.add(a);
@@ -112,9 +123,8 @@ class SqliteTerminalSink implements TerminalSink {
       this.open = false;
       try { this.conn.exec('rollback'); } catch { /* no transaction left */ }
     }
-    const conn = this.conn;
     this.conn = undefined;
-    await this.client.releaseConnection(conn);
+    await this.release?.();
   }
 }
 
@@ -132,7 +142,11 @@ class PostgresTerminalSink implements TerminalSink {
   private trx?: Knex.Transaction;
   private buffer: TxnRow[] = [];
 
-  constructor(private readonly ledger: Ledger, private readonly fileId: string) {}
+  constructor(private readonly ledger: Ledger, private readonly plan: TerminalRecordPlan) {}
+
+  private get fileId(): string {
+    return this.plan.fileId;
+  }
 
   async begin(): Promise<boolean> {
     this.trx = await this.ledger.db.transaction();
@@ -146,8 +160,8 @@ class PostgresTerminalSink implements TerminalSink {
     }
   }
 
-  addTxn(row: TxnRow): void {
-    this.buffer.push(row);
+  addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void {
+    this.buffer.push(this.plan.decodeRow(buf, off, recordNo, amount));
   }
 
   async flush(): Promise<void> {
@@ -176,6 +190,6 @@ class PostgresTerminalSink implements TerminalSink {
   }
 }
 
-export function terminalSink(ledger: Ledger, fileId: string): TerminalSink {
-  return ledger.dialect === 'sqlite' ? new SqliteTerminalSink(ledger, fileId) : new PostgresTerminalSink(ledger, fileId);
+export function terminalSink(ledger: Ledger, plan: TerminalRecordPlan): TerminalSink {
+  return ledger.dialect === 'sqlite' ? new SqliteTerminalSink(ledger, plan) : new PostgresTerminalSink(ledger, plan);
 }

@@ -5,6 +5,9 @@ import type { Ledger } from './db.ts';
 
 export interface RawStatement {
   run(...params: unknown[]): unknown;
+  iterate(...params: unknown[]): IterableIterator<unknown>;
+  all(...params: unknown[]): unknown[];
+  get(...params: unknown[]): unknown;
 }
 
 export interface RawSqlite {
@@ -32,9 +35,19 @@ export async function acquireRawSqlite(ledger: Ledger): Promise<{ conn: RawSqlit
   };
 }
 
-const ROWS_PER_STATEMENT = 64;
+/** Runs `use` with the raw connection and gives it back afterwards, whatever happens. */
+export async function withRawSqlite<T>(ledger: Ledger, use: (conn: RawSqlite) => Promise<T> | T): Promise<T> {
+  const { conn, release } = await acquireRawSqlite(ledger);
+  try {
+    return await use(conn);
+  } finally {
+    await release();
+  }
+}
 
-function insertSql(verb: string, table: string, columns: readonly string[], rows: number): string {
+export const ROWS_PER_STATEMENT = 64;
+
+export function insertSql(verb: string, table: string, columns: readonly string[], rows: number): string {
   const one = `(${columns.map(() => '?').join(',')})`;
   return `${verb} into ${table} (${columns.join(',')}) values ${Array(rows).fill(one).join(',')}`;
 }
