@@ -1,13 +1,12 @@
-// Duplicate-record detection within one file (E303) in 12 bytes per record: a 64-bit fingerprint
+// Duplicate-record detection within one file (E303) in 16-byte slots (two or more per record): a 64-bit fingerprint
 // of the key bytes in an open-addressing table, with the record number of the first occurrence.
 // A false duplicate needs two different keys with the same 64-bit fingerprint (about 1 in 10^7
 // for a file of ten million records).
 
 export class DuplicateIndex {
   private capacity: number;
-  private h1: Uint32Array;
-  private h2: Uint32Array;
-  private recNo: Uint32Array;
+  /** slot i: [i*4] first hash, [i*4+1] second hash, [i*4+2] record number (0 = empty); 16 bytes, never across cache lines */
+  private table: Uint32Array;
   private size = 0;
   private readonly starts: Int32Array;
   private readonly ends: Int32Array;
@@ -19,9 +18,7 @@ export class DuplicateIndex {
     let cap = 1 << 16;
     while (cap < expected * 2 + 2) cap *= 2;
     this.capacity = cap;
-    this.h1 = new Uint32Array(cap);
-    this.h2 = new Uint32Array(cap);
-    this.recNo = new Uint32Array(cap);
+    this.table = new Uint32Array(cap * 4);
   }
 
   /** Adds the key; returns the record number of an earlier record with the same key, or 0. */
@@ -38,27 +35,27 @@ export class DuplicateIndex {
     a >>>= 0; b >>>= 0;
     if ((this.size + 1) * 2 > this.capacity) this.grow();
     const mask = this.capacity - 1;
+    const t = this.table;
     for (let slot = a & mask; ; slot = (slot + 1) & mask) {
-      if (this.recNo[slot] === 0) {
-        this.h1[slot] = a; this.h2[slot] = b; this.recNo[slot] = recordNo; this.size++;
+      const j = slot << 2;
+      if (t[j + 2] === 0) {
+        t[j] = a; t[j + 1] = b; t[j + 2] = recordNo; this.size++;
         return 0;
       }
-      if (this.h1[slot] === a && this.h2[slot] === b) return this.recNo[slot]!;
+      if (t[j] === a && t[j + 1] === b) return t[j + 2]!;
     }
   }
 
   private grow(): void {
-    const { h1, h2, recNo } = this;
+    const old = this.table;
     this.capacity *= 2;
-    this.h1 = new Uint32Array(this.capacity);
-    this.h2 = new Uint32Array(this.capacity);
-    this.recNo = new Uint32Array(this.capacity);
+    const t = (this.table = new Uint32Array(this.capacity * 4));
     const mask = this.capacity - 1;
-    for (let i = 0; i < h1.length; i++) {
-      if (recNo[i] === 0) continue;
-      let slot = h1[i]! & mask;
-      while (this.recNo[slot] !== 0) slot = (slot + 1) & mask;
-      this.h1[slot] = h1[i]!; this.h2[slot] = h2[i]!; this.recNo[slot] = recNo[i]!;
+    for (let i = 0; i < old.length; i += 4) {
+      if (old[i + 2] === 0) continue;
+      let slot = old[i]! & mask;
+      while (t[slot * 4 + 2] !== 0) slot = (slot + 1) & mask;
+      t[slot * 4] = old[i]!; t[slot * 4 + 1] = old[i + 1]!; t[slot * 4 + 2] = old[i + 2]!;
     }
   }
 }

@@ -70,13 +70,19 @@ export function readPacked(buf: Buffer, s: number, len: number): number {
 }
 
 export function writePacked(value: number, dst: Buffer, s: number, len: number, unsigned = false): boolean {
-  const digits = String(Math.abs(value));
-  if (!Number.isSafeInteger(value) || digits.length > len * 2 - 1) return false;
-  const all = digits.padStart(len * 2 - 1, '0');
-  for (let i = 0; i < len; i++) {
-    const hi = all.charCodeAt(2 * i) - 0x30;
-    const lo = i < len - 1 ? all.charCodeAt(2 * i + 1) - 0x30 : unsigned ? 0x0f : value < 0 ? 0x0d : 0x0c;
-    dst[s + i] = (hi << 4) | lo;
+  if (!Number.isSafeInteger(value)) return false;
+  let v = Math.abs(value);
+  if (v >= 10 ** (len * 2 - 1)) return false;
+  // from the right, no strings: the last byte holds one digit and the sign nibble
+  let d = v % 10;
+  v = (v - d) / 10;
+  dst[s + len - 1] = (d << 4) | (unsigned ? 0x0f : value < 0 ? 0x0d : 0x0c);
+  for (let i = len - 2; i >= 0; i--) {
+    const lo = v % 10;
+    v = (v - lo) / 10;
+    d = v % 10;
+    v = (v - d) / 10;
+    dst[s + i] = (d << 4) | lo;
   }
   return true;
 }

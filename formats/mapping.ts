@@ -48,6 +48,15 @@ export function getMapping(from: string, to: string): CompiledMapping {
   return m;
 }
 
+/** A run of bytes copied unchanged from the source record to the target record. */
+interface CopyRun { src: number; dst: number; len: number }
+
+/**
+ * Compiles a mapping into (1) a template of the target record holding every byte that does not
+ * depend on the source (recordType, blanks, constants), (2) byte-copy runs for fields of the same
+ * type and length, merged where they are adjacent on both sides, and (3) the few operations that
+ * need to look at a value (date formats, signs, conversions), run in field order.
+ */
 export function compileMapping(spec: MappingSpec): CompiledMapping {
   const from = getLayout(spec.from);
   const to = getLayout(spec.to);
@@ -55,19 +64,73 @@ export function compileMapping(spec: MappingSpec): CompiledMapping {
   for (const name of Object.keys(spec.fields)) if (!to.byName.has(name)) throw new LayoutError(`${where}: unknown target field '${name}'`);
   const sameShape = from.recordLength === to.recordLength && from.fields.every((f, i) => to.fields[i] && to.fields[i]!.name === f.name && to.fields[i]!.type === f.type && to.fields[i]!.offset === f.offset && to.fields[i]!.length === f.length);
   if (sameShape && Object.keys(spec.fields).length === 0) {
-    return { from, to, identity: true, apply: (s, so, d, dOff) => { s.copy(d, dOff, so, so + from.recordLength); } };
+    const len = from.recordLength;
+    return { from, to, identity: true, apply: (s, so, d, dOff) => { d.set(so === 0 && s.length === len ? s : s.subarray(so, so + len), dOff); } };
   }
+  const template = Buffer.alloc(to.recordLength);
+  const runs: CopyRun[] = [];
   const ops: Op[] = [];
+  const addRun = (src: number, dst: number, len: number) => {
+    const last = runs[runs.length - 1];
+    if (last && last.src + last.len === src && last.dst + last.len === dst) last.len += len;
+    else runs.push({ src, dst, len });
+  };
   for (const t of to.fields) {
-    if (t.name === 'recordType') { const b = to.recordType.charCodeAt(0); ops.push((_s, _so, d, dOff) => { d[dOff] = b; }); continue; }
+    if (t.name === 'recordType') { template[t.offset] = to.recordType.charCodeAt(0); continue; }
     const m = spec.fields[t.name] ?? (from.byName.has(t.name) && t.name !== 'filler' ? { from: t.name } : undefined);
-    if (!m) { ops.push((_s, _so, d, dOff) => blankField(d, dOff, t)); continue; }
-    if ('const' in m) { const v = m.const; ops.push((_s, _so, d, dOff) => encodeField(v, d, dOff, t)); continue; }
+    if (!m) { blankField(template, 0, t); continue; }
+    if ('const' in m) {
+      const v = m.const;
+      try {
+        encodeField(v, template, 0, t);
+      } catch (err) {
+        if (!(err instanceof FieldEncodeError)) throw err;
+        ops.push((_s, _so, d, dOff) => encodeField(v, d, dOff, t)); // fails on every record, as it should
+      }
+      continue;
+    }
     const s = from.byName.get(m.from);
     if (!s) throw new LayoutError(`${where}: '${t.name}' maps from unknown source field '${m.from}'`);
+    if (!m.date && !m.negativeWhere && !m.abs && s.type === t.type && s.length === t.length) { addRun(s.offset, t.offset, t.length); continue; }
     ops.push(fieldOp(s, t, m, from, where));
   }
-  return { from, to, identity: false, apply: (src, so, dst, dOff) => { for (const op of ops) op(src, so, dst, dOff); } };
+  const nRuns = runs.length;
+  const runSrc = Int32Array.from(runs.map((r) => r.src));
+  const runDst = Int32Array.from(runs.map((r) => r.dst));
+  const runLen = Int32Array.from(runs.map((r) => r.len));
+  return {
+    from, to, identity: false,
+    apply: (src, so, dst, dOff) => {
+      dst.set(template, dOff);
+      for (let r = 0; r < nRuns; r++) {
+        const a = so + runSrc[r]!;
+        const b = dOff + runDst[r]!;
+        const n = runLen[r]!;
+        if (n > 24) dst.set(src.subarray(a, a + n), b);
+        else for (let i = 0; i < n; i++) dst[b + i] = src[a + i]!;
+      }
+      for (let k = 0; k < ops.length; k++) ops[k]!(src, so, dst, dOff);
+    },
+  };
+}
+
+/** A condition on a source field's value, compared on bytes where that is exact (N fields). */
+function valueTest(f: FieldDef, values: string[]): (src: Buffer, so: number) => boolean {
+  if (f.type === 'N') {
+    const bytes = values.filter((v) => v.length === f.length && /^[\x00-\xff]*$/.test(v)).map((v) => Buffer.from(v, 'latin1'));
+    return (src, so) => {
+      const s = so + f.offset;
+      for (let k = 0; k < bytes.length; k++) {
+        const v = bytes[k]!;
+        let i = 0;
+        while (i < v.length && src[s + i] === v[i]) i++;
+        if (i === v.length) return true;
+      }
+      return false;
+    };
+  }
+  const set = new Set(values);
+  return (src, so) => set.has(decodeField(src, so, f));
 }
 
 function fieldOp(s: FieldDef, t: FieldDef, m: Extract<FieldMapping, { from: string }>, from: Layout, where: string): Op {
@@ -76,27 +139,29 @@ function fieldOp(s: FieldDef, t: FieldDef, m: Extract<FieldMapping, { from: stri
     if (s.length !== inLen || t.length !== outLen) throw new LayoutError(`${where}: ${m.date} needs ${inLen} -> ${outLen} digits`);
     return (src, so, dst, dOff) => {
       const a = so + s.offset;
-      const zero = src.toString('latin1', a, a + inLen) === '0'.repeat(inLen);
-      if (zero) dst.fill(0x30, dOff + t.offset, dOff + t.offset + outLen);
-      else if (inLen === 8) src.copy(dst, dOff + t.offset, a + 2, a + 8);
-      else { dst[dOff + t.offset] = 0x32; dst[dOff + t.offset + 1] = 0x30; src.copy(dst, dOff + t.offset + 2, a, a + 6); }
+      const d = dOff + t.offset;
+      let zero = true;
+      for (let i = 0; i < inLen; i++) if (src[a + i] !== 0x30) { zero = false; break; }
+      if (zero) for (let i = 0; i < outLen; i++) dst[d + i] = 0x30;
+      else if (inLen === 8) for (let i = 0; i < 6; i++) dst[d + i] = src[a + 2 + i]!;
+      else { dst[d] = 0x32; dst[d + 1] = 0x30; for (let i = 0; i < 6; i++) dst[d + 2 + i] = src[a + i]!; }
     };
   }
   if (m.negativeWhere || m.abs) {
     const conds = Object.entries(m.negativeWhere ?? {}).map(([name, values]) => {
       const f = from.byName.get(name);
       if (!f) throw new LayoutError(`${where}: negativeWhere refers to unknown field '${name}'`);
-      return { f, values: new Set(values) };
+      return valueTest(f, values);
     });
     return (src, so, dst, dOff) => {
       let v = Math.abs(readNumber(src, so, s));
       if (Number.isNaN(v)) throw new FieldEncodeError(t.name, `source ${s.name} is not a number`);
-      if (conds.some((c) => c.values.has(decodeField(src, so, c.f)))) v = -v;
+      for (let c = 0; c < conds.length; c++) if (conds[c]!(src, so)) { v = -v; break; }
       if (t.type === 'P') { if (!writePacked(v, dst, dOff + t.offset, t.length)) throw new FieldEncodeError(t.name, `${v} does not fit packed ${t.length}`); }
       else encodeField(t.type === 'N' ? String(Math.abs(v)) : String(v), dst, dOff, t);
     };
   }
-  if (s.type === t.type && s.length === t.length) return (src, so, dst, dOff) => { src.copy(dst, dOff + t.offset, so + s.offset, so + s.offset + s.length); };
+  if (s.type === t.type && s.length === t.length) return (src, so, dst, dOff) => { dst.set(src.subarray(so + s.offset, so + s.offset + s.length), dOff + t.offset); };
   return (src, so, dst, dOff) => {
     let v = decodeField(src, so, s);
     if (t.type === 'N' && v.length > t.length) v = v.replace(/^0+(?=\d)/, '').padStart(t.length, '0');

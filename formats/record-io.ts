@@ -1,7 +1,7 @@
 // Streaming fixed-width records over bytes, in constant memory: files are read in large chunks and
 // each record is handed to a synchronous callback as (buffer, offset), with no copy and no object
 // per record. Writers buffer records and write them in large blocks.
-import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Framing } from './layouts.ts';
 
@@ -26,38 +26,56 @@ export interface ReadOptions {
   afterChunk?: () => Promise<void> | void;
 }
 
-/** Reads every record of a file; stops at the first break of the record grid. */
+/** A buffer on its own ArrayBuffer (byteOffset 0), so that word views of it are aligned. */
+export const alignedBuffer = (size: number): Buffer => Buffer.from(new ArrayBuffer(size + 8), 0, size);
+
+/**
+ * Reads every record of a file; stops at the first break of the record grid. Without `afterChunk`
+ * the next chunk is read (by the thread pool) while the records of the current one are handled.
+ */
 export async function readRecords(path: string, opts: ReadOptions, onRecord: RecordHandler): Promise<ReadResult> {
   const L = opts.recordLength;
   const eol = lineEndLength(opts.framing);
   const stride = L + eol;
   const chunk = Math.max(opts.chunkSize ?? DEFAULT_CHUNK, stride);
-  const buf = Buffer.allocUnsafe(chunk + stride);
+  const afterChunk = opts.afterChunk;
+  // two buffers: records of one are handled while the other is filled; each starts with the
+  // carried-over part record of the previous chunk
+  let buf = alignedBuffer(chunk + stride);
+  let next = afterChunk ? buf : alignedBuffer(chunk + stride);
   const fh = await open(path, 'r');
   let have = 0;
   let recordNo = 0;
   let bytes = 0;
-  const lineEndOk = (off: number): boolean =>
-    eol === 0 || (eol === 2 ? buf[off + L] === 0x0d && buf[off + L + 1] === 0x0a : buf[off + L] === 0x0a);
-  const describeLineEnd = (off: number): string => {
-    const found = buf.subarray(off + L, off + stride).toString('hex');
+  let pending: Promise<{ bytesRead: number }> | null = fh.read(buf, 0, chunk, null);
+  const lineEndOk = (b: Buffer, off: number): boolean =>
+    eol === 0 || (eol === 2 ? b[off + L] === 0x0d && b[off + L + 1] === 0x0a : b[off + L] === 0x0a);
+  const describeLineEnd = (b: Buffer, off: number): string => {
+    const found = b.subarray(off + L, off + stride).toString('hex');
     return `record ${recordNo} does not end with ${opts.framing.toUpperCase()} after ${L} bytes (found 0x${found}): wrong record length or mixed line ends`;
   };
   try {
     for (;;) {
-      const { bytesRead } = await fh.read(buf, have, chunk, null);
+      const { bytesRead } = await pending!;
+      pending = null;
       bytes += bytesRead;
       have += bytesRead;
-      let off = 0;
       const eof = bytesRead === 0;
-      while (have - off >= stride) {
+      const whole = have - (have % stride);
+      const rest = have - whole;
+      if (!eof && !afterChunk) {
+        // carry the part record over and start the next read before handling this chunk
+        if (rest > 0) buf.copy(next, 0, whole, have);
+        pending = fh.read(next, rest, chunk, null);
+      }
+      let off = 0;
+      while (off < whole) {
         recordNo++;
-        if (!lineEndOk(off)) return { records: recordNo - 1, bytes, gridBreak: { recordNo, detail: describeLineEnd(off) } };
+        if (!lineEndOk(buf, off)) return { records: recordNo - 1, bytes, gridBreak: { recordNo, detail: describeLineEnd(buf, off) } };
         onRecord(buf, off, recordNo);
         off += stride;
       }
       if (eof) {
-        const rest = have - off;
         if (rest === 0 || (rest === 1 && buf[off] === EOF_MARK)) return { records: recordNo, bytes, gridBreak: null };
         // A last record without its line end (and maybe the EOF mark) still sits on the grid.
         if (eol > 0 && (rest === L || (rest === L + 1 && buf[off + L] === EOF_MARK))) {
@@ -66,39 +84,62 @@ export async function readRecords(path: string, opts: ReadOptions, onRecord: Rec
         }
         return { records: recordNo, bytes, gridBreak: { recordNo: recordNo + 1, detail: `file ends with ${rest} bytes that are not a whole ${L}-byte record` } };
       }
-      if (off > 0) {
-        buf.copy(buf, 0, off, have);
-        have -= off;
+      if (afterChunk) {
+        if (rest > 0) buf.copy(buf, 0, whole, have);
+        await afterChunk();
+        pending = fh.read(buf, rest, chunk, null);
+      } else {
+        const t = buf;
+        buf = next;
+        next = t;
       }
-      if (opts.afterChunk) await opts.afterChunk();
+      have = rest;
     }
   } finally {
+    if (pending) await pending.catch(() => undefined);
     await fh.close();
   }
 }
 
-/** Buffered writer of fixed-width records with the partner's framing; plain file at `path`. */
+/** Bytes written to a file after which its data is pushed to disk in the background. */
+const EARLY_SYNC_BYTES = 16 * 1024 * 1024;
+/** Background syncs at once, across writers (they hold thread-pool threads, which reads need too). */
+const MAX_EARLY_SYNCS = 2;
+let earlySyncs = 0;
+
+/**
+ * Buffered writer of fixed-width records with the partner's framing; plain file at `path`.
+ * Large files are synced to disk in the background as they grow (fdatasync on the thread pool),
+ * so that the fsync of close() has little left to wait for.
+ */
 export class RecordFileWriter {
   private readonly fd: number;
   private readonly buf: Buffer;
   private used = 0;
-  private readonly eol: Buffer;
+  private readonly eolLength: number;
+  private readonly eol0: number;
+  private readonly eol1: number;
   bytesWritten = 0;
   records = 0;
+  private unsynced = 0;
+  private syncing = false;
+  private closeAfterSync = false;
 
   constructor(readonly path: string, framing: Framing, bufferSize = 256 * 1024) {
     this.fd = openSync(path, 'w');
-    this.buf = Buffer.allocUnsafe(bufferSize);
-    this.eol = Buffer.from(framing === 'crlf' ? '\r\n' : framing === 'lf' ? '\n' : '', 'latin1');
+    this.buf = alignedBuffer(bufferSize);
+    this.eolLength = lineEndLength(framing);
+    this.eol0 = framing === 'crlf' ? 0x0d : 0x0a;
+    this.eol1 = 0x0a;
   }
 
   /**
-   * Room for one record of `len` bytes in the write buffer: returns [buffer, offset] to fill in
-   * place (saves a copy), then call commit(len).
+   * Room for one record of `len` bytes in the write buffer: returns the offset in `buffer` to fill
+   * in place (saves a copy), then call commit(len).
    */
   reserve(len: number): number {
-    if (this.used + len + this.eol.length > this.buf.length) this.flush();
-    if (len + this.eol.length > this.buf.length) throw new Error('record larger than the write buffer');
+    if (this.used + len + this.eolLength > this.buf.length) this.flush();
+    if (len + this.eolLength > this.buf.length) throw new Error('record larger than the write buffer');
     return this.used;
   }
 
@@ -107,30 +148,49 @@ export class RecordFileWriter {
   }
 
   commit(len: number): void {
-    this.used += len;
-    this.eol.copy(this.buf, this.used);
-    this.used += this.eol.length;
+    const b = this.buf;
+    let u = this.used + len;
+    if (this.eolLength === 2) { b[u] = this.eol0; b[u + 1] = this.eol1; u += 2; }
+    else if (this.eolLength === 1) b[u++] = this.eol0;
+    this.used = u;
     this.records++;
   }
 
   write(src: Buffer, off = 0, len = src.length - off): void {
-    if (this.used + len + this.eol.length > this.buf.length) this.flush();
-    if (len + this.eol.length > this.buf.length) {
+    if (this.used + len + this.eolLength > this.buf.length) this.flush();
+    if (len + this.eolLength > this.buf.length) {
       this.writeAll(src.subarray(off, off + len));
-      this.writeAll(this.eol);
-    } else {
-      src.copy(this.buf, this.used, off, off + len);
-      this.used += len;
-      this.eol.copy(this.buf, this.used);
-      this.used += this.eol.length;
+      if (this.eolLength > 0) this.writeAll(Buffer.from(this.eolLength === 2 ? [this.eol0, this.eol1] : [this.eol0]));
+      this.records++;
+      return;
     }
-    this.records++;
+    this.buf.set(off === 0 && len === src.length ? src : src.subarray(off, off + len), this.used);
+    this.commit(len);
   }
 
   private writeAll(b: Buffer): void {
     let done = 0;
     while (done < b.length) done += writeSync(this.fd, b, done, b.length - done);
     this.bytesWritten += b.length;
+    this.unsynced += b.length;
+    if (this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < MAX_EARLY_SYNCS) {
+      this.unsynced = 0;
+      this.syncing = true;
+      earlySyncs++;
+      fdatasync(this.fd, () => {
+        // errors here are not lost: close() syncs again, synchronously, and throws
+        earlySyncs--;
+        this.syncing = false;
+        if (this.closeAfterSync) this.closeFd();
+      });
+    }
+  }
+
+  /** Closes the descriptor, or once a background sync on it is over. */
+  private closeFd(): void {
+    if (this.syncing) { this.closeAfterSync = true; return; }
+    this.closeAfterSync = false;
+    try { closeSync(this.fd); } catch { /* already closed */ }
   }
 
   flush(): void {
@@ -142,11 +202,12 @@ export class RecordFileWriter {
   close(): void {
     this.flush();
     fsyncSync(this.fd);
-    closeSync(this.fd);
+    if (this.syncing) this.closeFd();
+    else closeSync(this.fd);
   }
 
   /** Closes without flushing (on failure; the caller removes the file). */
   abandon(): void {
-    try { closeSync(this.fd); } catch { /* already closed */ }
+    this.closeFd();
   }
 }

@@ -1,7 +1,7 @@
 // A record's fields by name, decoded on access from a canonical record, with no object per record:
 // one view per layout is re-pointed at each record. Valid only during the callback that gets it;
 // spread it ({ ...view }) to keep a copy.
-import { decodeField } from './field-codec.ts';
+import { decodeField, readDigits } from './field-codec.ts';
 import type { Layout } from './layouts.ts';
 
 export type RecordFields = Readonly<Record<string, string>>;
@@ -17,6 +17,21 @@ export function makeRecordView(layout: Layout): RecordView {
   const fields: Record<string, string> = {};
   for (const f of layout.fields) {
     if (f.name === 'filler') continue;
+    if (f.type === 'N' && f.length <= 4) {
+      // short digit fields (codes, routing keys): the same few strings again and again, kept by value
+      const known: (string | undefined)[] = new Array(10 ** f.length);
+      const s = f.offset;
+      const len = f.length;
+      Object.defineProperty(fields, f.name, {
+        enumerable: true,
+        get: () => {
+          const v = readDigits(cur, at + s, len);
+          if (v !== v) return decodeField(cur, at, f);
+          return known[v] ?? (known[v] = decodeField(cur, at, f));
+        },
+      });
+      continue;
+    }
     Object.defineProperty(fields, f.name, { enumerable: true, get: () => decodeField(cur, at, f) });
   }
   return { fields, point(buf, off) { cur = buf; at = off; } };

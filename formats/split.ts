@@ -90,6 +90,8 @@ interface Output {
   encoded: Buffer;
   centreRefField?: ReturnType<Family['data']['byName']['get']>;
   centreDateField?: ReturnType<Family['data']['byName']['get']>;
+  /** last centreRef stamped, as a number while refs are safe integers (set into info at the end) */
+  lastRef: number;
 }
 
 /** Writes a non-negative bigint as zero-padded digits; refuses one that does not fit. */
@@ -100,6 +102,28 @@ function writeDigits(value: bigint, dst: Buffer, s: number, len: number): void {
     v /= 10n;
   }
   if (v !== 0n || value < 0n) throw new FormatError(`centreRef ${value} does not fit ${len} digits`, 'E201');
+}
+
+/** ASCII digits of 0000-9999, four bytes each. */
+const DIGITS4 = new Uint8Array(40000);
+for (let n = 0; n < 10000; n++) for (let i = 0, v = n; i < 4; i++, v = (v / 10) | 0) DIGITS4[n * 4 + 3 - i] = 0x30 + (v % 10);
+const POW10 = Array.from({ length: 16 }, (_, n) => 10 ** n);
+const digitScratch = new Uint8Array(16);
+
+/** writeDigits for a non-negative safe integer, without bigint arithmetic: four digits at a time. */
+function writeDigitsNumber(value: number, dst: Buffer, s: number, len: number): void {
+  if (len > 15 || value >= POW10[len]!) { writeDigits(BigInt(value), dst, s, len); return; }
+  const hi = Math.floor(value / 1e8);
+  const lo = value - hi * 1e8;
+  const lo0 = lo % 10000, lo1 = (lo - lo0) / 10000, hi0 = hi % 10000, hi1 = (hi - hi0) / 10000;
+  const d = digitScratch;
+  for (let i = 0; i < 4; i++) {
+    d[i] = DIGITS4[hi1 * 4 + i]!;
+    d[4 + i] = DIGITS4[hi0 * 4 + i]!;
+    d[8 + i] = DIGITS4[lo1 * 4 + i]!;
+    d[12 + i] = DIGITS4[lo0 * 4 + i]!;
+  }
+  for (let i = 0; i < len; i++) dst[s + i] = d[16 - len + i]!;
 }
 
 const perDest = <T>(v: PerDestination<T>, id: string, what: string): T => {
@@ -114,6 +138,9 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
   const view = makeRecordView(src.family.data);
   const outputs = new Map<string, Output>();
   let nextRef = opts.stampCentreRef?.start ?? 0n;
+  // centreRefs are counted as numbers while they are safe integers (beyond that, as bigints)
+  const SAFE_REFS = 2 ** 52;
+  let nextNum = nextRef >= 0n && nextRef < BigInt(SAFE_REFS) ? Number(nextRef) : -1;
 
   const openOutput = (id: string): Output => {
     const target = opts.targetFormat(id);
@@ -133,7 +160,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       info: { destinationId: id, path, recordCount: 0, totals: {}, fileType: target.fileType, layout: family.data.name, encoding, framing },
       family, encoding, mapping: getMapping(src.family.data.name, family.data.name), writer, totals: new TotalsAccumulator(family),
       canon: blankRecord(family.data), encoded: Buffer.alloc(family.recordLength),
-      centreRefField: family.data.byName.get('centreRef'), centreDateField: family.data.byName.get('centreDate'),
+      centreRefField: family.data.byName.get('centreRef'), centreDateField: family.data.byName.get('centreDate'), lastRef: -1,
     };
     outputs.set(id, out);
     writeRecord(out, buildHeader(headerValues, family.recordLength), family.header, -1);
@@ -155,6 +182,8 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
 
   const centreDateBytes = opts.stampCentreRef ? Buffer.from(opts.stampCentreRef.centreDate, 'latin1') : null;
   if (centreDateBytes && !/^[0-9]{8}$/.test(opts.stampCentreRef!.centreDate)) throw new Error('stampCentreRef.centreDate must be YYYYMMDD');
+  const stamping = opts.stampCentreRef !== undefined;
+  const onForward = opts.onForward;
 
   const forward = (id: string, rec: Buffer, off: number, recordNo: number) => {
     const out = outputs.get(id) ?? openOutput(id);
@@ -170,19 +199,41 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       throw err;
     }
     let centreRef: string | undefined;
-    if (opts.stampCentreRef) {
-      const ref = nextRef++;
-      if (out.centreRefField) writeDigits(ref, target, at + out.centreRefField.offset, out.centreRefField.length);
-      if (out.centreDateField) centreDateBytes!.copy(target, at + out.centreDateField.offset);
-      out.info.firstCentreRef ??= ref;
-      out.info.lastCentreRef = ref;
-      if (opts.onForward) centreRef = String(ref);
+    if (stamping) {
+      const refField = out.centreRefField;
+      if (nextNum >= 0 && nextNum < SAFE_REFS) {
+        const ref = nextNum++;
+        if (refField) writeDigitsNumber(ref, target, at + refField.offset, refField.length);
+        if (out.info.firstCentreRef === undefined) out.info.firstCentreRef = BigInt(ref);
+        out.lastRef = ref;
+        if (onForward) centreRef = String(ref);
+      } else {
+        const ref = nextNum >= 0 ? BigInt(nextNum) : nextRef;
+        nextNum = -1;
+        nextRef = ref + 1n;
+        if (refField) writeDigits(ref, target, at + refField.offset, refField.length);
+        out.info.firstCentreRef ??= ref;
+        out.info.lastCentreRef = ref;
+        out.lastRef = -1;
+        if (onForward) centreRef = String(ref);
+      }
+      const dateField = out.centreDateField;
+      if (dateField) { const d = at + dateField.offset; for (let i = 0; i < 8; i++) target[d + i] = centreDateBytes![i]!; }
     }
     out.totals.add(target, at);
     out.info.recordCount++;
     if (inPlace) out.writer.commit(len);
-    else writeRecord(out, out.canon, out.family.data, recordNo);
-    if (opts.onForward) opts.onForward(id, snapshotFields(out.family.data, target === out.canon ? out.canon : target, at), { recordNo, centreRef, source: view.fields });
+    else {
+      // encode straight into the write buffer
+      try {
+        canonicalToEncoding(out.encoding, out.family.data, out.canon, 0, out.writer.buffer, out.writer.reserve(len));
+      } catch (err) {
+        if (err instanceof FieldEncodeError) throw new FormatError(`record ${recordNo} of ${inPath} cannot be written to ${out.info.destinationId} (${out.encoding}): ${err.message}`, 'E109');
+        throw err;
+      }
+      out.writer.commit(len);
+    }
+    if (onForward) onForward(id, snapshotFields(out.family.data, target === out.canon ? out.canon : target, at), { recordNo, centreRef, source: view.fields });
   };
 
   try {
@@ -195,6 +246,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       else for (const id of route) forward(id, rec, off, recordNo);
     });
     for (const out of outputs.values()) {
+      if (out.lastRef >= 0) out.info.lastCentreRef = BigInt(out.lastRef);
       const trailer = blankRecord(out.family.trailer);
       out.totals.writeInto(trailer);
       out.info.totals = out.totals.values();

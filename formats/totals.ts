@@ -74,15 +74,17 @@ export class TotalsAccumulator {
   /** Adds one canonical data record. Unreadable numbers count as 0 (they are E201 already). */
   add(buf: Buffer, off: number): void {
     const list = this.compiled;
+    const acc = this.acc;
     for (let i = 0; i < list.length; i++) {
       const t = list[i]!;
+      const conds = t.conditions;
       let ok = true;
-      for (let j = 0; j < t.conditions.length; j++) if (!matches(buf, off, t.conditions[j]!)) { ok = false; break; }
+      for (let j = 0; j < conds.length; j++) if (!matches(buf, off, conds[j]!)) { ok = false; break; }
       if (!ok) continue;
-      if (t.kind === 'count') { this.acc[i]!++; continue; }
+      if (t.kind === 'count') { acc[i]!++; continue; }
       const v = readNumber(buf, off, t.source!);
-      if (Number.isNaN(v)) continue;
-      this.acc[i] += t.kind === 'net' && matches(buf, off, t.negative!) ? -v : v;
+      if (v !== v) continue;
+      acc[i] += t.kind === 'net' && matches(buf, off, t.negative!) ? -v : v;
     }
   }
 

@@ -146,10 +146,25 @@ export async function validateFile(path: string, opts: ValidateOptions): Promise
     }
   };
 
+  const dataByte = ebcdic ? -1 : 0x32;
   const onRecord = (raw: Buffer, rawOff: number, no: number) => {
     recordNo = no;
     lastRecord = no;
     recordHadError = false;
+    if (raw[rawOff] === dataByte) {
+      // the common case, a data record of an ASCII-family file: what the general path below does for type '2'
+      currentIsData = true;
+      if (state !== 'group') report1(null, 'E103', state === 'start' ? 'data record before the header' : 'data record after the trailer');
+      report.recordCount++;
+      checkData(raw, rawOff, -1, report1);
+      if (dupIndex) {
+        const earlier = dupIndex.add(raw, rawOff, recordNo);
+        if (earlier) report1(null, 'E303', `same ${(duplicateRule as { fields: string[] }).fields.join(', ')} as record ${earlier}`);
+      }
+      groupTotals.add(raw, rawOff);
+      if (recordHadError) rejectedTotals.add(raw, rawOff);
+      return;
+    }
     const type = recordTypeOf(encoding, raw[rawOff]!);
     currentIsData = type === '2';
     let buf = raw;

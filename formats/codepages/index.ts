@@ -137,22 +137,61 @@ export function canonicalToEncoding(enc: Encoding, layout: Layout, src: Buffer, 
     src.copy(dst, dstOff, srcOff, srcOff + len);
     return;
   }
+  encodePlan(enc, layout)(src, srcOff, dst, dstOff);
+}
+
+type RecordEncoder = (src: Buffer, srcOff: number, dst: Buffer, dstOff: number) => void;
+const encodePlans = new WeakMap<Layout, Map<Encoding, RecordEncoder>>();
+
+/**
+ * The EBCDIC encoder of one layout, compiled once: one pass over the record's bytes through a
+ * per-position table (N and C bytes translated, P bytes copied), then the Z and K fields. A byte
+ * with no code throws for the first field, in field order, that cannot be written.
+ */
+function encodePlan(enc: Encoding, layout: Layout): RecordEncoder {
+  let byEnc = encodePlans.get(layout);
+  if (!byEnc) encodePlans.set(layout, (byEnc = new Map()));
+  let plan = byEnc.get(enc);
+  if (plan) return plan;
   const { fromCanonical } = sbcsFor(enc);
+  // runs of adjacent N and C fields go through the table, P fields are copied, Z and K written after
+  const runs: { start: number; end: number; translate: boolean }[] = [];
   for (const f of layout.fields) {
-    const o = f.offset;
-    switch (f.type) {
-      case 'N': case 'C':
-        for (let i = o; i < o + f.length; i++) {
+    const translate = f.type === 'N' || f.type === 'C';
+    const last = runs[runs.length - 1];
+    if (last && last.translate === translate) last.end = f.offset + f.length;
+    else runs.push({ start: f.offset, end: f.offset + f.length, translate });
+  }
+  const special = layout.fields.filter((f) => f.type === 'Z' || f.type === 'K');
+  const runSpecial = (f: FieldDef, src: Buffer, srcOff: number, dst: Buffer, dstOff: number) => {
+    if (f.type === 'Z') zonedFromCanonical(src, srcOff + f.offset, dst, dstOff + f.offset, f.length);
+    else dbcsFieldFromCanonical(enc, f, src, srcOff + f.offset, dst, dstOff + f.offset);
+  };
+  const fail = (i: number, c: number, src: Buffer, srcOff: number, dst: Buffer, dstOff: number): never => {
+    // fields before this one that fail first keep their error
+    for (const f of special) if (f.offset < i) runSpecial(f, src, srcOff, dst, dstOff);
+    const f = layout.fields.find((x) => i >= x.offset && i < x.offset + x.length)!;
+    throw new FieldEncodeError(f.name, `byte 0x${c.toString(16)} has no code in ${enc}`);
+  };
+  const runStart = Int32Array.from(runs.map((r) => r.start));
+  const runEnd = Int32Array.from(runs.map((r) => r.end));
+  const runTranslate = Uint8Array.from(runs.map((r) => (r.translate ? 1 : 0)));
+  const nRuns = runs.length;
+  plan = (src, srcOff, dst, dstOff) => {
+    for (let r = 0; r < nRuns; r++) {
+      const end = runEnd[r]!;
+      if (runTranslate[r] === 1) {
+        for (let i = runStart[r]!; i < end; i++) {
           const b = fromCanonical[src[srcOff + i]!]!;
-          if (b < 0) throw new FieldEncodeError(f.name, `byte 0x${src[srcOff + i]!.toString(16)} has no code in ${enc}`);
+          if (b < 0) fail(i, src[srcOff + i]!, src, srcOff, dst, dstOff);
           dst[dstOff + i] = b;
         }
-        break;
-      case 'P': src.copy(dst, dstOff + o, srcOff + o, srcOff + o + f.length); break;
-      case 'Z': zonedFromCanonical(src, srcOff + o, dst, dstOff + o, f.length); break;
-      case 'K': dbcsFieldFromCanonical(enc, f, src, srcOff + o, dst, dstOff + o); break;
+      } else for (let i = runStart[r]!; i < end; i++) dst[dstOff + i] = src[srcOff + i]!;
     }
-  }
+    for (let k = 0; k < special.length; k++) runSpecial(special[k]!, src, srcOff, dst, dstOff);
+  };
+  byEnc.set(enc, plan);
+  return plan;
 }
 
 function dbcsFieldFromCanonical(enc: Encoding, f: FieldDef, src: Buffer, s: number, dst: Buffer, d: number): void {
