@@ -8,7 +8,7 @@ export {
   getLayout, listLayouts, getFamily, listFamilies, familyForFileType, familyOfLayoutName, checkLayout, cutLayout, LayoutError, KNOWN_FILE_TYPES,
   type Layout, type Family, type FieldDef, type FieldType, type Encoding, type Framing,
 } from './layouts.ts';
-export { decodeField, encodeField, blankRecord } from './field-codec.ts';
+export { decodeField, encodeField, blankRecord, readDigits } from './field-codec.ts';
 export { encodeSjis, decodeSjis, UnmappableCharacterError, InvalidBytesError, FieldEncodeError, codeTypeOf, isEbcdic } from './codepages/index.ts';
 export { readRecords, RecordFileWriter, type GridBreak } from './record-io.ts';
 export { TotalsAccumulator } from './totals.ts';

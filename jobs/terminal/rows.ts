@@ -3,7 +3,7 @@
 // Both work on the canonical record bytes: the aggregates are summed in a byte-keyed hash table
 // (no string per field, per record), and the transaction row is decoded only where the SQLite sink
 // cannot take the record's bytes as they are (see TerminalRecordPlan.sqlExpr).
-import { decodeField, maskCardNumber, type FieldDef, type Layout } from '../../formats/index.ts';
+import { decodeField, maskCardNumber, readDigits, type FieldDef, type Layout } from '../../formats/index.ts';
 
 export const TXN_COLUMNS = ['file_id', 'record_no', 'merchant_no', 'store_code', 'terminal_id', 'txn_date', 'slip_no', 'card_company_code', 'txn_type', 'amount', 'approval_no', 'masked_card_no'] as const;
 export const AGG_KEY_COLUMNS = ['merchant_no', 'store_code', 'terminal_id', 'business_date', 'card_company_code', 'payment_kind', 'payment_method'] as const;
@@ -24,17 +24,6 @@ function fieldOf(layout: Layout, name: string): FieldDef {
   const def = layout.byName.get(name);
   if (!def) throw new Error(`layout ${layout.name} has no field ${name}`);
   return def;
-}
-
-/** Digits of an N field as a number without a string; NaN when any byte is not a digit. */
-function digitsAt(buf: Buffer, s: number, len: number): number {
-  let v = 0;
-  for (let i = s; i < s + len; i++) {
-    const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return NaN;
-    v = v * 10 + d;
-  }
-  return v;
 }
 
 /** How a canonical 81 data record of one layout becomes a terminal_txns row. */
@@ -63,7 +52,7 @@ export class TerminalRecordPlan {
   amount(buf: Buffer, off: number): number {
     const a = this.f.amount;
     if (a.type === 'N') {
-      const v = digitsAt(buf, off + a.offset, a.length);
+      const v = readDigits(buf, off + a.offset, a.length);
       if (!Number.isNaN(v)) return v;
     }
     return Number(decodeField(buf, off, a));
