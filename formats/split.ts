@@ -9,7 +9,7 @@ import { blankRecord, encodeField } from './field-codec.ts';
 import { buildEnd, buildHeader, type HeaderFields } from './header.ts';
 import { familyOfLayoutName, type Encoding, type Family, type Framing } from './layouts.ts';
 import { getMapping, type CompiledMapping } from './mapping.ts';
-import { makeRecordView, snapshotFields, type RecordFields } from './record-view.ts';
+import { makeRecordView, type RecordFields } from './record-view.ts';
 import { RecordFileWriter } from './record-io.ts';
 import { openSource, streamCanonical } from './source-file.ts';
 import { TotalsAccumulator } from './totals.ts';
@@ -59,8 +59,11 @@ export interface SplitOptions {
   /** each forwarded record gets centreRef start+i (i = 0, 1, ... in output order) and centreDate */
   stampCentreRef?: { start: bigint; centreDate: string };
   outputPath(destinationId: string): string;
-  /** after each record is written: the output record's fields and where it came from */
-  onForward?(destinationId: string, fields: Record<string, string>, info: ForwardInfo): void;
+  /**
+   * After each record is written: the output record's fields and where it came from. `fields` is
+   * decoded on access and valid during the call only (copy what you keep).
+   */
+  onForward?(destinationId: string, fields: RecordFields, info: ForwardInfo): void;
   /** records no route was found for */
   onUnrouted?(recordNo: number, fields: RecordFields): void;
 }
@@ -92,6 +95,8 @@ interface Output {
   centreDateField?: ReturnType<Family['data']['byName']['get']>;
   /** last centreRef stamped, as a number while refs are safe integers (set into info at the end) */
   lastRef: number;
+  /** the written record's fields for onForward, decoded only if read */
+  view: ReturnType<typeof makeRecordView>;
 }
 
 /** Writes a non-negative bigint as zero-padded digits; refuses one that does not fit. */
@@ -161,6 +166,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       family, encoding, mapping: getMapping(src.family.data.name, family.data.name), writer, totals: new TotalsAccumulator(family),
       canon: blankRecord(family.data), encoded: Buffer.alloc(family.recordLength),
       centreRefField: family.data.byName.get('centreRef'), centreDateField: family.data.byName.get('centreDate'), lastRef: -1,
+      view: makeRecordView(family.data),
     };
     outputs.set(id, out);
     writeRecord(out, buildHeader(headerValues, family.recordLength), family.header, -1);
@@ -233,7 +239,10 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       }
       out.writer.commit(len);
     }
-    if (onForward) onForward(id, snapshotFields(out.family.data, target === out.canon ? out.canon : target, at), { recordNo, centreRef, source: view.fields });
+    if (onForward) {
+      out.view.point(target, at);
+      onForward(id, out.view.fields, { recordNo, centreRef, source: view.fields });
+    }
   };
 
   try {
