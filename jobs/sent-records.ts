@@ -7,7 +7,7 @@ import { acquireRawSqlite, SqliteBatchInsert, type RawSqlite } from '../spool/le
 
 const BATCH = 500;
 /** SQLite rows per write transaction: short enough not to hold other writers up for long. */
-const SQLITE_TRANSACTION_ROWS = 4096;
+const SQLITE_TRANSACTION_ROWS = 16384;
 
 const SENT_COLUMNS = [
   'centre_ref', 'file_id', 'source_file_id', 'card_company_code', 'merchant_no', 'terminal_id', 'slip_no',

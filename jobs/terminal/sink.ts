@@ -45,7 +45,7 @@ class SqliteSpanInsert {
     const { plan } = this;
     this.pending.push(buf.toString('latin1', off + plan.spanStart, off + plan.spanEnd), recordNo, amount, plan.remaskedCard(buf, off));
     if (++this.pendingRows === ROWS_PER_STATEMENT) {
-      this.many.run(...this.pending);
+      this.many.run(this.pending);
       this.pending = [];
       this.pendingRows = 0;
     }
