@@ -6,7 +6,8 @@
 //   npx tsx scripts/bench/cycle.ts                    200 merchants x 5,000 records (1,000,000)
 //   BENCH_MERCHANTS=50 BENCH_RECORDS=2000 npx tsx scripts/bench/cycle.ts
 //
-// Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
+// BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
+// machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
 // default the config's 2), BENCH_KEEP=1 keeps the centres.
 // The timer starts when the scan is enqueued (workers already up, files already generated) and
@@ -20,6 +21,7 @@ import { openCentre, type Centre } from '../../jobs/centre.ts';
 import { startEngine } from '../../jobs/engine.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { BullmqQueues, redisConnection } from '../../jobs/runners/bullmq.ts';
+import knexFactory from 'knex';
 import { makeTestCentre, dropSalesFiles, type TestCentre } from '../../test/helpers/centre.ts';
 import { cycleDone, killWorker, sleep, startWorker, type WorkerProcess } from '../../test/helpers/crash.ts';
 
@@ -40,8 +42,20 @@ async function template(): Promise<TestCentre> {
   return t;
 }
 
+/** BENCH_PG=1: each run's ledger is a fresh PostgreSQL database instead of SQLite. */
+const PG_ADMIN = process.env.BENCH_PG ? (process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test') : undefined;
+
+async function freshLedgerUrl(): Promise<string | undefined> {
+  if (!PG_ADMIN) return undefined;
+  const name = `tsunagi_bench_${Date.now().toString(36)}`;
+  const admin = knexFactory({ client: 'pg', connection: PG_ADMIN });
+  await admin.raw(`create database ${name}`);
+  await admin.destroy();
+  return PG_ADMIN.replace(/\/[^/]*$/, `/${name}`);
+}
+
 async function centreFor(tpl: TestCentre, queue: string): Promise<TestCentre> {
-  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, queue });
+  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, queue, ledger: await freshLedgerUrl() });
   for (const m of tpl.merchantIds) {
     const from = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
     const to = path.join(c.dir, 'spool', 'partners', m, 'inbound');
