@@ -38,7 +38,7 @@ async function fetchOne(ctx: JobContext, partner: PartnerConfig, client: Protoco
       if (tracked) await centre.ledger.db('collected').where(key).delete();
       throw err;
     });
-    centre.log.info({ partner: partner.id, name: remote.name, bytes }, 'file collected');
+    centre.log.info({ partner: partner.id, fileName: remote.name, bytes }, 'file collected');
     return true;
   } catch (err) {
     await landing.abort();

@@ -52,7 +52,7 @@ export const deliver: Handler = async (input, ctx) => {
     });
     const archived = await archiveFile(centre.spool, file.path, `${file.id}@${file.partner_id}@${path.basename(file.path)}`);
     await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
-    centre.log.info({ fileId: file.id, partner: partner.id, name: file.name, bytes: result.bytes, attempt }, 'file delivered');
+    centre.log.info({ fileId: file.id, partner: partner.id, fileName: file.name, bytes: result.bytes, attempt }, 'file delivered');
   } catch (err) {
     const reason = (err as Error).message;
     const recordError = (to: 'failed' | 'ready', why: string, changes: Partial<FileRow> = {}) =>

@@ -163,7 +163,7 @@ export const ingest: Handler = async (input, ctx) => {
     await centre.files.transition(file.id, 'received', 'rejected', `rejected: ${report.errorCount} errors (${codes})`, { ...counts, accepted_count: 0, rejected_count: report.recordCount });
     const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
     await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
-    centre.log.warn({ fileId: file.id, partner: file.partner_id, name: file.name, errors: report.errorCount, codes }, 'file rejected');
+    centre.log.warn({ fileId: file.id, partner: file.partner_id, fileName: file.name, errors: report.errorCount, codes }, 'file rejected');
     return;
   }
   centre.log.info({ fileId: file.id, partner: file.partner_id, fileType: header?.fileType, accepted: report.acceptedCount, rejected: report.rejectedCount }, 'file accepted');

@@ -58,7 +58,7 @@ export const scan: Handler = async (input, ctx) => {
       const claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
       if (!claimed) continue; // another worker took it
       await registerClaimedFile(ctx, partner.id, fileId, claimed, candidate.name);
-      centre.log.info({ fileId, partner: partner.id, name: candidate.name, size: candidate.size }, 'file received');
+      centre.log.info({ fileId, partner: partner.id, fileName: candidate.name, size: candidate.size }, 'file received');
     }
   }
 };

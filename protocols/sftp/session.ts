@@ -117,7 +117,7 @@ export class SftpSession {
         await Promise.allSettled([...h.pending]);
         await h.landing.abort();
         this.hooks.audit('refused', `upload of ${h.name} aborted: connection ended before close`);
-        this.hooks.log.warn({ partnerId: this.hooks.partnerId, name: h.name }, 'sftp upload aborted (connection dropped)');
+        this.hooks.log.warn({ partnerId: this.hooks.partnerId, fileName: h.name }, 'sftp upload aborted (connection dropped)');
       } else if (h.kind === 'download') {
         await h.fh.close().catch(() => undefined);
       }
@@ -264,7 +264,7 @@ export class SftpSession {
       const { path: finalPath, size } = await h.landing.commit();
       this.hooks.audit('upload', `${h.name} ${size} bytes`);
       const timing = { transferMs: closedAt - h.openedAt, commitMs: Date.now() - closedAt };
-      this.hooks.log.info({ partnerId: this.hooks.partnerId, name: h.name, bytes: size, ...timing }, 'sftp upload landed');
+      this.hooks.log.info({ partnerId: this.hooks.partnerId, fileName: h.name, bytes: size, ...timing }, 'sftp upload landed');
       this.sftp.status(reqid, STATUS_CODE.OK);
       // A client's own temporary (NAME.part, renamed later) is not a delivery yet.
       if (!isTemporaryName(h.name)) this.hooks.landed(finalPath);
