@@ -92,8 +92,10 @@ export class FtpClient implements ProtocolClient {
         const sent = await conn.size(tempPath);
         if (sent !== size) throw new Error(`ftp push ${remoteName}: ${sent} bytes at the partner, ${size} sent`);
         await replace(conn, tempPath, finalPath);
-        const landed = await conn.size(finalPath);
-        if (landed !== size) throw new Error(`ftp push ${remoteName}: ${landed} bytes after rename, ${size} sent`);
+        // The size was verified on the temporary name; a server that takes files in at once may
+        // already have moved it on (550), which is not a failure: a retry would deliver it twice.
+        const landed = await conn.size(finalPath).catch((err: { code?: number }) => (err.code === 550 ? undefined : Promise.reject(err)));
+        if (landed !== undefined && landed !== size) throw new Error(`ftp push ${remoteName}: ${landed} bytes after rename, ${size} sent`);
         this.log.info({ remoteName, bytes: size }, 'ftp push done');
         return { remoteName, bytes: size };
       });
