@@ -45,9 +45,12 @@ async function template(): Promise<TestCentre> {
 /** BENCH_PG=1: each run's ledger is a fresh PostgreSQL database instead of SQLite. */
 const PG_ADMIN = process.env.BENCH_PG ? (process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test') : undefined;
 
+const benchDatabases: string[] = [];
+
 async function freshLedgerUrl(): Promise<string | undefined> {
   if (!PG_ADMIN) return undefined;
   const name = `tsunagi_bench_${Date.now().toString(36)}`;
+  benchDatabases.push(name);
   const admin = knexFactory({ client: 'pg', connection: PG_ADMIN });
   await admin.raw(`create database ${name}`);
   await admin.destroy();
@@ -145,7 +148,14 @@ async function main(): Promise<void> {
     const two = results.get('bullmq2');
     if (one && two) console.log(`2 workers / 1 worker: ${(one / two).toFixed(2)}x`);
   } finally {
-    if (!process.env.BENCH_KEEP) for (const c of made) await rm(c.dir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP) {
+      for (const c of made) await rm(c.dir, { recursive: true, force: true });
+      if (PG_ADMIN && benchDatabases.length) {
+        const admin = knexFactory({ client: 'pg', connection: PG_ADMIN });
+        for (const name of benchDatabases) await admin.raw(`drop database if exists ${name} with (force)`);
+        await admin.destroy();
+      }
+    }
     else console.log(`centres kept: ${made.map((c) => c.dir).join(' ')}`);
   }
 }
