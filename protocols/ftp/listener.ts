@@ -83,13 +83,13 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
       refused: (detail) => audit(partnerId, 'refused', remote, detail),
       uploaded: (name, finalPath, bytes) => {
         audit(partnerId, 'upload', remote, `${name} ${bytes} bytes`);
-        log.info({ partnerId, name, bytes }, 'ftp upload landed');
+        log.info({ partnerId, fileName: name, bytes }, 'ftp upload landed');
         // A client's own temporary (NAME.part, renamed later) is not a delivery yet.
         if (!isTemporaryName(name)) safely('onLanded', () => ctx.onLanded?.(partnerId, finalPath));
       },
       uploadAborted: (name, why) => {
         audit(partnerId, 'refused', remote, `upload of ${name} aborted: ${why}`);
-        log.warn({ partnerId, name, why }, 'ftp upload aborted');
+        log.warn({ partnerId, fileName: name, why }, 'ftp upload aborted');
       },
       downloadStarted: (name, size) => void (download = { name, size }),
       touch: () => {
