@@ -3,14 +3,14 @@
 // get the same error codes, with their CSV line numbers; good rows are written, bad rows are not.
 import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
-import { canonicalToEncoding, codeTypeOf, FieldEncodeError } from './codepages/index.ts';
+import { codeTypeOf, FieldEncodeError } from './codepages/index.ts';
 import { DuplicateIndex } from './duplicate-index.ts';
 import { FormatError, type ErrorCode } from './errors.ts';
 import { blankRecord, encodeField } from './field-codec.ts';
-import { buildEnd, buildHeader, type HeaderFields } from './header.ts';
+import { buildHeader, type HeaderFields } from './header.ts';
+import { FamilyFileWriter } from './family-file-writer.ts';
 import { familyForFileType, type Encoding, type FieldDef, type Framing } from './layouts.ts';
 import { compileRecordChecks } from './record-checks.ts';
-import { RecordFileWriter } from './record-io.ts';
 import { TotalsAccumulator } from './totals.ts';
 
 export interface CsvImportOptions {
@@ -66,13 +66,11 @@ export async function importCsv(path: string, fileType: string, opts: CsvImportO
   const dupRanges = dup && 'fields' in dup ? dup.fields.map((n) => family.data.byName.get(n)!).map((f) => [f.offset, f.length] as const) : null;
   const dupIndex = new DuplicateIndex(dupRanges ?? []);
   const totals = new TotalsAccumulator(family);
-  const writer = new RecordFileWriter(opts.out, framing);
+  const writer = new FamilyFileWriter(opts.out, family, encoding, framing);
   const rec = blankRecord(family.data);
-  const encoded = Buffer.alloc(family.recordLength);
-  const put = (canon: Buffer, layout: typeof family.data) => { canonicalToEncoding(encoding, layout, canon, 0, encoded, 0); writer.write(encoded); };
 
   try {
-    put(buildHeader({ ...opts.header, fileType, codeType: codeTypeOf(encoding) }, family.recordLength), family.header);
+    writer.put(buildHeader({ ...opts.header, fileType, codeType: codeTypeOf(encoding) }, family.recordLength), family.header);
     const parser = parse({ columns: false, relax_column_count: false, skip_empty_lines: true, bom: true, info: true });
     const feeding = (async () => {
       for await (const text of decodeStream(path, csvEncoding)) if (!parser.write(text)) await new Promise((r) => parser.once('drain', r));
@@ -115,15 +113,13 @@ export async function importCsv(path: string, fileType: string, opts: CsvImportO
       }
       if (errs.length) { result.errors.push(...errs); result.rejectedLines.push(line); continue; }
       totals.add(rec, 0);
-      put(rec, family.data);
+      writer.put(rec);
       result.recordCount++;
     }
     await feeding;
     const trailer = blankRecord(family.trailer);
     totals.writeInto(trailer);
-    put(trailer, family.trailer);
-    put(buildEnd(family.recordLength), family.end);
-    writer.close();
+    writer.finish(trailer);
   } catch (err) {
     writer.abandon();
     throw err;

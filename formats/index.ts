@@ -11,6 +11,7 @@ export {
 export { decodeField, encodeField, blankRecord, readDigits } from './field-codec.ts';
 export { encodeSjis, decodeSjis, UnmappableCharacterError, InvalidBytesError, FieldEncodeError, codeTypeOf, isEbcdic } from './codepages/index.ts';
 export { readRecords, RecordFileWriter, type GridBreak } from './record-io.ts';
+export { FamilyFileWriter } from './family-file-writer.ts';
 export { TotalsAccumulator } from './totals.ts';
 export { splitFile, type SplitOptions, type SplitOutput, type TargetFormat, type SplitHeader, type ForwardInfo } from './split.ts';
 export { convertFile, type ConvertOptions, type ConvertResult } from './convert.ts';

@@ -1,12 +1,12 @@
 // The 91 rejection notice: one record per error found in a submitted file, for its sender.
 import { maskCardNumbersIn } from './card.ts';
 import { jstStamp } from './calendar.ts';
-import { canonicalToEncoding, codeTypeOf } from './codepages/index.ts';
+import { codeTypeOf } from './codepages/index.ts';
 import { isStructural, type FormatErrorRecord } from './errors.ts';
 import { blankRecord, encodeField } from './field-codec.ts';
-import { buildEnd, buildHeader } from './header.ts';
+import { buildHeader } from './header.ts';
+import { FamilyFileWriter } from './family-file-writer.ts';
 import { getFamily, type Encoding, type Framing } from './layouts.ts';
-import { RecordFileWriter } from './record-io.ts';
 import type { ValidationReport } from './validate.ts';
 
 export interface RejectNoticeOptions {
@@ -45,14 +45,9 @@ export async function writeRejectNotice(source: ValidationReport | FormatErrorRe
   const rejected = opts.rejectedRecords ?? (Array.isArray(source) ? dataErrors.size : source.rejectedCount);
   const accepted = opts.acceptedRecords ?? (Array.isArray(source) || fileRejected ? 0 : source.acceptedCount);
   const { date, time } = jstStamp(opts.createdAt);
-  const writer = new RecordFileWriter(outPath, framing);
-  const encoded = Buffer.alloc(family.recordLength);
-  const put = (canon: Buffer, layout: typeof family.data) => {
-    canonicalToEncoding(encoding, layout, canon, 0, encoded, 0);
-    writer.write(encoded);
-  };
+  const writer = new FamilyFileWriter(outPath, family, encoding, framing);
   try {
-    put(buildHeader({ fileType: '91', codeType: codeTypeOf(encoding), senderCode: opts.centreCode, senderName: noticeText(opts.centreName ?? 'TSUNAGI CENTRE', 40), createdDate: date, createdTime: time, receiverCode: opts.receiverCode, fileSeq: String(opts.fileSeq) }, family.recordLength), family.header);
+    writer.put(buildHeader({ fileType: '91', codeType: codeTypeOf(encoding), senderCode: opts.centreCode, senderName: noticeText(opts.centreName ?? 'TSUNAGI CENTRE', 40), createdDate: date, createdTime: time, receiverCode: opts.receiverCode, fileSeq: String(opts.fileSeq) }, family.recordLength), family.header);
     const rec = blankRecord(family.data);
     const f = family.data.byName;
     for (const e of errors) {
@@ -63,7 +58,7 @@ export async function writeRejectNotice(source: ValidationReport | FormatErrorRe
       encodeField(e.code, rec, 0, f.get('errorCode')!);
       encodeField(noticeText(e.field, 24), rec, 0, f.get('fieldName')!);
       encodeField(noticeText(e.detail, 60), rec, 0, f.get('detail')!);
-      put(rec, family.data);
+      writer.put(rec);
     }
     const trailer = blankRecord(family.trailer);
     const t = family.trailer.byName;
@@ -71,9 +66,7 @@ export async function writeRejectNotice(source: ValidationReport | FormatErrorRe
     encodeField(String(rejected), trailer, 0, t.get('rejectedRecords')!);
     encodeField(String(accepted), trailer, 0, t.get('acceptedRecords')!);
     encodeField(opts.fileSha256.toLowerCase(), trailer, 0, t.get('fileSha256')!);
-    put(trailer, family.trailer);
-    put(buildEnd(family.recordLength), family.end);
-    writer.close();
+    writer.finish(trailer);
   } catch (err) {
     writer.abandon();
     throw err;

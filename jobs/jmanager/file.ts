@@ -1,9 +1,8 @@
 // Writing one 71 Jmanager file: header (period and cycle), per-terminal rows, a store-total row
 // (terminalId spaces) after each store x date x card company x payment kind x method, trailer
 // totals as the layout family declares them, end record; in the partner's layout and code page.
-import { blankRecord, buildEnd, buildHeader, encodeField, familyOfLayoutName, RecordFileWriter, TotalsAccumulator, type Encoding, type Framing } from '../../formats/index.ts';
+import { blankRecord, buildHeader, codeTypeOf, encodeField, familyOfLayoutName, FamilyFileWriter, TotalsAccumulator, type Encoding, type Framing } from '../../formats/index.ts';
 // Not exported by formats/index.ts yet: the one call that turns a canonical record into a code page.
-import { canonicalToEncoding, codeTypeOf } from '../../formats/codepages/index.ts';
 import type { AggregateRow } from './aggregates.ts';
 import type { Period } from './periods.ts';
 
@@ -39,12 +38,7 @@ export async function writeJmanagerFile(rows: Iterable<AggregateRow>, opts: Jman
   const data = family.data;
   const totals = new TotalsAccumulator(family);
   const canon = blankRecord(data);
-  const encoded = Buffer.alloc(family.recordLength);
-  const writer = new RecordFileWriter(outPath, framing);
-  const put = (rec: Buffer, layout = data) => {
-    canonicalToEncoding(encoding, layout, rec, 0, encoded, 0);
-    writer.write(encoded);
-  };
+  const writer = new FamilyFileWriter(outPath, family, encoding, framing);
   // One value getter per field of the layout, in its order (fields it does not name stay blank).
   type Get = (r: AggregateRow, terminalId: string, s: Sums, net: number) => string;
   const getters: Record<string, Get> = {
@@ -59,11 +53,11 @@ export async function writeJmanagerFile(rows: Iterable<AggregateRow>, opts: Jman
     const net = s[1] - s[3] - s[5];
     for (const [f, get] of plan) encodeField(get(r, terminalId, s, net), canon, 0, f);
     totals.add(canon, 0);
-    put(canon);
+    writer.put(canon);
   };
   const result: JmanagerFileResult = { dataRows: 0, terminalRows: 0, totals: {}, netAmount: 0 };
   try {
-    put(buildHeader({
+    writer.put(buildHeader({
       fileType: '71', codeType: codeTypeOf(encoding), senderCode: opts.senderCode, senderName: opts.senderName, createdDate: opts.createdDate,
       createdTime: opts.createdTime, receiverCode: opts.receiverCode, periodFrom: opts.period.from, periodTo: opts.period.to, fileSeq: opts.fileSeq, cycle: opts.period.cycle,
     }, family.recordLength), family.header);
@@ -89,9 +83,7 @@ export async function writeJmanagerFile(rows: Iterable<AggregateRow>, opts: Jman
     closeGroup();
     const trailer = blankRecord(family.trailer);
     totals.writeInto(trailer);
-    put(trailer, family.trailer);
-    put(buildEnd(family.recordLength), family.end);
-    writer.close();
+    writer.finish(trailer);
   } catch (err) {
     writer.abandon();
     throw err;
