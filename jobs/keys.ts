@@ -1,33 +1,27 @@
 // Keys and certificates a new centre needs: the SSH host key of our SFTP server, key pairs for
 // SFTP clients, and a self-signed certificate for FTPS (openssl, from the machine's packages).
 import { execFile } from 'node:child_process';
-import { access, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
+import { pathExists } from '../spool/atomic.ts';
 
 const run = promisify(execFile);
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /** An ed25519 key pair in OpenSSH format: PATH (private, mode 600) and PATH.pub. Kept if present. */
 export async function ensureSshKeyPair(privatePath: string, comment: string): Promise<{ privatePath: string; publicLine: string }> {
-  if (!(await exists(privatePath))) {
+  if (!(await pathExists(privatePath))) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
     await writeFile(privatePath, pair.private, { mode: 0o600 });
     await writeFile(`${privatePath}.pub`, `${pair.public}\n`);
   }
-  const { readFile } = await import('node:fs/promises');
   return { privatePath, publicLine: (await readFile(`${privatePath}.pub`, 'utf8')).trim() };
 }
 
 /** A self-signed certificate for 127.0.0.1/localhost (FTPS, 全銀 TLS); kept if present. */
 export async function ensureSelfSignedCert(certPath: string, keyPath: string, commonName = 'localhost'): Promise<void> {
-  if ((await exists(certPath)) && (await exists(keyPath))) return;
+  if ((await pathExists(certPath)) && (await pathExists(keyPath))) return;
   await run('openssl', [
     'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', keyPath, '-out', certPath, '-days', '825', '-subj', `/CN=${commonName}`,

@@ -1,7 +1,8 @@
 // A working starter centre: config, spool tree and the folders of the example partners.
 // `tsunagi init` writes it for operators to edit; `tsunagi demo` runs a cycle on it.
-import { mkdir, writeFile, access } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathExists } from '../spool/atomic.ts';
 import { randomBytes } from 'node:crypto';
 import { parseConfig, type TsunagiConfig } from './config.ts';
 import { SpoolTree } from '../spool/tree.ts';
@@ -120,12 +121,6 @@ function randomZenginPassword(): string {
   return Array.from(randomBytes(6), (b) => alphabet[b % alphabet.length]).join('');
 }
 
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  );
-}
 
 /**
  * Writes the starter config (unless one is there) with its keys (SFTP host key, FTPS certificate,
@@ -139,11 +134,10 @@ export async function initCentre(dir: string, options: StarterOptions = {}): Pro
   await ensureSelfSignedCert(path.join(keys, 'ftps_cert.pem'), path.join(keys, 'ftps_key.pem'));
   const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
   const zenginPassword = path.join(keys, 'zengin_m-osaka.password');
-  if (!(await exists(zenginPassword))) await writeFile(zenginPassword, randomZenginPassword(), { mode: 0o600 });
+  if (!(await pathExists(zenginPassword))) await writeFile(zenginPassword, randomZenginPassword(), { mode: 0o600 });
   const configFile = path.join(path.resolve(dir), 'tsunagi.yaml');
-  const created = !(await exists(configFile));
+  const created = !(await pathExists(configFile));
   if (created) await writeFile(configFile, starterConfig({ merchantPublicKey: merchant.publicLine, ...options }), { mode: 0o640 });
-  const { readFile } = await import('node:fs/promises');
   const config = parseConfig(await readFile(configFile, 'utf8'), configFile);
   await new SpoolTree(path.resolve(config.baseDir, config.spoolRoot)).ensure(config.partners.map((p) => p.id));
   for (const p of config.partners) {

@@ -14,14 +14,9 @@ export async function archiveFile(tree: SpoolTree, currentPath: string, archiveN
   return target;
 }
 
-/** Removes archived files; tolerates files already gone (a purge that crashed half-way). */
-export async function removeArchived(paths: string[]): Promise<number> {
-  let removed = 0;
-  for (const p of paths) {
-    await rm(p, { force: true });
-    removed++;
-  }
-  return removed;
+/** Removes an archived file; tolerates one already gone (a purge that crashed half-way). */
+export async function removeArchived(archivedPath: string): Promise<void> {
+  await rm(archivedPath, { force: true });
 }
 
 /** Removes empty day/month/year folders left behind in the archive. */

@@ -35,7 +35,7 @@ export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().
       .where('archived_at', '<', cutoff)
       .select('id', 'path', 'size');
     for (const row of rows as { id: string; path: string | null; size: number | string | null }[]) {
-      if (row.path) await removeArchived([row.path]);
+      if (row.path) await removeArchived(row.path);
       await centre.files.update(row.id, { purged_at: now, path: null });
       purged++;
       bytes += Number(row.size ?? 0);

@@ -1,4 +1,5 @@
-import { mkdtemp, mkdir, readdir, writeFile, access } from 'node:fs/promises';
+import { mkdtemp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { pathExists } from '../../spool/atomic.ts';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -141,7 +142,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(argv, { dir: { type: 'string' } }, usage);
     const dir = path.resolve(values.dir ?? (await mkdtemp(path.join(tmpdir(), 'tsunagi-demo-'))));
-    if (await access(path.join(dir, 'tsunagi.yaml')).then(() => true, () => false)) throw new UsageError(`${dir} already holds a centre; give the demo a new folder`);
+    if (await pathExists(path.join(dir, 'tsunagi.yaml'))) throw new UsageError(`${dir} already holds a centre; give the demo a new folder`);
     const log = createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr });
     const keys = path.join(dir, 'keys');
     await mkdir(keys, { recursive: true, mode: 0o700 });
@@ -150,7 +151,6 @@ export const command: Command = {
     const cardCompany = await startCardCompanyServer(dir, ccPort, centreClient.publicLine, log);
     const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
     const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, ccAlphaDelivery });
-    const { readFile } = await import('node:fs/promises');
     await writeFile(
       path.join(keys, 'known_hosts'),
       knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),

@@ -1,4 +1,5 @@
 import { openCentre } from '../../jobs/centre.ts';
+import { createLogger } from '../../jobs/log.ts';
 import { FILE_STATES, type FileState } from '../../spool/ledger/index.ts';
 import { formatTable, parseCommandArgs, printJson, UsageError, type Command } from '../cli-kit.ts';
 import { tokyoDayRange, formatTokyo } from '../time-format.ts';
@@ -27,7 +28,7 @@ export const command: Command = {
     const range = values.date ? tokyoDayRange(values.date) : undefined;
     const limit = values.limit ? Number(values.limit) : undefined;
     if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UsageError('--limit: expected a positive integer');
-    const centre = await openCentre(values.config, { log: (await import('../../jobs/log.ts')).createLogger({ level: 'warn' }) });
+    const centre = await openCentre(values.config, { log: createLogger({ level: 'warn' }) });
     try {
       const rows = await centre.files.list({
         partnerId: values.partner,
