@@ -6,7 +6,7 @@ import path from 'node:path';
 import { SpoolTree, isTemporaryName, tokyoDate } from '../../spool/tree.ts';
 import { beginLanding, landFile, UnsafeNameError } from '../../spool/landing.ts';
 import { claimFile, listCompleteInbound, parseWorkName, newFileId } from '../../spool/claim.ts';
-import { writeFileAtomic } from '../../spool/atomic.ts';
+import { publishFile, temporaryPathFor } from '../../spool/atomic.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { archiveFile } from '../../spool/archive.ts';
 
@@ -82,10 +82,13 @@ describe('spool', () => {
     assert.deepEqual(await readFile(archived), SJIS_BYTES);
   });
 
-  it('atomic writes replace whole files and leave no temporaries', async () => {
+  it('publishing replaces whole files and leaves no temporaries', async () => {
     const target = path.join(tree.outbound('cc1'), 'out.dat');
-    await writeFileAtomic(target, SJIS_BYTES);
-    await writeFileAtomic(target, Buffer.concat([SJIS_BYTES, SJIS_BYTES]));
+    for (const bytes of [SJIS_BYTES, Buffer.concat([SJIS_BYTES, SJIS_BYTES])]) {
+      const temp = temporaryPathFor(target);
+      await writeFile(temp, bytes);
+      await publishFile(temp, target);
+    }
     assert.equal((await readFile(target)).length, SJIS_BYTES.length * 2);
     assert.deepEqual(await readdir(tree.outbound('cc1')), ['out.dat']);
   });
