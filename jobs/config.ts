@@ -10,6 +10,8 @@ import { localEndpointSchema } from '../protocols/local/client.ts';
 import { sftpAccountSchema, sftpEndpointSchema, sftpListenerSchema } from '../protocols/sftp/config.ts';
 import { ftpAccountSchema, ftpEndpointSchema, ftpListenerSchema } from '../protocols/ftp/config.ts';
 import { zenginAccountSchema, zenginEndpointSchema, zenginListenerSchema } from '../protocols/zengin/config.ts';
+import { mailAccountSchema, mailListenerSchema, mailSettingsSchema, partnerNoticeSchema } from '../protocols/mail/config.ts';
+import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -79,6 +81,12 @@ const partnerSchema = z
     ftp: ftpAccountSchema.optional(),
     /** This partner's 全銀TCP/IP account on our secondary station: centre codes, password, file names. */
     zengin: zenginAccountSchema.optional(),
+    /** Merchant portal settings (TOTP policy); users are added with `tsunagi users add`. */
+    web: partnerWebSchema.optional(),
+    /** This merchant's account on our SMTP listener (Web-JTRANS mail channel). */
+    mail: mailAccountSchema.optional(),
+    /** Notice mails (a link to the portal, never the file) when its results are ready. */
+    notices: partnerNoticeSchema.optional(),
     /** Head offices: the Jmanager return cycles they get. */
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
@@ -136,9 +144,13 @@ export const configSchema = z
         sftp: sftpListenerSchema.optional(),
         ftp: ftpListenerSchema.optional(),
         zengin: zenginListenerSchema.optional(),
+        web: webListenerSchema.optional(),
+        mail: mailListenerSchema.optional(),
       })
       .strict()
       .default({}),
+    /** Outgoing notice mails through a smarthost. */
+    mail: mailSettingsSchema.optional(),
     workers: z
       .object({
         concurrency: z.number().int().min(1).max(64).default(2),

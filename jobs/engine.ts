@@ -8,6 +8,7 @@ import { makeJobContext } from './runtime.ts';
 import { EmbeddedRunner } from './runners/embedded.ts';
 import { ThreadPool } from './runners/thread-pool.ts';
 import { BullmqQueues, BullmqWorkers, redisConnection } from './runners/bullmq.ts';
+import type { Queue } from 'bullmq';
 
 export interface Engine {
   readonly kind: 'embedded' | 'bullmq';
@@ -18,6 +19,10 @@ export interface Engine {
   /** Starts the schedules (embedded: node-cron; BullMQ: upserts the job schedulers). */
   startSchedules(): Promise<void>;
   stop(): Promise<void>;
+  /** Jobs by state, over every queue (metrics, health). */
+  queueDepth(): Promise<Record<string, number>>;
+  /** BullMQ only: the queues themselves (the operator console's bull-board). */
+  readonly bullQueues?: Queue[];
 }
 
 export interface EngineOptions {
@@ -59,6 +64,7 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
         runner.startSchedules();
       },
       stop: () => runner.stop(),
+      queueDepth: async () => runner.pendingCount(),
     };
   }
   const queues = new BullmqQueues(redisConnection(centre.config.queue));
@@ -80,6 +86,14 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
       }
     },
     startSchedules: () => queues.upsertSchedules(centre.config),
+    bullQueues: queues.all(),
+    async queueDepth() {
+      const depth: Record<string, number> = {};
+      for (const q of queues.all()) {
+        for (const [state, n] of Object.entries(await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed'))) depth[state] = (depth[state] ?? 0) + n;
+      }
+      return depth;
+    },
     async stop() {
       await workers?.close();
       await queues.close();

@@ -49,4 +49,6 @@ export interface ProtocolListener {
   stop(): Promise<void>;
   /** The bound port, once started (tests bind to port 0). */
   readonly port: number;
+  /** Connections open now (metrics). */
+  connections?(): number;
 }

@@ -6,6 +6,7 @@ import { validateFile, sniffHeader, writeRejectNotice, makeDuplicateFileError, F
 import { sha256File } from '../../spool/checksum.ts';
 import { archiveFile } from '../../spool/archive.ts';
 import { isUniqueViolation, type FileRow } from '../../spool/ledger/index.ts';
+import { recordFileErrors } from '../../spool/ledger/file-errors.ts';
 import { temporaryPathFor } from '../../spool/atomic.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
@@ -157,6 +158,7 @@ export const ingest: Handler = async (input, ctx) => {
       rejectAsDuplicate(report, 'another file accepted at the same moment'); // lost the race to a twin
     }
   }
+  await recordFileErrors(centre.ledger, file.id, report.errors.map((e) => e.code));
   if (report.errors.length > 0) await sendRejectNotice(ctx, file, report);
   if (report.fileRejected) {
     const codes = [...new Set(report.errors.map((e) => e.code))].join(',');

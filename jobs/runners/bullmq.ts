@@ -82,6 +82,11 @@ export class BullmqQueues {
     return total;
   }
 
+  /** Every kind's queue (bull-board, queue depth). */
+  all(): Queue[] {
+    return JOB_KINDS.map((kind) => this.queue(kind));
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }

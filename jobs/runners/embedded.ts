@@ -31,6 +31,11 @@ export class EmbeddedRunner {
     private readonly options: EmbeddedRunnerOptions = {},
   ) {}
 
+  /** Jobs waiting, delayed or running (queue depth for metrics and health). */
+  pendingCount(): { waiting: number; delayed: number; active: number } {
+    return { waiting: this.queue.length, delayed: this.timers.size, active: this.running };
+  }
+
   private context?: JobContext;
   get ctx(): JobContext {
     this.context ??= this.makeContext((request) => this.enqueue(request));

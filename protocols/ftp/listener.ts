@@ -119,6 +119,7 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
   };
 
   return {
+    connections: () => server ? Object.keys((server as unknown as { connections: object }).connections ?? {}).length : 0,
     get port() {
       return boundPort;
     },

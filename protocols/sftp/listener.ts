@@ -159,6 +159,7 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
   };
 
   return {
+    connections: () => connections.size,
     get port() {
       return boundPort;
     },

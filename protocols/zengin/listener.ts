@@ -48,6 +48,7 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
     });
 
   return {
+    connections: () => sockets.size,
     get port() {
       return plainPort || tlsPort;
     },

@@ -1,7 +1,7 @@
 // The audit trail: every login (ok or refused), upload, download and refused request, per partner.
 import type { Ledger } from './db.ts';
 
-export type AuditEvent = 'login_ok' | 'login_refused' | 'upload' | 'download' | 'refused' | 'session_end';
+export type AuditEvent = 'login_ok' | 'login_refused' | 'upload' | 'download' | 'refused' | 'session_end' | 'action';
 
 export interface AuditEntry {
   partnerId: string | null;

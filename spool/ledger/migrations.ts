@@ -201,6 +201,66 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Web portal, mail channel and metrics (issue 16).
+    name: '003_web_mail',
+    async up(db) {
+      // Portal users: a merchant's users carry its partner id; operators have none.
+      await db.schema.createTable('web_users', (t) => {
+        t.string('username', 64).primary();
+        t.string('partner_id', 64);
+        t.string('role', 16).notNullable(); // merchant | operator
+        t.string('password_hash', 255).notNullable();
+        t.string('totp_secret', 64);
+        t.bigInteger('totp_last_step');
+        t.boolean('disabled').notNullable().defaultTo(false);
+        t.integer('failed_logins').notNullable().defaultTo(0);
+        t.bigInteger('locked_until');
+        t.bigInteger('last_login_at');
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+      });
+      // Sessions by the sha256 of their cookie: a leaked table gives no session away.
+      await db.schema.createTable('web_sessions', (t) => {
+        t.string('id', 64).primary();
+        t.string('username', 64).notNullable();
+        t.string('csrf', 64).notNullable();
+        t.boolean('second_factor_ok').notNullable().defaultTo(false);
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('expires_at').notNullable();
+        t.index(['username']);
+      });
+      // Uploads through the portal or the mail channel, so that the page can follow one into the ledger.
+      await db.schema.createTable('web_uploads', (t) => {
+        t.string('id', 32).primary();
+        t.string('partner_id', 64).notNullable();
+        t.string('username', 128).notNullable();
+        t.string('channel', 8).notNullable(); // web | mail
+        t.string('name', 255).notNullable();
+        t.string('sha256', 64).notNullable();
+        t.bigInteger('size').notNullable();
+        t.bigInteger('uploaded_at').notNullable();
+        t.index(['partner_id', 'uploaded_at']);
+        t.index(['sha256']);
+      });
+      // Notice mails sent, one per file and kind: a restart never mails twice.
+      await db.schema.createTable('mail_notices', (t) => {
+        t.string('file_id', 64).notNullable();
+        t.string('kind', 16).notNullable();
+        t.string('partner_id', 64).notNullable();
+        t.bigInteger('sent_at');
+        t.string('error', 1000);
+        t.primary(['file_id', 'kind']);
+      });
+      // Validation errors by code per inbound file: the rejections-by-code metric.
+      await db.schema.createTable('file_errors', (t) => {
+        t.string('file_id', 64).notNullable();
+        t.string('code', 8).notNullable();
+        t.integer('count').notNullable();
+        t.primary(['file_id', 'code']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {
