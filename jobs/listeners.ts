@@ -8,6 +8,12 @@ import { recordPickup } from './handlers/deliver.ts';
 import { createSftpListener } from '../protocols/sftp/listener.ts';
 import { createFtpListener } from '../protocols/ftp/listener.ts';
 import { createZenginListener } from '../protocols/zengin/listener.ts';
+import { createMailListener } from '../protocols/mail/listener.ts';
+import { portalUrl } from './web-config.ts';
+
+/** A listener with the config key it came from (health page, metrics). */
+export type NamedProtocolListener = ProtocolListener & { readonly name: string };
+const named = (name: string, l: ProtocolListener): NamedProtocolListener => Object.assign(l, { name });
 
 export function listenerContext(engine: Engine): ListenerContext {
   const { centre } = engine.ctx;
@@ -24,21 +30,26 @@ export function listenerContext(engine: Engine): ListenerContext {
   };
 }
 
-export async function createListeners(engine: Engine): Promise<ProtocolListener[]> {
+export async function createListeners(engine: Engine): Promise<NamedProtocolListener[]> {
   const { config } = engine.ctx.centre;
   const ctx = listenerContext(engine);
-  const listeners: ProtocolListener[] = [];
+  const listeners: NamedProtocolListener[] = [];
   if (config.listeners.sftp) {
     const accounts = config.partners.filter((p) => p.sftp).map((p) => ({ partnerId: p.id, ...p.sftp! }));
-    listeners.push(createSftpListener(config.listeners.sftp, accounts, ctx));
+    listeners.push(named('sftp', createSftpListener(config.listeners.sftp, accounts, ctx)));
   }
   if (config.listeners.ftp) {
     const accounts = config.partners.filter((p) => p.ftp).map((p) => ({ partnerId: p.id, ...p.ftp! }));
-    listeners.push(createFtpListener(config.listeners.ftp, accounts, ctx));
+    listeners.push(named('ftp', createFtpListener(config.listeners.ftp, accounts, ctx)));
   }
   if (config.listeners.zengin) {
     const accounts = Object.fromEntries(config.partners.filter((p) => p.zengin).map((p) => [p.id, p.zengin!]));
-    listeners.push(createZenginListener(config.listeners.zengin, accounts, ctx));
+    listeners.push(named('zengin', createZenginListener(config.listeners.zengin, accounts, ctx)));
+  }
+  if (config.listeners.mail) {
+    const accounts = config.partners.filter((p) => p.mail).map((p) => ({ partnerId: p.id, ...p.mail! }));
+    const portal = config.listeners.web ? portalUrl(config.listeners.web) : undefined;
+    listeners.push(named('mail', createMailListener(config.listeners.mail, accounts, ctx, { portalUrl: portal })));
   }
   return listeners;
 }

@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   demo: () => import('./commands/demo.ts'),
   jmanager: () => import('./commands/jmanager.ts'),
   reconcile: () => import('./commands/reconcile.ts'),
+  users: () => import('./commands/users.ts'),
 };
 
 async function help(): Promise<string> {

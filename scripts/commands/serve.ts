@@ -3,6 +3,7 @@ import { startEngine } from '../../jobs/engine.ts';
 import { createListeners } from '../../jobs/listeners.ts';
 import { parseCommandArgs, type Command } from '../cli-kit.ts';
 import { untilSignal } from '../signals.ts';
+import { startWebServices } from '../../web/start.ts';
 
 const usage = 'tsunagi serve [--config FILE]';
 
@@ -15,12 +16,14 @@ export const command: Command = {
     const engine = await startEngine(centre);
     const listeners = await createListeners(engine);
     for (const l of listeners) await l.start();
+    const web = await startWebServices(engine, listeners);
     await engine.startSchedules();
     // Anything left over from before a crash or a restart.
     await engine.enqueue({ kind: 'sweep', input: {}, jobId: `sweep-start-${Date.now()}` });
-    centre.log.info({ queue: engine.kind, listeners: listeners.map((l) => l.port), partners: centre.config.partners.length }, 'tsunagi serving');
+    centre.log.info({ queue: engine.kind, listeners: listeners.map((l) => `${l.name}:${l.port}`), portal: web.web?.url, partners: centre.config.partners.length }, 'tsunagi serving');
     const signal = await untilSignal();
     centre.log.info({ signal }, 'shutting down: listeners first, then running jobs finish');
+    await web.stop();
     for (const l of listeners) await l.stop().catch((err) => centre.log.error({ err }, 'listener stop failed'));
     await engine.stop();
     await centre.close();

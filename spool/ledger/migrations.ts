@@ -240,6 +240,7 @@ const migrations: Migration[] = [
         t.string('sha256', 64).notNullable();
         t.bigInteger('size').notNullable();
         t.bigInteger('uploaded_at').notNullable();
+        t.text('detail'); // JSON: what the channel found before landing (CSV row errors)
         t.index(['partner_id', 'uploaded_at']);
         t.index(['sha256']);
       });

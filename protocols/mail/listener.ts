@@ -1,0 +1,157 @@
+// The mail channel (Web-JTRANS): an SMTP listener that takes a merchant's sales or validity file as
+// an attachment and lands it in the merchant's inbound folder through the spool's landing. STARTTLS
+// is required before AUTH and before MAIL; AUTH is per merchant; the envelope sender must be one of
+// the merchant's configured addresses. Anything else is refused with an SMTP error.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
+import { simpleParser } from 'mailparser';
+import type { ListenerContext, ProtocolListener } from '../contract.ts';
+import { readSecret } from '../secrets.ts';
+import { assertSafeFileName, landFile, UnsafeNameError } from '../../spool/landing.ts';
+import { recordAudit, type AuditEvent } from '../../spool/ledger/index.ts';
+import { recordUpload } from '../../spool/ledger/uploads.ts';
+import { isTemporaryName } from '../../spool/tree.ts';
+import type { MailListenerSettings, PartnerMailAccount } from './config.ts';
+
+export interface MailListenerOptions {
+  /** Where merchants follow their upload (the portal's base URL), for the 250 reply. */
+  portalUrl?: string;
+}
+
+function smtpError(code: number, message: string): Error & { responseCode: number } {
+  return Object.assign(new Error(message), { responseCode: code });
+}
+
+const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
+
+export function createMailListener(settings: MailListenerSettings, accounts: PartnerMailAccount[], ctx: ListenerContext, options: MailListenerOptions = {}): ProtocolListener {
+  const byUser = new Map(accounts.map((a) => [a.user ?? a.partnerId, a]));
+  const byPartner = new Map(accounts.map((a) => [a.partnerId, a]));
+  const { log } = ctx;
+  let server: SMTPServer | undefined;
+  let boundPort = 0;
+  let open = 0;
+
+  const audit = (partnerId: string | null, event: AuditEvent, session: SMTPServerSession, detail: string) =>
+    recordAudit(ctx.ledger, { partnerId, protocol: 'mail', event, remote: session.remoteAddress, detail }).catch((err) => log.error({ err }, 'mail audit failed'));
+
+  function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, done: (err: Error | null | undefined, response?: { user: string }) => void) {
+    const account = byUser.get(auth.username ?? '');
+    let ok = false;
+    if (account && typeof auth.password === 'string') {
+      try {
+        ok = timingSafeEqual(digest(readSecret(account.password, `mail password of ${account.partnerId}`)), digest(auth.password as string));
+      } catch (err) {
+        log.error({ partner: account.partnerId, err: (err as Error).message }, 'mail password unreadable');
+      }
+    }
+    if (!ok) {
+      void audit(account?.partnerId ?? null, 'login_refused', session, `user ${String(auth.username).slice(0, 64)}: wrong user or password`).then(() => done(smtpError(535, 'Authentication failed')));
+      return;
+    }
+    void audit(account!.partnerId, 'login_ok', session, `user ${auth.username} (${auth.method})`).then(() => done(null, { user: account!.partnerId }));
+  }
+
+  function onMailFrom(address: { address: string }, session: SMTPServerSession, done: (err?: Error | null) => void) {
+    if (!session.secure) return done(smtpError(530, 'Must issue a STARTTLS command first'));
+    const partnerId = session.user as string | undefined;
+    const account = partnerId ? byPartner.get(partnerId) : undefined;
+    if (!account) return done(smtpError(530, 'Authentication required'));
+    const from = address.address.toLowerCase();
+    if (!account.senders.some((s) => s.toLowerCase() === from)) {
+      void audit(account.partnerId, 'refused', session, `sender ${from.slice(0, 100)} is not one of the account's senders`).then(() => done(smtpError(550, `Sender ${from} is not allowed for this account`)));
+      return;
+    }
+    done();
+  }
+
+  async function receive(stream: NodeJS.ReadableStream & { sizeExceeded?: boolean }, session: SMTPServerSession): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    if (stream.sizeExceeded) throw smtpError(552, `Message exceeds ${settings.maxMessageBytes} bytes`);
+    const partnerId = session.user as string;
+    const parsed = await simpleParser(Buffer.concat(chunks), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+    const files = parsed.attachments.filter((a) => a.contentDisposition === 'attachment' || a.filename);
+    if (files.length === 0) throw smtpError(550, 'No file attached: attach a sales (31), validity (41) or gift (61) file');
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : 'unknown';
+    const landed: string[] = [];
+    for (const att of files) {
+      const name = path.basename(att.filename ?? '');
+      try {
+        assertSafeFileName(name);
+        if (isTemporaryName(name)) throw new UnsafeNameError(name);
+      } catch {
+        await audit(partnerId, 'refused', session, `attachment name ${JSON.stringify(name).slice(0, 100)} refused`);
+        throw smtpError(550, `Attachment name ${JSON.stringify(name)} is not allowed`);
+      }
+      const result = await landFile(ctx.spool.inbound(partnerId), name, att.content);
+      const sha256 = createHash('sha256').update(att.content).digest('hex');
+      const upload = await recordUpload(ctx.ledger, { partner_id: partnerId, username: sender.slice(0, 128), channel: 'mail', name, sha256, size: result.size, detail: null });
+      await audit(partnerId, 'upload', session, `${name} (${result.size} bytes, sha256 ${sha256.slice(0, 16)}) from ${sender} upload ${upload.id}`);
+      log.info({ partner: partnerId, fileName: name, bytes: result.size, upload: upload.id }, 'file received by mail');
+      await ctx.onLanded?.(partnerId, result.path);
+      landed.push(options.portalUrl ? `${name}: ${options.portalUrl}/portal/uploads/${upload.id}` : `${name} (upload ${upload.id})`);
+    }
+    return `Accepted ${landed.join(', ')}`;
+  }
+
+  return {
+    get port() {
+      return boundPort;
+    },
+    connections: () => open,
+    async start() {
+      server = new SMTPServer({
+        name: settings.name,
+        banner: 'tsunagi Web-JTRANS mail channel',
+        secure: false,
+        key: readSecret(settings.tls.key, 'mail listener TLS key'),
+        cert: readSecret(settings.tls.cert, 'mail listener certificate'),
+        minVersion: 'TLSv1.2',
+        allowInsecureAuth: false,
+        authOptional: false,
+        authMethods: ['PLAIN', 'LOGIN'],
+        size: settings.maxMessageBytes,
+        disabledCommands: [],
+        logger: false,
+        onConnect(_session, done) {
+          open++;
+          done();
+        },
+        onClose() {
+          open = Math.max(0, open - 1);
+        },
+        onAuth,
+        onMailFrom,
+        onData(stream, session, done) {
+          receive(stream, session).then(
+            (message) => done(null, message),
+            (err: Error & { responseCode?: number }) => {
+              if (!err.responseCode) log.error({ err, partner: session.user }, 'mail landing failed');
+              // Drain what is left so that the client gets our answer.
+              stream.resume();
+              done(err.responseCode ? err : smtpError(451, 'Could not take the file; try again later'));
+            },
+          );
+        },
+      } as ConstructorParameters<typeof SMTPServer>[0]);
+      server.on('error', (err) => log.warn({ err: err.message }, 'smtp error'));
+      await new Promise<void>((resolve, reject) => {
+        server!.server.once('error', reject);
+        server!.listen(settings.port, settings.host, () => {
+          server!.server.off('error', reject);
+          resolve();
+        });
+      });
+      boundPort = (server.server.address() as AddressInfo).port;
+      log.info({ port: boundPort }, 'mail listener listening');
+    },
+    async stop() {
+      if (!server) return;
+      await new Promise<void>((resolve) => server!.close(() => resolve()));
+      server = undefined;
+    },
+  };
+}
