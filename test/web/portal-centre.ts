@@ -28,6 +28,8 @@ export interface PortalCentre {
 
 export interface PortalCentreOptions {
   smarthostPort?: number;
+  /** PEM of the smarthost's certificate (the notifier trusts only it) */
+  smarthostCa?: string;
   queue?: string;
   lockoutFailures?: number;
 }
@@ -50,7 +52,7 @@ workers: { concurrency: 2, threads: 0 }
 listeners:
   web: { host: 127.0.0.1, port: 0, tls: ${tls}, lockout: { maxFailures: ${o.lockoutFailures ?? 5}, minutes: 15 } }
   mail: { host: 127.0.0.1, port: 0, tls: ${tls} }
-${o.smarthostPort ? `mail: { smarthost: { host: 127.0.0.1, port: ${o.smarthostPort}, requireTLS: true, ca: ./keys/cert.pem }, from: tsunagi@centre.example, pollSeconds: 0.1 }` : ''}
+${o.smarthostPort ? `mail: { smarthost: { host: 127.0.0.1, port: ${o.smarthostPort}, requireTLS: true, ca: ${o.smarthostCa ?? './keys/cert.pem'} }, from: tsunagi@centre.example, pollSeconds: 0.1 }` : ''}
 partners:
   - id: m-tokyo
     name: TOKYO STORE
