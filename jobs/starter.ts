@@ -12,6 +12,7 @@ export interface StarterOptions {
   sftpPort?: number;
   ftpPort?: number;
   zenginPort?: number;
+  webPort?: number;
   /** authorized_keys line of the example merchant m-tokyo on our SFTP server */
   merchantPublicKey?: string;
   /** YAML for cc-alpha's delivery; default a local folder */
@@ -46,6 +47,10 @@ listeners:                    # our servers for partners, started by 'tsunagi se
     host: 127.0.0.1
     port: ${o.zenginPort ?? 5020}
     ownCode: "F0F0F0F0F0F0F1"   # our 相手センター確認コード as partners configure it
+  web:                        # merchant portal, operator console, /metrics, /healthz (users: tsunagi users add)
+    host: 127.0.0.1
+    port: ${o.webPort ?? 8443}
+    tls: { cert: { file: ./keys/ftps_cert.pem }, key: { file: ./keys/ftps_key.pem } }
 partners:
   # Merchant head offices (加盟店)
   - id: m-tokyo

@@ -22,8 +22,11 @@ import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 import type { Logger } from 'pino';
 import { readSalesRecords, terminalRecordOf, writeTerminalFile } from '../lib/terminal-file.ts';
+import { startWebServices } from '../../web/start.ts';
+import { UsersRepository } from '../../web/users.ts';
+import { untilSignal } from '../signals.ts';
 
-const usage = 'tsunagi demo [--dir DIR]';
+const usage = 'tsunagi demo [--dir DIR] [--exit]   (the portal stays up until Ctrl-C unless --exit)';
 
 /** What the example partners send in the demo: real files in their real layouts. */
 async function dropExampleFiles(spoolRoot: string, today: string, offices: Record<string, string>): Promise<string[]> {
@@ -140,17 +143,17 @@ export const command: Command = {
   summary: 'build a temporary centre with example partners and files, and run a full cycle on it',
   usage,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { dir: { type: 'string' } }, usage);
+    const { values } = parseCommandArgs(argv, { dir: { type: 'string' }, exit: { type: 'boolean' } }, usage);
     const dir = path.resolve(values.dir ?? (await mkdtemp(path.join(tmpdir(), 'tsunagi-demo-'))));
     if (await pathExists(path.join(dir, 'tsunagi.yaml'))) throw new UsageError(`${dir} already holds a centre; give the demo a new folder`);
     const log = createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr });
     const keys = path.join(dir, 'keys');
     await mkdir(keys, { recursive: true, mode: 0o700 });
-    const [sftpPort, ftpPort, ccPort, zenginPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [sftpPort, ftpPort, ccPort, zenginPort, webPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     const centreClient = await ensureSshKeyPair(path.join(keys, 'centre_client_ed25519'), 'tsunagi client key');
     const cardCompany = await startCardCompanyServer(dir, ccPort, centreClient.publicLine, log);
     const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
-    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, ccAlphaDelivery });
+    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, webPort, ccAlphaDelivery });
     await writeFile(
       path.join(keys, 'known_hosts'),
       knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),
@@ -170,6 +173,7 @@ export const command: Command = {
     const engine = await startEngine(centre);
     const listeners = await createListeners(engine);
     for (const l of listeners) await l.start();
+    let web: Awaited<ReturnType<typeof startWebServices>> | undefined;
     try {
       // The merchant's head office uploads its files to our SFTP server, as it would from its own site.
       const upload = merchantClient(dir, sftpPort, '/inbound', log);
@@ -211,9 +215,23 @@ export const command: Command = {
         out.write(`  report: ${run.report_path}\n`);
       }
       const cfg = `--config ${configFile}`;
+      // The merchant portal and operator console on this centre, with a demo login for each.
+      web = await startWebServices(engine, listeners);
+      const users = new UsersRepository(centre.ledger);
+      const merchantUser = await users.add(config, { username: 'demo-tokyo', partnerId: 'm-tokyo' });
+      const operator = await users.add(config, { username: 'demo-ops', operator: true });
+      out.write(`\nportal (Web-JTRANS, self-signed certificate): ${web.web!.url}/login\n`);
+      out.write(`  merchant login: ${merchantUser.username} / ${merchantUser.password}   (m-tokyo: files, upload, Jmanager search)\n`);
+      out.write(`  operator login: ${operator.username} / ${operator.password}, TOTP secret ${operator.totpSecret} (add it to an authenticator app; console at /ops)\n`);
+      out.write(`  metrics: ${web.web!.url}/metrics   health: ${web.web!.url}/healthz\n`);
       out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${path.join(dir, 'remote', 'cc-beta')}/<file>\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n`);
+      if (!values.exit) {
+        out.write('\nthe portal stays up until Ctrl-C\n');
+        await untilSignal();
+      }
       return 0;
     } finally {
+      await web?.stop();
       for (const l of listeners) await l.stop();
       await engine.stop();
       await centre.close();

@@ -2,7 +2,7 @@
 // Jmanager and reconciliation, on the embedded runner.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,26 @@ describe('tsunagi demo', () => {
 
   it('runs a full cycle with every partner protocol and says where the outputs are', async () => {
     dir = path.join(await mkdtemp(path.join(tmpdir(), 'tsunagi-demo-test-')), 'centre');
-    const { stdout } = await run(process.execPath, [path.resolve('bin/tsunagi.js'), 'demo', '--dir', dir], { env: { ...process.env, TSUNAGI_LOG_LEVEL: 'error' } });
+    // The demo keeps its portal up until Ctrl-C: check the portal answers, then stop it.
+    const child = spawn(process.execPath, [path.resolve('bin/tsunagi.js'), 'demo', '--dir', dir], { env: { ...process.env, TSUNAGI_LOG_LEVEL: 'error' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+        if (stdout.includes('stays up until Ctrl-C')) resolve();
+      });
+      void exited.then((code) => reject(new Error(`demo exited (${code}) before starting its portal:\n${stdout}`)));
+    });
+    const portal = /portal \(Web-JTRANS, self-signed certificate\): (https:\/\/127\.0\.0\.1:\d+)\/login/.exec(stdout);
+    assert.ok(portal, stdout);
+    assert.match(stdout, /merchant login: demo-tokyo \/ \S{16}/);
+    const { stdout: login } = await run('curl', ['-sSfk', `${portal[1]}/login`]);
+    assert.match(login, /ログイン/);
+    const { stdout: health } = await run('curl', ['-sSfk', `${portal[1]}/healthz`]);
+    assert.equal(JSON.parse(health).ok, true);
+    child.kill('SIGINT');
+    assert.equal(await exited, 0);
     assert.match(stdout, /m-tokyo uploaded URIAGE_001\.dat over SFTP/);
     assert.match(stdout, /m-osaka sent SALES\.dat over 全銀TCP\/IP as URIAGE000002/);
     assert.match(stdout, /m-osaka received HENKYAKU0002 over 全銀TCP\/IP/);
