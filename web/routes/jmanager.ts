@@ -2,8 +2,8 @@
 // store, terminal and card company; daily, per-store or full detail with totals; the detail as CSV
 // (UTF-8 with BOM, for Excel in Japan) and its 71 files themselves.
 import type { FastifyInstance } from 'fastify';
-import type { Knex } from 'knex';
-import { withAggregates, type AggregateFilter, type AggregateRow } from '../../jobs/jmanager/aggregates.ts';
+import type { AggregateFilter, AggregateRow } from '../../jobs/jmanager/aggregates.ts';
+import { JmanagerSnapshots, type Snapshot } from '../jmanager-snapshot.ts';
 import { addDays, parseYmd } from '../../jobs/jmanager/periods.ts';
 import { AGG_SUM_COLUMNS } from '../../jobs/terminal/rows.ts';
 import { tokyoDate } from '../../spool/tree.ts';
@@ -79,38 +79,20 @@ export function parseSearch(q: Query, merchantNos: readonly string[], today: str
   return { filter: { merchantNos, from, to, store: optional('store'), terminal: optional('terminal'), cardCompany: optional('cardCompany') }, view, page };
 }
 
-function filtered(db: Knex, f: AggregateFilter) {
-  const q = db('jm_aggregates').whereIn('merchant_no', [...f.merchantNos]).whereBetween('business_date', [f.from, f.to]);
-  if (f.store) q.where('store_code', f.store);
-  if (f.terminal) q.where('terminal_id', f.terminal);
-  if (f.cardCompany) q.where('card_company_code', f.cardCompany);
-  return q;
-}
-
-function numbers(row: Record<string, unknown>): Record<string, unknown> {
-  for (const c of AGG_SUM_COLUMNS) row[c] = Number(row[c] ?? 0);
-  return row;
-}
-
 export interface SearchResult {
   rows: Record<string, unknown>[];
   totals: Record<string, number>;
   groups: number;
 }
 
-/** One page of the chosen view and the totals over the whole filter. */
-export async function runSearch(db: Knex, s: Search): Promise<SearchResult> {
-  if (!s.filter.merchantNos.length) return { rows: [], totals: Object.fromEntries(AGG_SUM_COLUMNS.map((c) => [c, 0])), groups: 0 };
-  const keys = VIEW_KEYS[s.view];
-  const totalsQ = filtered(db, s.filter);
-  for (const c of AGG_SUM_COLUMNS) totalsQ.sum({ [c]: c });
-  const totals = numbers((await totalsQ.first()) ?? {}) as Record<string, number>;
-  const grouped = filtered(db, s.filter).select(...keys).groupBy(keys).orderBy(keys);
-  for (const c of AGG_SUM_COLUMNS) grouped.sum({ [c]: c });
-  const countQ = db.from(filtered(db, s.filter).distinct(...keys).as('g')).count({ n: '*' });
-  const groups = Number(((await countQ.first()) as { n: number | string } | undefined)?.n ?? 0);
-  const rows = (await grouped.limit(PAGE_ROWS).offset((s.page - 1) * PAGE_ROWS)).map(numbers);
-  return { rows, totals, groups };
+/** One page of the chosen view and the totals over the whole filter, from the head office's snapshot. */
+export function runSearch(snapshot: Snapshot, s: Search): SearchResult {
+  const selected = snapshot.select(s.filter);
+  const by = s.view === 'daily' ? 'business_date' : s.view === 'store' ? 'store_code' : null;
+  const { groups, totals } = snapshot.group(selected, by);
+  const page = groups.slice((s.page - 1) * PAGE_ROWS, s.page * PAGE_ROWS);
+  const rows = by ? (page as Record<string, unknown>[]) : (page as number[]).map((i) => snapshot.row(i) as unknown as Record<string, unknown>);
+  return { rows, totals, groups: groups.length };
 }
 
 const yen = (n: unknown) => Number(n).toLocaleString('ja-JP');
@@ -166,6 +148,14 @@ const CSV_COLUMNS: (keyof AggregateRow)[] = ['business_date', 'store_code', 'mer
 export function jmanagerRoutes(app: FastifyInstance, web: WebContext): void {
   const merchant = { preHandler: requireRole('merchant') };
   const today = () => tokyoDate(web.now());
+  const snapshots = new JmanagerSnapshots(web.centre.ledger);
+  /** The head office's whole searchable window: any search within 90 days is a slice of it. */
+  const snapshotOf = (partnerId: string, merchantNos: readonly string[]) => snapshots.get(partnerId, merchantNos, addDays(today(), -(SEARCH_DAYS - 1)), today());
+  // Opening the portal warms the head office's snapshot, so its first search is quick too.
+  app.addHook('onResponse', async (req) => {
+    const partner = req.auth?.partner;
+    if (partner && req.routeOptions.url === '/portal' && partner.jmanagerCycles.length) void snapshotOf(partner.id, partner.merchantNos).catch(() => undefined);
+  });
 
   app.get('/portal/jmanager', merchant, async (req, reply) => {
     const partner = req.auth!.partner!;
@@ -179,7 +169,7 @@ export function jmanagerRoutes(app: FastifyInstance, web: WebContext): void {
     }
     const title = label('Jmanager 検索照会', 'Jmanager search');
     if (!s) return sendPage(req, reply, title, html`${form(q, s, today())}<p class="error">${problem}</p>`, 400);
-    const result = await runSearch(web.centre.ledger.db, s);
+    const result = runSearch(await snapshotOf(partner.id, partner.merchantNos), s);
     if (Object.keys(clean(q)).length) await web.audit(req, 'action', `jmanager search ${s.filter.from}-${s.filter.to} view ${s.view}: ${result.groups} rows`);
     const csvLink = `/portal/jmanager.csv?${new URLSearchParams(clean({ ...q, from: s.filter.from, to: s.filter.to }))}`;
     const files = await seventyOneFiles(web, partner.id, s);
@@ -199,14 +189,13 @@ ${files.length ? html`<table><thead><tr><th>${label('作成日時', 'Created')}<
       return reply.code(400).type('text/plain; charset=utf-8').send((err as Error).message);
     }
     const lines: string[] = ['\ufeff' + CSV_COLUMNS.map((c) => (KEY_LABELS[c] ?? SUM_LABELS[c as keyof typeof SUM_LABELS])![0]).join(',')];
-    const count = await withAggregates(web.centre.ledger, s.filter, async (rows) => {
-      let n = 0;
-      for (const r of rows) {
-        lines.push(CSV_COLUMNS.map((c) => String(r[c])).join(','));
-        n++;
-      }
-      return n;
-    });
+    const snapshot = await snapshotOf(partner.id, partner.merchantNos);
+    const selected = snapshot.select(s.filter);
+    for (const i of selected) {
+      const r = snapshot.row(i);
+      lines.push(CSV_COLUMNS.map((c) => String(r[c])).join(','));
+    }
+    const count = selected.length;
     await web.audit(req, 'download', `jmanager CSV ${s.filter.from}-${s.filter.to}: ${count} rows`);
     return reply
       .header('content-type', 'text/csv; charset=utf-8')
