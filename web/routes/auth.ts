@@ -1,7 +1,7 @@
 // Login (password, then TOTP where required), logout, and the CSRF and role guards every other
 // route uses. Every login, refused or not, is an audit row.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { verifyPassword } from '../auth/password.ts';
+import { hashPassword, verifyPassword } from '../auth/password.ts';
 import { verifyTotp } from '../auth/totp.ts';
 import { html, label } from '../html.ts';
 import { PRELOGIN_COOKIE, SESSION_COOKIE, sendPage, type WebContext } from '../context.ts';
@@ -67,6 +67,9 @@ function totpPage(csrf: string, next: string, message?: string) {
 <button type="submit">${label('確認', 'Verify')}</button></form>`;
 }
 
+/** Checked against for unknown users, so that a refusal takes as long whether the user exists or not. */
+let dummyHash: Promise<string> | undefined;
+
 const REFUSED = 'ユーザーIDまたはパスワードが違います。 (Wrong user or password.)';
 
 export function authRoutes(app: FastifyInstance, web: WebContext): void {
@@ -98,7 +101,11 @@ export function authRoutes(app: FastifyInstance, web: WebContext): void {
       await web.audit(req, 'login_refused', `${username}: ${why}`, user?.partner_id ?? null);
       return showLogin(req, reply, message, 401);
     };
-    if (!user) return refuse('no such user');
+    if (!user) {
+      dummyHash ??= hashPassword('not a password of anyone');
+      await verifyPassword(String(body.password ?? ''), await dummyHash);
+      return refuse('no such user');
+    }
     if (user.disabled) return refuse('account disabled');
     if (user.locked_until && user.locked_until > now) return refuse('account locked', 'ロックされています。しばらくしてからお試しください。 (Locked after repeated failures; try later.)');
     if (!(await verifyPassword(String(body.password ?? ''), user.password_hash))) {

@@ -23,6 +23,7 @@ import { isTemporaryName, tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import { freeText, html, label, type Html } from '../html.ts';
 import { notFound, sendPage, type WebContext } from '../context.ts';
 import { requireRole } from './auth.ts';
+import { sameToken } from '../sessions.ts';
 import { formatTime, STATE_LABELS, TYPE_LABELS } from '../labels.ts';
 
 const RETENTION_LIST_DAYS = 90;
@@ -150,7 +151,7 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
     try {
       for await (const part of req.parts()) {
         if (part.type === 'field') {
-          if (part.fieldname === '_csrf') csrfOk = part.value === csrf;
+          if (part.fieldname === '_csrf') csrfOk = sameToken(String(part.value), csrf);
           if (part.fieldname === 'csvType') csvType = String(part.value);
           continue;
         }
