@@ -11,7 +11,7 @@ import { archiveFile } from '../spool/archive.ts';
 import { holderState, isSelf, parseHolder, type FileRow, type FileState } from '../spool/ledger/index.ts';
 import { isTemporaryName } from '../spool/tree.ts';
 import { jobId, type JobContext } from './context.ts';
-import { lastDelivery, pushHolderGone } from './handlers/deliver.ts';
+import { HOLDER_STALE_MS, lastDelivery, pushHolderGone } from './handlers/deliver.ts';
 import { recoverUnregisteredWork } from './handlers/scan.ts';
 
 export interface HeldWork {
@@ -34,15 +34,18 @@ export interface RecoveryOptions {
   honourHolders: boolean;
 }
 
-/** The actor of a file's last transition: the process that holds its next step. */
-async function lastActor(ctx: JobContext, fileId: string): Promise<string | undefined> {
-  const row = await ctx.centre.ledger.db('transitions').where({ file_id: fileId }).orderBy('id', 'desc').first('actor');
-  return row?.actor as string | undefined;
+/** The actor of a file's last transition (the process that holds its next step) and when. */
+async function lastActor(ctx: JobContext, fileId: string): Promise<{ actor: string; at: number } | undefined> {
+  const row = await ctx.centre.ledger.db('transitions').where({ file_id: fileId }).orderBy('id', 'desc').first('actor', 'at');
+  return row ? { actor: row.actor as string, at: Number(row.at) } : undefined;
 }
 
-function heldByOtherLiveProcess(actor: string | undefined): boolean {
-  const holder = parseHolder(actor);
-  return !!holder && !isSelf(holder) && holderState(holder) !== 'gone';
+/** Alive on this host; on another host (which we cannot look at), acting within HOLDER_STALE_MS. */
+function heldByOtherLiveProcess(last: { actor: string; at: number } | undefined, now: number): boolean {
+  const holder = parseHolder(last?.actor);
+  if (!holder || isSelf(holder)) return false;
+  const state = holderState(holder);
+  return state === 'alive' || (state === 'unknown' && now - last!.at < HOLDER_STALE_MS);
 }
 
 /** Re-enqueues every unfinished file whose holder is gone (or all of them on BullMQ). */
@@ -52,9 +55,9 @@ export async function recoverOrphans(ctx: JobContext, options: RecoveryOptions):
   const report: RecoveryReport = { recovered: await recoverUnregisteredWork(ctx), requeued: 0, held: [] };
   const held = async (f: FileRow): Promise<boolean> => {
     if (!options.honourHolders) return false;
-    const actor = await lastActor(ctx, f.id);
-    if (!heldByOtherLiveProcess(actor)) return false;
-    report.held.push({ fileId: f.id, state: f.state, holder: actor! });
+    const last = await lastActor(ctx, f.id);
+    if (!heldByOtherLiveProcess(last, Date.now())) return false;
+    report.held.push({ fileId: f.id, state: f.state, holder: last!.actor });
     return true;
   };
   for (const f of await centre.files.list({ state: 'received' })) {

@@ -23,6 +23,8 @@ export interface TransferResult {
 export interface PushOptions {
   /** Told the temporary name and each step before it happens; see protocols/staged-push.ts. */
   journal?: PushJournal;
+  /** The temporary name to use (the caller may have recorded it already); default a fresh one. */
+  tempName?: string;
 }
 
 /** A push that a kill interrupted, as its journal recorded it. */

@@ -15,6 +15,7 @@ import { remoteNameFor } from '../clients.ts';
 import { ACTOR, StateConflictError, holderState, isSelf, parseHolder, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { ProtocolClient, TransferResult } from '../../protocols/contract.ts';
+import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
 import { PushInDoubtError, type PushJournal, type PushPhase, type ResumeOutcome } from '../../protocols/staged-push.ts';
 
 /** How often a running push renews its heartbeat. */
@@ -66,10 +67,14 @@ export function pushHolderGone(row: Pick<DeliveryRow, 'holder' | 'heartbeat_at' 
   return state === 'gone';
 }
 
-function journalFor(db: Knex, deliveryId: number): PushJournal {
+/** The deliveries row as the push's journal; `recorded` is what the row says already (no write for it). */
+function journalFor(db: Knex, deliveryId: number, recorded: { phase: PushPhase; tempName: string }): PushJournal {
+  let last = recorded;
   return {
     async record(phase, tempName) {
+      if (last.phase === phase && last.tempName === tempName) return;
       await db('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() });
+      last = { phase, tempName };
     },
   };
 }
@@ -187,6 +192,10 @@ export const deliver: Handler = async (input, ctx) => {
 
   const attempt = file.attempts + 1;
   const startedAt = Date.now();
+  const remoteName = remoteNameFor(partner, file);
+  // Recorded with the attempt, before anything is written at the partner: a kill from here on
+  // leaves a row that names the temporary to look for.
+  const tempName = partner.delivery.protocol === 'zengin' ? '' : remoteTemporaryName(remoteName);
   let id: number;
   try {
     // The state change and the row that names its holder commit together: a 'sending' file
@@ -194,7 +203,7 @@ export const deliver: Handler = async (input, ctx) => {
     id = await writeTransaction(centre.ledger, async (trx) => {
       await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, trx);
       const [inserted] = await trx('deliveries')
-        .insert({ file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt })
+        .insert({ file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt, phase: 'staging', temp_name: tempName || null })
         .returning('id');
       return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
     });
@@ -211,7 +220,7 @@ export const deliver: Handler = async (input, ctx) => {
     if (file.size !== null && local.size !== file.size) throw new Error(`the outbound file holds ${local.size} bytes, the ledger says ${file.size}`);
     client = await ctx.clientFor(partner);
     await removeLeftoverTemporaries(ctx, file, partner, client);
-    const result = await client.push(file.path, remoteNameFor(partner, file), { journal: journalFor(centre.ledger.db, id) });
+    const result = await client.push(file.path, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }) });
     await recordSent(ctx, file, partner, id, result, `pushed by ${partner.delivery.protocol} as ${result.remoteName}${result.note ? ` (${result.note})` : ''}`);
   } catch (err) {
     const reason = (err as Error).message;

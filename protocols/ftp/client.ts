@@ -102,7 +102,7 @@ export class FtpClient implements ProtocolClient {
   async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const { size } = await stat(localPath);
-    const tempName = remoteTemporaryName(remoteName);
+    const tempName = options.tempName ?? remoteTemporaryName(remoteName);
     try {
       const result = await this.op(`push ${remoteName}`, (conn) => stagedPush(this.folder(conn), localPath, size, remoteName, { tempName, journal: options.journal, protocol: 'ftp' }));
       this.log.info({ remoteName, bytes: size, note: result.note }, 'ftp push done');

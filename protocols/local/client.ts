@@ -51,7 +51,7 @@ export class LocalClient implements ProtocolClient {
   async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const { size } = await stat(localPath);
-    return stagedPush(localFolder(this.endpoint.path), localPath, size, remoteName, { tempName: remoteTemporaryName(remoteName), journal: options.journal, protocol: 'local' });
+    return stagedPush(localFolder(this.endpoint.path), localPath, size, remoteName, { tempName: options.tempName ?? remoteTemporaryName(remoteName), journal: options.journal, protocol: 'local' });
   }
 
   async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {

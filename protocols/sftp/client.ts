@@ -121,7 +121,7 @@ export class SftpClient implements ProtocolClient {
   async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const { size } = await stat(localPath);
-    const tempName = remoteTemporaryName(remoteName);
+    const tempName = options.tempName ?? remoteTemporaryName(remoteName);
     try {
       const result = await this.op(`push ${remoteName}`, (conn, touch) => stagedPush(this.folder(conn, touch), localPath, size, remoteName, { tempName, journal: options.journal, protocol: 'sftp' }));
       this.log.info({ remoteName, bytes: size, note: result.note }, 'sftp push done');

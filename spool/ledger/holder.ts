@@ -50,7 +50,7 @@ export function formatHolder(h: Holder): string {
 /** host:pid:startedAt (host:pid, the older form, has startedAt 0: unknown). */
 export function parseHolder(s: string | null | undefined): Holder | undefined {
   if (!s) return undefined;
-  const m = /^(.*):(\d+)(?::(\d+))?$/.exec(s);
+  const m = /^(.+?):(\d+)(?::(\d+))?$/.exec(s);
   return m ? { host: m[1]!, pid: Number(m[2]), startedAt: Number(m[3] ?? 0) } : undefined;
 }
 
