@@ -70,7 +70,8 @@ async function dropFile(run: Run, merchant: number, fileSeq: number, random: () 
       if (type !== '2') return;
       view.point(rec, off);
       const f = view.fields;
-      run.expected.get(idByCode.get(f.cardCompanyCode!)!)!.push(`${f.merchantNo!.trim()}|${f.terminalId!.trim()}|${f.slipNo}|${f.useDate}`);
+      // Keyed by file too: a merchant's files reuse terminals and slip numbers.
+      run.expected.get(idByCode.get(f.cardCompanyCode!)!)!.push(`${path.basename(file)}#${f.merchantNo!.trim()}|${f.terminalId!.trim()}|${f.slipNo}|${f.useDate}`);
     });
   }
   run.filesByMerchant.set(id, (run.filesByMerchant.get(id) ?? 0) + 1);
@@ -102,7 +103,7 @@ async function checkExactlyOnce(centre: Centre, run: Run, partners: Map<string, 
   const inbound = await centre.files.list({ direction: 'in' });
   assert.equal(inbound.length, [...run.filesByMerchant.values()].reduce((a, b) => a + b, 0), 'every merchant file in the ledger');
   for (const f of inbound) assert.equal(f.state, 'routed', `inbound ${f.id} (${f.partner_id}) is ${f.state}: ${f.reason}`);
-  const parentOf = new Map(inbound.map((f) => [f.id, f.partner_id]));
+  const parentOf = new Map(inbound.map((f) => [f.id, f]));
   const outbound = await centre.files.list({ direction: 'out' });
   for (const f of outbound) assert.equal(f.state, 'sent', `outbound ${f.id} is ${f.state}: ${f.reason}`);
   const ok = (await db('deliveries').where({ outcome: 'ok' }).select('file_id')) as { file_id: string }[];
@@ -124,10 +125,11 @@ async function checkExactlyOnce(centre: Centre, run: Run, partners: Map<string, 
       const got: string[] = [];
       const rowBySha = new Map(rows.map((r) => [r.sha256, r]));
       for (const t of taken) {
-        if (parentOf.get(rowBySha.get(t.sha256)!.parent_id!) === run.def.merchantIds[ERROR_MERCHANT]) continue;
+        const parent = parentOf.get(rowBySha.get(t.sha256)!.parent_id!)!;
+        if (parent.partner_id === run.def.merchantIds[ERROR_MERCHANT]) continue;
         const tmp = path.join(run.def.dir, 'check.dat');
         await writeFile(tmp, t.bytes);
-        got.push(...(await fileKeys(tmp)));
+        got.push(...(await fileKeys(tmp)).map((k) => `${parent.name}#${k}`));
       }
       got.sort();
       assert.deepEqual(got.filter((k, i) => i > 0 && got[i - 1] === k), [], `${partnerId}: records delivered twice`);
