@@ -86,6 +86,7 @@ export async function startRedis(port: number): Promise<RedisServer> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await waitUntil(`redis-server on ${port}`, async () => {
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined); // refused while the server starts: connect() rejects as well
     try {
       await probe.connect();
       return (await probe.ping()) === 'PONG';

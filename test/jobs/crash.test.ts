@@ -26,9 +26,9 @@ import { startCountingPartner, type CountingPartner } from '../helpers/counting-
 
 const SEED = Number(process.env.TSUNAGI_CRASH_SEED ?? Date.now() % 1_000_000);
 const SWEEP = Number(process.env.TSUNAGI_CRASH_SWEEP ?? 0);
-const MERCHANTS = 6;
+const MERCHANTS = 4;
 const COMPANIES = 3;
-const RECORDS = Number(process.env.TSUNAGI_CRASH_RECORDS ?? 300);
+const RECORDS = Number(process.env.TSUNAGI_CRASH_RECORDS ?? 150);
 const QUEUE_KILLS = 12; // serve and worker, one of them a Redis restart
 const CYCLE_KILLS = 9;
 const ERROR_MERCHANT = 1; // m002 sends files with planted errors: 91 notices go back to it
@@ -189,7 +189,7 @@ async function crashRun(kind: string, seed: number, cleanups: (() => Promise<unk
     await queues.close();
     const redisAt = 3 + Math.floor(random() * (QUEUE_KILLS - 4));
     for (let i = 0; i < QUEUE_KILLS; i++) {
-      await dropFile(run, Math.floor(random() * MERCHANTS), ++fileSeq, random);
+      if (i % 2 === 0) await dropFile(run, Math.floor(random() * MERCHANTS), ++fileSeq, random); // merchants keep sending
       await randomPoint(centre, random);
       if ((await inFlight(centre)) > 0) hitInFlight++;
       if (i === redisAt) {
@@ -214,7 +214,7 @@ async function crashRun(kind: string, seed: number, cleanups: (() => Promise<unk
     await killWorker(worker);
     // Embedded cycles on the same ledger and spool, killed at random points.
     for (let i = 0; i < CYCLE_KILLS; i++) {
-      await dropFile(run, Math.floor(random() * MERCHANTS), ++fileSeq, random);
+      if (i % 2 === 0) await dropFile(run, Math.floor(random() * MERCHANTS), ++fileSeq, random);
       const cycle = spawnProc(() => startTsunagi(['cycle', '--json', '--config', embeddedConfig], '', { TSUNAGI_LOG_LEVEL: 'warn' }));
       await randomPoint(centre, random);
       if ((await inFlight(centre)) > 0) hitInFlight++;
