@@ -4,6 +4,8 @@ import { jobId } from './context.ts';
 import type { Engine } from './engine.ts';
 import { workInFlight } from './engine.ts';
 import { addDays } from './jmanager/periods.ts';
+import { recoverOrphans, removeLeftovers, type HeldWork } from './recovery.ts';
+import { lastDelivery } from './handlers/deliver.ts';
 
 export interface CycleSummary {
   date: string;
@@ -17,6 +19,8 @@ export interface CycleSummary {
   deliveriesFailed: number;
   waitingForPickup: number;
   failedFiles: string[];
+  /** Files still unfinished after the cycle (held by another live process, or stuck): exit 3. */
+  unfinished: HeldWork[];
 }
 
 export interface CycleOptions {
@@ -41,6 +45,10 @@ export async function runCycle(engine: Engine, options: CycleOptions): Promise<C
       await engine.enqueue({ kind, input, jobId: jobId('cycle', kind, stamp, String(input.partnerId ?? '')) });
       await engine.drain();
     };
+    // First what a dead process (a killed cycle, worker or serve) left half-done: taken over at
+    // once, since every unfinished file names its holder.
+    await recoverOrphans(engine.ctx, { honourHolders: engine.kind === 'embedded' });
+    await engine.drain();
     await step('collect');
     await step('scan', { cycle: true });
     for (const p of centre.config.partners.filter((x) => x.schedule)) await step('deliver-scheduled', { partnerId: p.id });
@@ -50,10 +58,24 @@ export async function runCycle(engine: Engine, options: CycleOptions): Promise<C
   } finally {
     if (progress) clearInterval(progress);
   }
-  return summarise(engine, started, options.date);
+  const unfinished = await unfinishedWork(engine);
+  await removeLeftovers(engine.ctx, { temporariesBefore: started, othersAtWork: unfinished.some((u) => u.state === 'received' || u.state === 'accepted') });
+  return { ...(await summarise(engine, started, options.date)), unfinished };
 }
 
-async function summarise(engine: Engine, since: number, date: string): Promise<CycleSummary> {
+/** Files in flight once the cycle is done, with the process that holds each. */
+async function unfinishedWork(engine: Engine): Promise<HeldWork[]> {
+  const db = engine.ctx.centre.ledger.db;
+  const rows = (await db('files').whereIn('state', ['received', 'accepted', 'sending']).select('id', 'state')) as { id: string; state: HeldWork['state'] }[];
+  const out: HeldWork[] = [];
+  for (const r of rows) {
+    const holder = r.state === 'sending' ? (await lastDelivery(db, r.id))?.holder : (await db('transitions').where({ file_id: r.id }).orderBy('id', 'desc').first('actor'))?.actor;
+    out.push({ fileId: r.id, state: r.state, holder: holder ?? 'nobody' });
+  }
+  return out;
+}
+
+async function summarise(engine: Engine, since: number, date: string): Promise<Omit<CycleSummary, 'unfinished'>> {
   const { centre } = engine.ctx;
   const db = centre.ledger.db;
   // Files that arrived before the cycle (over a listener, say) but were processed in it count too.
@@ -91,6 +113,7 @@ export function formatSummary(s: CycleSummary): string {
     `  deliveries done     ${s.deliveriesOk}`,
     `  waiting for pickup  ${s.waitingForPickup}`,
     `  deliveries failed   ${s.deliveriesFailed}${s.failedFiles.length ? ` (${s.failedFiles.join(', ')})` : ''}`,
+    ...(s.unfinished.length ? [`  unfinished          ${s.unfinished.length} (${s.unfinished.slice(0, 5).map((u) => `${u.fileId} ${u.state} held by ${u.holder}`).join(', ')}${s.unfinished.length > 5 ? ', ...' : ''})`] : []),
   ];
   return lines.join('\n') + '\n';
 }

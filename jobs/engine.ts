@@ -72,20 +72,56 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
   const workers = options.workers === false ? undefined : new BullmqWorkers(queues, HANDLERS, ctx, { concurrency, configFile: centre.config.file, lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.stalledIntervalMs });
   workers?.start();
   await workers?.waitUntilReady();
+  let watch: NodeJS.Timeout | undefined;
   return {
     kind: 'bullmq',
     ctx,
     enqueue: (r) => queues.enqueue(r),
     async drain() {
-      // Quiet twice in a row: a job may be between its ledger write and its next enqueue.
+      // Quiet twice in a row: every job that leads to another enqueues it before it completes,
+      // so no queued or running job (job schedulers' next runs aside) means nothing more will
+      // come. Files still in flight then are held elsewhere or stuck: the caller reports them,
+      // after a short grace for a killed worker's job to come back from stalled.
       let quiet = 0;
-      while (quiet < 2) {
+      let graceUntil = 0;
+      for (;;) {
         await new Promise((r) => setTimeout(r, 150));
-        const busy = (await queues.pending()) + (await workInFlight(centre));
-        quiet = busy === 0 ? quiet + 1 : 0;
+        if ((await queues.pending()) > 0) {
+          quiet = 0;
+          graceUntil = 0;
+          continue;
+        }
+        if (++quiet < 2) continue;
+        if ((await workInFlight(centre)) === 0) return;
+        graceUntil ||= Date.now() + (options.stalledIntervalMs ?? 15_000) + 1000;
+        if (Date.now() > graceUntil) return;
       }
     },
-    startSchedules: () => queues.upsertSchedules(centre.config),
+    async startSchedules() {
+      await queues.upsertSchedules(centre.config);
+      // A Redis that restarted empty forgets the schedulers and every queued job, and nothing
+      // would ever upsert them again: look now and then, and restore both from the config and
+      // the ledger.
+      const everyMs = Number(process.env.TSUNAGI_SCHEDULE_CHECK_MS ?? 15_000);
+      let checking = false;
+      watch = setInterval(async () => {
+        if (checking) return;
+        checking = true;
+        try {
+          if (await queues.schedulesPresent(centre.config)) return;
+          await queues.upsertSchedules(centre.config);
+          const stamp = Date.now();
+          await queues.enqueue({ kind: 'sweep', input: {}, jobId: `sweep-restore-${stamp}` });
+          await queues.enqueue({ kind: 'scan', input: {}, jobId: `scan-restore-${stamp}` });
+          centre.log.warn({ alert: 'redis-state-lost' }, 'Redis lost the job schedulers (restarted empty?): schedulers restored, in-flight work re-enqueued from the ledger');
+        } catch (err) {
+          centre.log.warn({ err: (err as Error).message }, 'could not check the job schedulers (Redis down?); will look again');
+        } finally {
+          checking = false;
+        }
+      }, everyMs);
+      watch.unref();
+    },
     bullQueues: queues.all(),
     async queueDepth() {
       const depth: Record<string, number> = {};
@@ -95,6 +131,7 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
       return depth;
     },
     async stop() {
+      if (watch) clearInterval(watch);
       await workers?.close();
       await queues.close();
     },

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { SpoolTree } from '../spool/tree.ts';
 import type { Ledger } from '../spool/ledger/db.ts';
+import type { PushJournal, PushPhase, ResumeOutcome } from './staged-push.ts';
 
 export interface RemoteFile {
   name: string;
@@ -15,6 +16,21 @@ export interface TransferResult {
   bytes: number;
   /** sha256 of what the partner holds, when the protocol could check it. */
   verifiedSha256?: string;
+  /** What was seen after the commit (e.g. 'taken by the partner at once'), for the ledger. */
+  note?: string;
+}
+
+export interface PushOptions {
+  /** Told the temporary name and each step before it happens; see protocols/staged-push.ts. */
+  journal?: PushJournal;
+  /** The temporary name to use (the caller may have recorded it already); default a fresh one. */
+  tempName?: string;
+}
+
+/** A push that a kill interrupted, as its journal recorded it. */
+export interface InterruptedPush {
+  phase: PushPhase;
+  tempName: string;
 }
 
 /** Our side calling a partner (card company centre, merchant host). One operation at a time. */
@@ -24,7 +40,13 @@ export interface ProtocolClient {
    * (temporary name then rename where the protocol allows), and verifies the size afterwards.
    * Pushing the same file twice to the same name must leave one copy (idempotent retry).
    */
-  push(localPath: string, remoteName: string): Promise<TransferResult>;
+  push(localPath: string, remoteName: string, options?: PushOptions): Promise<TransferResult>;
+  /**
+   * Finishes an interrupted push instead of repeating it, looking at the partner's side first
+   * (see resumeStagedPush): delivered, or nothing of it at the partner any more (push again).
+   * A client without it cannot tell, and an interrupted push of its protocol is pushed again.
+   */
+  resume?(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome>;
   /** Fetches `remoteName` into `localPath` (written whole, then renamed by the caller's landing). */
   pull(remoteName: string, localPath: string): Promise<TransferResult>;
   /** Files the partner offers us. */

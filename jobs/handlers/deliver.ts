@@ -1,11 +1,42 @@
 // deliver: pushes a ready outbound file with the destination's protocol (or leaves it for the
 // partner to pull), verifies it, and retries with exponential backoff; after the retry budget it
 // marks the file failed with the reason and raises an alert in the log.
+//
+// Exactly once as the partner sees it: the push tells its journal (the deliveries row) each step
+// before it happens (protocols/staged-push.ts), and the row names the process that holds the push
+// (host:pid:start, with a heartbeat). A file found 'sending' whose holder is gone (killed) is taken
+// over at once and its push finished from what the partner holds, never repeated blindly.
 import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import type { Knex } from 'knex';
 import { archiveFile } from '../../spool/archive.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { remoteNameFor } from '../clients.ts';
-import { StateConflictError, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
+import { ACTOR, StateConflictError, holderState, isSelf, parseHolder, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
+import type { PartnerConfig } from '../config.ts';
+import type { ProtocolClient, TransferResult } from '../../protocols/contract.ts';
+import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
+import { PushInDoubtError, type PushJournal, type PushPhase, type ResumeOutcome } from '../../protocols/staged-push.ts';
+
+/** How often a running push renews its heartbeat. */
+export const HEARTBEAT_MS = 10_000;
+/** A holder on another host that has not renewed its heartbeat for this long is taken to be gone. */
+export const HOLDER_STALE_MS = 120_000;
+
+export interface DeliveryRow {
+  id: number;
+  file_id: string;
+  attempt: number;
+  started_at: number;
+  outcome: string | null;
+  phase: PushPhase | null;
+  temp_name: string | null;
+  holder: string | null;
+  heartbeat_at: number | null;
+}
+
+/** Pushes running in this process (a 'sending' file held by us but not in here was orphaned by a failed job). */
+const activePushes = new Set<string>();
 
 export function backoffMs(ctx: JobContext, attempts: number): number {
   return ctx.centre.config.deliver.backoffSeconds * 1000 * 2 ** Math.max(0, attempts - 1);
@@ -16,48 +47,195 @@ function dueNow(file: FileRow, scheduled: boolean, hasSchedule: boolean): boolea
   return !hasSchedule || scheduled || file.file_type === '52';
 }
 
+export async function lastDelivery(db: Knex, fileId: string): Promise<DeliveryRow | undefined> {
+  const row = await db('deliveries').where({ file_id: fileId }).orderBy('id', 'desc').first();
+  if (!row) return undefined;
+  return { ...row, id: Number(row.id), started_at: Number(row.started_at), heartbeat_at: row.heartbeat_at === null ? null : Number(row.heartbeat_at) } as DeliveryRow;
+}
+
+/**
+ * Whether the process that holds a push is gone: released (null), dead on this host (pid not
+ * running, or running something that started at another time), our own but not running here,
+ * or on another host and silent for HOLDER_STALE_MS.
+ */
+export function pushHolderGone(row: Pick<DeliveryRow, 'holder' | 'heartbeat_at' | 'started_at' | 'file_id'>, now = Date.now()): boolean {
+  if (!row.holder) return true;
+  const holder = parseHolder(row.holder);
+  if (isSelf(holder)) return !activePushes.has(row.file_id);
+  const state = holderState(holder);
+  if (state === 'unknown') return now - (row.heartbeat_at ?? row.started_at) > HOLDER_STALE_MS;
+  return state === 'gone';
+}
+
+/** The deliveries row as the push's journal; `recorded` is what the row says already (no write for it). */
+function journalFor(db: Knex, deliveryId: number, recorded: { phase: PushPhase; tempName: string }): PushJournal {
+  let last = recorded;
+  return {
+    async record(phase, tempName) {
+      if (last.phase === phase && last.tempName === tempName) return;
+      await db('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() });
+      last = { phase, tempName };
+    },
+  };
+}
+
+function startHeartbeat(db: Knex, deliveryId: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    void db('deliveries').where({ id: deliveryId }).update({ heartbeat_at: Date.now() }).catch(() => undefined);
+  }, HEARTBEAT_MS);
+  timer.unref();
+  return timer;
+}
+
+/** The push is done (by this attempt, or by an interrupted one we finished): 'sent', then archived. */
+async function recordSent(ctx: JobContext, file: FileRow, partner: PartnerConfig, deliveryId: number, result: TransferResult, reason: string): Promise<void> {
+  const { centre } = ctx;
+  // One transaction: a crash can never leave an 'ok' push on a file still 'sending'.
+  await writeTransaction(centre.ledger, async (trx) => {
+    await trx('deliveries').where({ id: deliveryId }).update({ finished_at: Date.now(), outcome: 'ok', bytes: result.bytes, holder: null, note: result.note?.slice(0, 255) ?? null });
+    await centre.files.transition(file.id, 'sending', 'sent', reason, {}, trx);
+    await trx('deliveries').where({ id: deliveryId }).update({ temp_name: null });
+  });
+  const archived = await archiveFile(centre.spool, file.path!, `${file.id}@${file.partner_id}@${path.basename(file.path!)}`);
+  await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
+  centre.log.info({ fileId: file.id, partner: partner.id, fileName: file.name, bytes: result.bytes, note: result.note }, 'file delivered');
+}
+
+/**
+ * A file found 'sending': if its holder lives, it is busy (undefined). Otherwise take the push over
+ * (compare-and-set on the holder), look at the partner's side, and either record it delivered
+ * (undefined) or, when nothing of it reached the partner, put it back to 'ready' and return it so
+ * the caller pushes it now.
+ */
+async function takeOver(ctx: JobContext, file: FileRow, partner: PartnerConfig): Promise<FileRow | undefined> {
+  const { centre } = ctx;
+  const db = centre.ledger.db;
+  const row = await lastDelivery(db, file.id);
+  const now = Date.now();
+  if (row && !pushHolderGone(row, now)) return undefined;
+  if (row) {
+    const claim = db('deliveries').where({ id: row.id });
+    if (row.holder === null) claim.whereNull('holder');
+    else claim.where('holder', row.holder);
+    if ((await claim.update({ holder: ACTOR, heartbeat_at: now })) !== 1) return undefined; // another process took it first
+  }
+  activePushes.add(file.id);
+  let client: ProtocolClient | undefined;
+  try {
+    let outcome: ResumeOutcome = { delivered: false, how: 'abandoned' };
+    if (row?.phase) {
+      client = await ctx.clientFor(partner);
+      if (client.resume) outcome = await client.resume(file.path!, remoteNameFor(partner, file), { phase: row.phase, tempName: row.temp_name ?? '' });
+      else centre.log.warn({ fileId: file.id, partner: partner.id, protocol: partner.delivery.protocol }, 'this protocol cannot tell whether an interrupted push arrived; pushing again');
+    }
+    const was = row ? `attempt ${row.attempt} (held by ${row.holder ?? 'nobody'})` : 'a push with no attempt recorded';
+    if (outcome.delivered) {
+      const note = `${outcome.how === 'renamed' ? 'had completed' : 'finished'} after ${was} was interrupted${outcome.result.note ? `; ${outcome.result.note}` : ''}`;
+      await recordSent(ctx, file, partner, row!.id, { ...outcome.result, note }, `pushed by ${partner.delivery.protocol} as ${outcome.result.remoteName} (${note})`);
+      centre.log.warn({ fileId: file.id, partner: partner.id, how: outcome.how }, 'interrupted push finished, not repeated');
+      return undefined;
+    }
+    await writeTransaction(centre.ledger, async (trx) => {
+      if (row) await trx('deliveries').where({ id: row.id }).update({ finished_at: Date.now(), outcome: 'abandoned', holder: null, temp_name: null, note: 'interrupted before the rename; nothing at the partner' });
+      // A kill is not the partner's failure: it does not use up the retry budget.
+      await centre.files.transition(file.id, 'sending', 'ready', `${was} was interrupted before anything reached the partner; pushing again`, { attempts: Math.max(0, file.attempts - 1), next_attempt_at: null }, trx);
+    });
+    centre.log.warn({ fileId: file.id, partner: partner.id }, 'interrupted push had not reached the partner; pushing again');
+    return await centre.files.get(file.id);
+  } catch (err) {
+    // Could not look at the partner: release the push and look again later.
+    if (row) await db('deliveries').where({ id: row.id }).update({ holder: null, error: `resume: ${(err as Error).message}`.slice(0, 1000) }).catch(() => undefined);
+    const delay = backoffMs(ctx, Math.max(1, file.attempts));
+    centre.log.warn({ fileId: file.id, partner: partner.id, retryInMs: delay, reason: (err as Error).message }, 'could not settle an interrupted push; will look again');
+    await ctx.enqueue({ kind: 'deliver', input: { fileId: file.id, force: true }, jobId: jobId('deliver', file.id, 'settle', row?.id ?? 0, Date.now()), delayMs: delay });
+    return undefined;
+  } finally {
+    activePushes.delete(file.id);
+    await client?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Temporaries that earlier failed attempts could not remove (the connection was gone): removed
+ * now, so that nothing we wrote stays at the partner. Best effort; the journal keeps the name
+ * until it is surely gone.
+ */
+async function removeLeftoverTemporaries(ctx: JobContext, file: FileRow, partner: PartnerConfig, client: ProtocolClient): Promise<void> {
+  if (!client.resume) return;
+  const db = ctx.centre.ledger.db;
+  const rows = (await db('deliveries').where({ file_id: file.id }).whereIn('outcome', ['error', 'abandoned']).whereNotNull('temp_name').select('id', 'temp_name')) as { id: number; temp_name: string }[];
+  for (const r of rows) {
+    try {
+      await client.resume(file.path!, remoteNameFor(partner, file), { phase: 'staging', tempName: r.temp_name });
+      await db('deliveries').where({ id: r.id }).update({ temp_name: null });
+    } catch (err) {
+      ctx.centre.log.warn({ fileId: file.id, tempName: r.temp_name, reason: (err as Error).message }, 'could not remove an earlier temporary at the partner');
+    }
+  }
+}
+
 export const deliver: Handler = async (input, ctx) => {
   const { centre } = ctx;
-  const file = await centre.files.get(String(input.fileId));
-  if (!file || file.direction !== 'out' || file.state !== 'ready') return; // done already, or not ours
+  let file = await centre.files.get(String(input.fileId));
+  if (!file || file.direction !== 'out') return;
   const partner = centre.partner(file.partner_id);
+  let force = input.force === true;
+  if (file.state === 'sending') {
+    file = await takeOver(ctx, file, partner);
+    if (!file) return; // held by a live process, or finished now
+    force = true;
+  }
+  if (file.state !== 'ready') return; // done already, or not ours
   if (partner.delivery.protocol === 'pull') return; // stays in outbound until the partner picks it up
   if (!dueNow(file, input.scheduled === true, partner.schedule !== undefined)) return;
-  if (file.next_attempt_at && file.next_attempt_at > ctx.now().getTime() + 1000 && input.force !== true) return;
+  if (file.next_attempt_at && file.next_attempt_at > ctx.now().getTime() + 1000 && !force) return;
 
   const attempt = file.attempts + 1;
+  const startedAt = Date.now();
+  const remoteName = remoteNameFor(partner, file);
+  // Recorded with the attempt, before anything is written at the partner: a kill from here on
+  // leaves a row that names the temporary to look for.
+  const tempName = partner.delivery.protocol === 'zengin' ? '' : remoteTemporaryName(remoteName);
+  let id: number;
   try {
-    await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt });
+    // The state change and the row that names its holder commit together: a 'sending' file
+    // always has a deliveries row saying who pushes it.
+    id = await writeTransaction(centre.ledger, async (trx) => {
+      await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, trx);
+      const [inserted] = await trx('deliveries')
+        .insert({ file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt, phase: 'staging', temp_name: tempName || null })
+        .returning('id');
+      return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
+    });
   } catch (err) {
     if (err instanceof StateConflictError) return; // another job (a stalled twin, the sweeper's) took it first
     throw err;
   }
-  const startedAt = Date.now();
-  const [deliveryId] = await centre.ledger
-    .db('deliveries')
-    .insert({ file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt })
-    .returning('id');
-  const id = typeof deliveryId === 'object' ? (deliveryId as { id: number }).id : deliveryId;
-  let client;
+  activePushes.add(file.id);
+  const heartbeat = startHeartbeat(centre.ledger.db, id);
+  let client: ProtocolClient | undefined;
   try {
     if (!file.path) throw new Error('the outbound file has no path in the ledger');
+    const local = await stat(file.path);
+    if (file.size !== null && local.size !== file.size) throw new Error(`the outbound file holds ${local.size} bytes, the ledger says ${file.size}`);
     client = await ctx.clientFor(partner);
-    const result = await client.push(file.path, remoteNameFor(partner, file));
-    if (file.size !== null && result.bytes !== file.size) throw new Error(`partner holds ${result.bytes} bytes, we sent ${file.size}`);
-    // One transaction: a crash can never leave an 'ok' push on a file still 'sending' (which the
-    // sweeper would push again).
-    await writeTransaction(centre.ledger, async (trx) => {
-      await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'ok', bytes: result.bytes });
-      await centre.files.transition(file.id, 'sending', 'sent', `pushed by ${partner.delivery.protocol} as ${result.remoteName}`, {}, trx);
-    });
-    const archived = await archiveFile(centre.spool, file.path, `${file.id}@${file.partner_id}@${path.basename(file.path)}`);
-    await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
-    centre.log.info({ fileId: file.id, partner: partner.id, fileName: file.name, bytes: result.bytes, attempt }, 'file delivered');
+    await removeLeftoverTemporaries(ctx, file, partner, client);
+    const result = await client.push(file.path, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }) });
+    await recordSent(ctx, file, partner, id, result, `pushed by ${partner.delivery.protocol} as ${result.remoteName}${result.note ? ` (${result.note})` : ''}`);
   } catch (err) {
     const reason = (err as Error).message;
+    if (err instanceof PushInDoubtError) {
+      // The rename went unanswered: the partner may hold the file. Stay 'sending', release the
+      // push, and settle it from the partner's side before anything is pushed again.
+      await centre.ledger.db('deliveries').where({ id }).update({ holder: null, error: reason.slice(0, 1000) });
+      const delay = backoffMs(ctx, attempt);
+      centre.log.warn({ fileId: file.id, partner: partner.id, attempt, retryInMs: delay, reason }, 'push in doubt; will settle it from the partner side');
+      await ctx.enqueue({ kind: 'deliver', input: { fileId: file.id, force: true }, jobId: jobId('deliver', file.id, 'settle', id), delayMs: delay });
+      return;
+    }
     const recordError = (to: 'failed' | 'ready', why: string, changes: Partial<FileRow> = {}) =>
       writeTransaction(centre.ledger, async (trx) => {
-        await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'error', error: reason.slice(0, 1000) });
+        await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'error', error: reason.slice(0, 1000), holder: null });
         await centre.files.transition(file.id, 'sending', to, why, changes, trx);
       });
     if (attempt >= centre.config.deliver.maxAttempts) {
@@ -70,6 +248,8 @@ export const deliver: Handler = async (input, ctx) => {
       await ctx.enqueue({ kind: 'deliver', input: { fileId: file.id, force: true, scheduled: input.scheduled === true }, jobId: jobId('deliver', file.id, attempt + 1), delayMs: delay });
     }
   } finally {
+    clearInterval(heartbeat);
+    activePushes.delete(file.id);
     await client?.close().catch(() => undefined);
   }
 };

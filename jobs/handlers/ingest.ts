@@ -163,6 +163,7 @@ export const ingest: Handler = async (input, ctx) => {
   if (report.fileRejected) {
     const codes = [...new Set(report.errors.map((e) => e.code))].join(',');
     await centre.files.transition(file.id, 'received', 'rejected', `rejected: ${report.errorCount} errors (${codes})`, { ...counts, accepted_count: 0, rejected_count: report.recordCount });
+    await rm(rejectsPath(ctx, file.id), { force: true }); // written before a twin won the accept race
     const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
     await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
     centre.log.warn({ fileId: file.id, partner: file.partner_id, fileName: file.name, errors: report.errorCount, codes }, 'file rejected');

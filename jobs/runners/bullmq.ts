@@ -72,12 +72,21 @@ export class BullmqQueues {
     }
   }
 
-  /** Jobs waiting, delayed or running, over every queue. */
+  /**
+   * Jobs waiting, delayed or running, over every queue. A job scheduler's next run (a delayed
+   * job with a 'repeat:' id) is not pending work: with serve's schedulers in Redis there is always
+   * one per schedule, and counting them kept a drain (a `cycle`) from ever finishing.
+   */
   async pending(): Promise<number> {
     let total = 0;
     for (const kind of JOB_KINDS) {
-      const counts = await this.queue(kind).getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-      total += Object.values(counts).reduce((a, b) => a + b, 0);
+      const queue = this.queue(kind);
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+      total += counts.waiting! + counts.active! + counts.prioritized! + counts['waiting-children']!;
+      if (counts.delayed) {
+        const delayed = await queue.getDelayed(0, -1);
+        total += delayed.filter((j) => !String(j.id).startsWith('repeat:')).length;
+      }
     }
     return total;
   }
@@ -85,6 +94,14 @@ export class BullmqQueues {
   /** Every kind's queue (bull-board, queue depth). */
   all(): Queue[] {
     return JOB_KINDS.map((kind) => this.queue(kind));
+  }
+
+  /** Whether every job scheduler the config asks for exists in Redis (false after Redis lost its data). */
+  async schedulesPresent(config: TsunagiConfig): Promise<boolean> {
+    for (const s of schedulesFor(config)) {
+      if (!(await this.queue(s.kind).getJobScheduler(s.id))) return false;
+    }
+    return true;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // Our FTP/FTPS client to partners (basic-ftp): explicit TLS by default, an inactivity deadline on
-// every operation, upload to a temporary name then rename, a size check after every transfer,
+// every operation, the staged-push rule (temporary name, size check, rename; gone after the
+// rename = taken; protocols/staged-push.ts), a size check after every transfer,
 // one operation at a time, and a fresh connection after any failure so a retry starts clean.
 import { stat } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,8 @@ import { Client as BasicFtp, FTPError } from 'basic-ftp';
 import type { Logger } from 'pino';
 import { assertSafeFileName } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
-import type { ProtocolClient, RemoteFile, TransferResult } from '../contract.ts';
+import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
+import { PushInDoubtError, resumeStagedPush, stagedPush, type RemoteFolder, type ResumeOutcome } from '../staged-push.ts';
 import { readSecretString } from '../secrets.ts';
 import { SerialQueue, remoteTemporaryName, withTimeout } from '../sftp/serial.ts';
 import type { FtpEndpoint } from './config.ts';
@@ -81,28 +83,41 @@ export class FtpClient implements ProtocolClient {
     conn.close();
   }
 
-  async push(localPath: string, remoteName: string): Promise<TransferResult> {
+  /** The partner's push folder over one connection, for the staged-push rule. */
+  private folder(conn: BasicFtp): RemoteFolder {
+    const at = (name: string) => path.posix.join(this.endpoint.path, name);
+    return {
+      // 550: no such file (or not a plain file): not there.
+      size: (name) => conn.size(at(name)).catch((err: { code?: number }) => (err.code === 550 ? undefined : Promise.reject(err))),
+      upload: async (localPath, name) => {
+        await conn.uploadFrom(localPath, at(name));
+      },
+      rename: (from, to) => replace(conn, at(from), at(to)),
+      remove: async (name) => {
+        await conn.remove(at(name), true);
+      },
+    };
+  }
+
+  async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const { size } = await stat(localPath);
-    const finalPath = path.posix.join(this.endpoint.path, remoteName);
-    const tempPath = path.posix.join(this.endpoint.path, remoteTemporaryName(remoteName));
+    const tempName = options.tempName ?? remoteTemporaryName(remoteName);
     try {
-      return await this.op(`push ${remoteName}`, async (conn) => {
-        await conn.uploadFrom(localPath, tempPath);
-        const sent = await conn.size(tempPath);
-        if (sent !== size) throw new Error(`ftp push ${remoteName}: ${sent} bytes at the partner, ${size} sent`);
-        await replace(conn, tempPath, finalPath);
-        // The size was verified on the temporary name; a server that takes files in at once may
-        // already have moved it on (550), which is not a failure: a retry would deliver it twice.
-        const landed = await conn.size(finalPath).catch((err: { code?: number }) => (err.code === 550 ? undefined : Promise.reject(err)));
-        if (landed !== undefined && landed !== size) throw new Error(`ftp push ${remoteName}: ${landed} bytes after rename, ${size} sent`);
-        this.log.info({ remoteName, bytes: size }, 'ftp push done');
-        return { remoteName, bytes: size };
-      });
+      const result = await this.op(`push ${remoteName}`, (conn) => stagedPush(this.folder(conn), localPath, size, remoteName, { tempName, journal: options.journal, protocol: 'ftp' }));
+      this.log.info({ remoteName, bytes: size, note: result.note }, 'ftp push done');
+      return result;
     } catch (err) {
-      await this.op(`clean up ${remoteName}`, (conn) => conn.remove(tempPath, true)).catch(() => undefined);
+      if (!(err instanceof PushInDoubtError)) await this.op(`clean up ${remoteName}`, (conn) => conn.remove(path.posix.join(this.endpoint.path, tempName), true)).catch(() => undefined);
       throw err;
     }
+  }
+
+  async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {
+    assertSafeFileName(remoteName);
+    assertSafeFileName(interrupted.tempName);
+    const { size } = await stat(localPath);
+    return this.op(`resume ${remoteName}`, (conn) => resumeStagedPush(this.folder(conn), remoteName, size, interrupted.phase, interrupted.tempName, 'ftp'));
   }
 
   async pull(remoteName: string, localPath: string): Promise<TransferResult> {

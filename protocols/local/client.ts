@@ -1,12 +1,14 @@
 // The `local` adapter: a partner that shares a disk or a mount with us. push copies into its folder
-// under a temporary name and renames; pull copies from it.
-import { copyFile, readdir, stat, rm } from 'node:fs/promises';
+// under a temporary name and renames (protocols/staged-push.ts); pull copies from it.
+import { copyFile, readdir, stat, rm, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { assertSafeFileName } from '../../spool/landing.ts';
-import { publishFile } from '../../spool/atomic.ts';
-import type { ProtocolClient, RemoteFile, TransferResult } from '../contract.ts';
+import { fsyncDir, fsyncPath } from '../../spool/atomic.ts';
+import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
+import { remoteTemporaryName } from '../sftp/serial.ts';
+import { resumeStagedPush, stagedPush, type RemoteFolder, type ResumeOutcome } from '../staged-push.ts';
 
 export const localEndpointSchema = z.object({
   protocol: z.literal('local'),
@@ -17,25 +19,46 @@ export const localEndpointSchema = z.object({
 });
 export type LocalEndpoint = z.infer<typeof localEndpointSchema>;
 
+/** A folder on this machine as a RemoteFolder: durable copies and renames (fsync file and folder). */
+export function localFolder(dir: string): RemoteFolder {
+  const at = (name: string) => path.join(dir, name);
+  return {
+    async size(name) {
+      try {
+        return (await stat(at(name))).size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    },
+    async upload(localPath, name) {
+      await copyFile(localPath, at(name));
+      await fsyncPath(at(name));
+    },
+    async rename(from, to) {
+      await rename(at(from), at(to));
+      await fsyncDir(dir);
+    },
+    async remove(name) {
+      await rm(at(name), { force: true });
+    },
+  };
+}
+
 export class LocalClient implements ProtocolClient {
   constructor(private readonly endpoint: LocalEndpoint) {}
 
-  async push(localPath: string, remoteName: string): Promise<TransferResult> {
+  async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
-    const finalPath = path.join(this.endpoint.path, remoteName);
-    // One temporary name per remote name: a push interrupted mid-copy (a killed worker) leaves its
-    // temporary behind, and the retry, under the same name, overwrites and renames it away.
-    const temp = path.join(this.endpoint.path, `.${remoteName}.part`);
-    try {
-      await copyFile(localPath, temp);
-      await publishFile(temp, finalPath);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-    const [sent, landed] = await Promise.all([stat(localPath), stat(finalPath)]);
-    if (sent.size !== landed.size) throw new Error(`local push ${remoteName}: size ${landed.size} at the partner, ${sent.size} sent`);
-    return { remoteName, bytes: landed.size };
+    const { size } = await stat(localPath);
+    return stagedPush(localFolder(this.endpoint.path), localPath, size, remoteName, { tempName: options.tempName ?? remoteTemporaryName(remoteName), journal: options.journal, protocol: 'local' });
+  }
+
+  async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {
+    assertSafeFileName(remoteName);
+    assertSafeFileName(interrupted.tempName);
+    const { size } = await stat(localPath);
+    return resumeStagedPush(localFolder(this.endpoint.path), remoteName, size, interrupted.phase, interrupted.tempName, 'local');
   }
 
   async pull(remoteName: string, localPath: string): Promise<TransferResult> {

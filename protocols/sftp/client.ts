@@ -1,6 +1,6 @@
 // Our SFTP client to partners (card company centres): known_hosts checked, key authentication,
-// keepalive, an inactivity deadline on every operation, upload to a temporary name then rename,
-// a size check after every transfer, one operation at a time, and a fresh connection after any
+// keepalive, an inactivity deadline on every operation, the staged-push rule (temporary name,
+// size check, rename; gone after the rename = taken; protocols/staged-push.ts), one operation at a time, and a fresh connection after any
 // failure so a retry starts clean.
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +8,8 @@ import SftpLib from 'ssh2-sftp-client';
 import type { Logger } from 'pino';
 import { assertSafeFileName } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
-import type { ProtocolClient, RemoteFile, TransferResult } from '../contract.ts';
+import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
+import { PushInDoubtError, resumeStagedPush, stagedPush, type RemoteFolder, type ResumeOutcome } from '../staged-push.ts';
 import { readSecret } from '../secrets.ts';
 import type { SftpEndpoint } from './config.ts';
 import { HostKeyError, hostKeyAlgorithmsFor, isKnownHostKey, knownKeysFor } from './known-hosts.ts';
@@ -95,29 +96,49 @@ export class SftpClient implements ProtocolClient {
     await conn.end().catch(() => undefined);
   }
 
-  async push(localPath: string, remoteName: string): Promise<TransferResult> {
+  /** The partner's push folder over one connection, for the staged-push rule. */
+  private folder(conn: SftpLib, touch: () => void): RemoteFolder {
+    const at = (name: string) => this.remote(this.endpoint.path, name);
+    return {
+      size: async (name) => {
+        try {
+          return (await conn.stat(at(name))).size;
+        } catch (err) {
+          if (/no such file/i.test((err as Error).message)) return undefined;
+          throw err;
+        }
+      },
+      upload: async (localPath, name) => {
+        await conn.fastPut(localPath, at(name), { ...FAST_OPTIONS, step: touch });
+      },
+      rename: (from, to) => replace(conn, at(from), at(to)),
+      remove: async (name) => {
+        await conn.delete(at(name), true);
+      },
+    };
+  }
+
+  async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
     const { size } = await stat(localPath);
-    const finalPath = this.remote(this.endpoint.path, remoteName);
-    const tempPath = this.remote(this.endpoint.path, remoteTemporaryName(remoteName));
+    const tempName = options.tempName ?? remoteTemporaryName(remoteName);
     try {
-      return await this.op(`push ${remoteName}`, async (conn, touch) => {
-        await conn.fastPut(localPath, tempPath, { ...FAST_OPTIONS, step: touch });
-        const sent = await conn.stat(tempPath);
-        if (sent.size !== size) throw new Error(`sftp push ${remoteName}: ${sent.size} bytes at the partner, ${size} sent`);
-        await replace(conn, tempPath, finalPath);
-        // The size was verified on the temporary name; a server that takes files in at once (ours
-        // does) may already have moved it on, so a missing file here is not a failure.
-        const landed = await conn.stat(finalPath).catch((err: Error) => (/no such file/i.test(err.message) ? undefined : Promise.reject(err)));
-        if (landed && landed.size !== size) throw new Error(`sftp push ${remoteName}: ${landed.size} bytes after rename, ${size} sent`);
-        this.log.info({ remoteName, bytes: size }, 'sftp push done');
-        return { remoteName, bytes: size };
-      });
+      const result = await this.op(`push ${remoteName}`, (conn, touch) => stagedPush(this.folder(conn, touch), localPath, size, remoteName, { tempName, journal: options.journal, protocol: 'sftp' }));
+      this.log.info({ remoteName, bytes: size, note: result.note }, 'sftp push done');
+      return result;
     } catch (err) {
-      // Leave no half-written temporary behind at the partner (best effort, on a new connection).
-      await this.op(`clean up ${remoteName}`, (conn) => conn.delete(tempPath, true)).catch(() => undefined);
+      // Leave no half-written temporary behind at the partner (best effort, on a new connection);
+      // a push in doubt keeps its temporary for the resume to look at.
+      if (!(err instanceof PushInDoubtError)) await this.op(`clean up ${remoteName}`, (conn) => conn.delete(this.remote(this.endpoint.path, tempName), true)).catch(() => undefined);
       throw err;
     }
+  }
+
+  async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {
+    assertSafeFileName(remoteName);
+    assertSafeFileName(interrupted.tempName);
+    const { size } = await stat(localPath);
+    return this.op(`resume ${remoteName}`, (conn, touch) => resumeStagedPush(this.folder(conn, touch), remoteName, size, interrupted.phase, interrupted.tempName, 'sftp'));
   }
 
   async pull(remoteName: string, localPath: string): Promise<TransferResult> {

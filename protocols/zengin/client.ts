@@ -9,7 +9,8 @@
 // A pull that breaks is asked for again from the start (照会 restart is not implemented).
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { ProtocolClient, RemoteFile, TransferResult } from '../contract.ts';
+import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
+import type { ResumeOutcome } from '../staged-push.ts';
 import { zenginEndpointSchema, type ZenginEndpoint, type ZenginEndpointInput } from './config.ts';
 import { ConnectionClosedError, InactivityTimeoutError } from './link.ts';
 import { PrimarySession, ZenginError, type EndpointFile, type ZenginTransferResult } from './primary.ts';
@@ -52,9 +53,26 @@ export class ZenginClient implements ProtocolClient {
     throw new Error(`zengin: '${remoteName}' is not a configured file to ${direction} (by 全銀ファイル名, or a file type with one entry)`);
   }
 
-  async push(localPath: string, remoteName: string): Promise<TransferResult> {
-    const [result] = await this.sendFiles([{ localPath, remoteName }]);
+  /**
+   * The delivery rule of protocols/staged-push.ts in 全銀 terms: the file is delivered once the
+   * partner answered 終了回答 0x00 (or 0x16, "held already"); a failing 閉局 after that is not a
+   * failure. The journal hears 'committing' just before 終了要求, the point after which the
+   * partner may hold the whole file; 全銀 has no temporary name (the partner keeps partials).
+   */
+  async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
+    await options.journal?.record('staging', '');
+    const [result] = await this.sendFiles([{ localPath, remoteName }], { onEnding: () => options.journal?.record('committing', '') });
     return result!;
+  }
+
+  /**
+   * An interrupted push is finished by asking the partner, never by sending anew: 再送要求 makes
+   * the partner say how much it holds (and we send the rest), and a partner that holds the whole
+   * file already answers 0x16 at 終了要求. Either way it ends with one copy at the partner.
+   */
+  async resume(localPath: string, remoteName: string, _interrupted: InterruptedPush): Promise<ResumeOutcome> {
+    const [result] = await this.sendFiles([{ localPath, remoteName }], { restart: true });
+    return { delivered: true, how: 'finished', result: { ...result!, note: result!.duplicate ? 'the partner held it already (0x16)' : '再送要求: sent the rest' } };
   }
 
   async pull(remoteName: string, localPath: string): Promise<TransferResult> {
@@ -71,7 +89,7 @@ export class ZenginClient implements ProtocolClient {
   async close(): Promise<void> {}
 
   /** Sends files in one 連絡 session, reconnecting with 再送要求 after a broken connection. */
-  async sendFiles(items: SendItem[], options: { restart?: boolean } = {}): Promise<ZenginTransferResult[]> {
+  async sendFiles(items: SendItem[], options: { restart?: boolean; onEnding?: () => Promise<void> | void } = {}): Promise<ZenginTransferResult[]> {
     const files = items.map((i) => ({ ...i, file: this.fileFor(i.remoteName, 'send') }));
     const results: ZenginTransferResult[] = [];
     let restart = options.restart ?? false;
@@ -82,7 +100,7 @@ export class ZenginClient implements ProtocolClient {
         const item = files[results.length]!;
         try {
           session ??= await PrimarySession.open(this.endpoint, '0');
-          const result = await session.sendFile(item.localPath, item.file, restart);
+          const result = await session.sendFile(item.localPath, item.file, restart, options.onEnding);
           this.log?.info({ protocol: 'zengin', file: item.file.zenginName, bytes: result.bytes, duplicate: result.duplicate }, 'sent');
           results.push(result);
           restart = false;
@@ -96,7 +114,9 @@ export class ZenginClient implements ProtocolClient {
           await sleep(this.endpoint.restartDelayMs);
         }
       }
-      await session?.close();
+      // Every file was acknowledged (終了回答): delivered. A 閉局 that fails now must not make the
+      // caller retry, which would hand the partner a second copy.
+      await session?.close().catch((err: Error) => this.log?.warn({ protocol: 'zengin', err: err.message }, '閉局 failed after every file was acknowledged; delivered'));
       session = null;
       return results;
     } finally {

@@ -175,7 +175,7 @@ export class PrimarySession {
   }
 
   /** 連絡: sends one file; `restart` sends 再送要求 and resumes where the partner's answer says. */
-  async sendFile(localPath: string, file: EndpointFile, restart = false): Promise<ZenginTransferResult> {
+  async sendFile(localPath: string, file: EndpointFile, restart = false, onEnding?: () => Promise<void> | void): Promise<ZenginTransferResult> {
     if (this.mode !== '0') throw new Error('sendFile needs a 連絡 (mode 0) session');
     const fh = await open(localPath, 'r');
     try {
@@ -196,6 +196,7 @@ export class PrimarySession {
           throw new ZenginError(interrupted[6] ?? Result.other, 'データ', 'the partner ended the session while receiving data');
         }
       }
+      await onEnding?.(); // from 終了要求 on, the partner may hold the whole file
       await this.link.send(encodeFileControl({ ...req, kind: FileKind.endRequest }, this.ep.form));
       const end = decodeFileControl(await this.expect(FileKind.endResponse, '終了'));
       if (end.result === Result.duplicateTransfer) {

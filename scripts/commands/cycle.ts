@@ -24,7 +24,7 @@ export const command: Command = {
       if (tty) process.stderr.write('\r\x1b[K');
       if (values.json) printJson(summary);
       else process.stdout.write(formatSummary(summary));
-      return summary.filesRejected > 0 || summary.recordsRejected > 0 || summary.deliveriesFailed > 0 ? EXIT_REJECTED : EXIT_OK;
+      return summary.filesRejected > 0 || summary.recordsRejected > 0 || summary.deliveriesFailed > 0 || summary.unfinished.length > 0 ? EXIT_REJECTED : EXIT_OK;
     } finally {
       await engine.stop();
       await centre.close();

@@ -2,6 +2,7 @@
 // Every state change is compare-and-set and leaves an append-only row in `transitions`.
 import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from './db.ts';
+import { SELF, formatHolder } from './holder.ts';
 
 export type Direction = 'in' | 'out';
 
@@ -99,8 +100,11 @@ function normalise(row: Record<string, unknown>): FileRow {
   return row as unknown as FileRow;
 }
 
-/** The process that acts, for the transitions table. */
-export const ACTOR = `${process.env.HOSTNAME ?? 'host'}:${process.pid}`;
+/**
+ * The process that acts, for the transitions table: host:pid:start time. The actor of a file's
+ * last transition holds the file's next step (spool/ledger/holder.ts tells whether it still lives).
+ */
+export const ACTOR = formatHolder(SELF);
 
 export type NewFile = Omit<FileRow, 'state' | 'attempts' | 'next_attempt_at' | 'in_seq' | 'centre_ref_start' | 'archived_at' | 'purged_at' | 'created_at' | 'updated_at' | 'reason'> & {
   state: FileState;

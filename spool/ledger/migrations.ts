@@ -262,6 +262,20 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Exactly once as a partner sees it (issue 10): what a push recorded before each step, so that
+    // a push cut off by a kill is finished rather than repeated, and who holds it.
+    name: '003_delivery_journal',
+    async up(db) {
+      await db.schema.alterTable('deliveries', (t) => {
+        t.string('phase', 16); // staging | committing (see protocols/staged-push.ts)
+        t.string('temp_name', 255); // the temporary name at the partner
+        t.string('holder', 128); // host:pid:start of the process pushing; null once released
+        t.bigInteger('heartbeat_at'); // renewed while the push runs (holders on other hosts)
+        t.string('note', 255); // how it ended: taken at once, finished after a kill, ...
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

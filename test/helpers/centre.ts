@@ -69,7 +69,7 @@ export async function makeTestCentre(options: TestCentreOptions): Promise<TestCe
 }
 
 /** One 31 sales file per merchant, spread over every card company. */
-export async function dropSalesFiles(centre: TestCentre, options: { records: number; seed?: number; fileSeq?: number; createdDate?: string }): Promise<void> {
+export async function dropSalesFiles(centre: TestCentre, options: { records: number; seed?: number; fileSeq?: number; createdDate?: string; errorsFor?: number[] }): Promise<void> {
   const codes = centre.companyIds.map((_, i) => companyCode(i));
   for (const [i, id] of centre.merchantIds.entries()) {
     await generateFile('31', {
@@ -81,6 +81,7 @@ export async function dropSalesFiles(centre: TestCentre, options: { records: num
       fileSeq: options.fileSeq ?? 1,
       cardCompanyCodes: codes,
       createdDate: options.createdDate ?? '20261125',
+      errors: options.errorsFor?.includes(i),
       out: path.join(centre.dir, 'spool', 'partners', id, 'inbound', `sales-${options.fileSeq ?? 1}.dat`),
     });
   }

@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { openSource, streamCanonical, makeRecordView } from '../../formats/index.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { Centre } from '../../jobs/centre.ts';
@@ -38,7 +39,17 @@ export interface WorkerProcess {
 
 /** Starts `node bin/tsunagi.js worker --config FILE` with short lock and stall timings. */
 export function startWorker(configFile: string, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [TSUNAGI_BIN, 'worker', '--config', configFile], {
+  return startTsunagi(['worker', '--config', configFile], '"worker ready"', env);
+}
+
+/** Starts `tsunagi serve` (schedules, workers, the start-up sweep), checking its schedulers every second. */
+export function startServe(configFile: string, env: Record<string, string> = {}): WorkerProcess {
+  return startTsunagi(['serve', '--config', configFile], '"tsunagi serving"', { TSUNAGI_SCHEDULE_CHECK_MS: '1000', ...env });
+}
+
+/** Any tsunagi command as a child process; `ready` resolves when its output shows `readyText`. */
+export function startTsunagi(args: string[], readyText: string, env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [TSUNAGI_BIN, ...args], {
     env: { ...process.env, TSUNAGI_LOG_LEVEL: 'info', TSUNAGI_LOCK_MS: '1500', TSUNAGI_STALLED_MS: '500', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -52,14 +63,46 @@ export function startWorker(configFile: string, env: Record<string, string> = {}
   const keep = (d: Buffer) => {
     out += d.toString();
     if (out.length > 200_000) out = out.slice(-100_000);
-    if (out.includes('"worker ready"')) resolveReady();
+    if (out.includes(readyText)) resolveReady();
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  void exited.then((code) => rejectReady(new Error(`worker exited (${code}) before it was ready:\n${out.slice(-3000)}`)));
+  void exited.then((code) => rejectReady(new Error(`${args[0]} exited (${code}) before it was ready:\n${out.slice(-3000)}`)));
   ready.catch(() => undefined);
   return { child, ready, exited, output: () => out };
+}
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+}
+
+/** A redis-server of the test's own (never the machine's shared one), empty, on `port`. */
+export async function startRedis(port: number): Promise<RedisServer> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction', '--daemonize', 'no'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await waitUntil(`redis-server on ${port}`, async () => {
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined); // refused while the server starts: connect() rejects as well
+    try {
+      await probe.connect();
+      return (await probe.ping()) === 'PONG';
+    } catch {
+      return false;
+    } finally {
+      probe.disconnect();
+    }
+  }, 10_000, 50);
+  return { port, url: `redis://127.0.0.1:${port}/0`, child, exited };
+}
+
+export async function stopRedis(r: RedisServer | undefined): Promise<void> {
+  if (!r) return;
+  if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+  await r.exited;
 }
 
 export async function killWorker(w: WorkerProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

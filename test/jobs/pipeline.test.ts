@@ -122,9 +122,12 @@ describe('pipeline', () => {
     const centre = await openCentre(c.configFile, { log: quiet() });
     const engine = await startEngine(centre);
     try {
+      let restoring = false;
       const watcher = setInterval(async () => {
+        if (restoring) return;
         const rows = await centre.ledger.db('deliveries').where({ outcome: 'error' }).count({ n: '*' });
-        if (Number((rows[0] as { n: number }).n) >= 3 && !(await stat(dest)).isDirectory()) {
+        if (Number((rows[0] as { n: number }).n) >= 3 && !restoring && !(await stat(dest)).isDirectory()) {
+          restoring = true;
           await rm(dest);
           await mkdir(dest);
         }
