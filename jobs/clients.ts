@@ -6,8 +6,10 @@ import { LocalClient } from '../protocols/local/client.ts';
 import { SftpClient } from '../protocols/sftp/client.ts';
 import { FtpClient } from '../protocols/ftp/client.ts';
 import { ZenginClient } from '../protocols/zengin/client.ts';
+import { createAs2Client } from '../protocols/as2/index.ts';
+import type { Ledger } from '../spool/ledger/db.ts';
 
-export async function createClient(partner: PartnerConfig, log: Logger): Promise<ProtocolClient> {
+export async function createClient(partner: PartnerConfig, log: Logger, ledger?: Ledger): Promise<ProtocolClient> {
   const d = partner.delivery;
   const child = log.child({ partner: partner.id, protocol: d.protocol });
   switch (d.protocol) {
@@ -19,6 +21,8 @@ export async function createClient(partner: PartnerConfig, log: Logger): Promise
       return new FtpClient(d, child);
     case 'zengin':
       return new ZenginClient(d, child);
+    case 'as2':
+      return createAs2Client({ ...partner, delivery: d }, child, ledger);
     case 'pull':
       throw new Error(`partner ${partner.id} pulls its files; there is nothing to push to`);
   }

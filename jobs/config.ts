@@ -12,6 +12,7 @@ import { ftpAccountSchema, ftpEndpointSchema, ftpListenerSchema } from '../proto
 import { zenginAccountSchema, zenginEndpointSchema, zenginListenerSchema } from '../protocols/zengin/config.ts';
 import { mailAccountSchema, mailListenerSchema, mailSettingsSchema, partnerNoticeSchema } from '../protocols/mail/config.ts';
 import { partnerWebSchema, webListenerSchema } from './web-config.ts';
+import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -48,7 +49,7 @@ const fileFormat = z
 const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 
 /** Protocols add their endpoint schema here as they land. */
-export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, pullDelivery]);
+export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, as2EndpointSchema, pullDelivery]);
 
 export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
 
@@ -87,6 +88,8 @@ const partnerSchema = z
     mail: mailAccountSchema.optional(),
     /** Notice mails (a link to the portal, never the file) when its results are ready. */
     notices: partnerNoticeSchema.optional(),
+    /** This partner's AS2 partnership: AS2 ids, our keys, its certificates, what it must do. */
+    as2: as2AccountSchema.optional(),
     /** Head offices: the Jmanager return cycles they get. */
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
@@ -146,6 +149,7 @@ export const configSchema = z
         zengin: zenginListenerSchema.optional(),
         web: webListenerSchema.optional(),
         mail: mailListenerSchema.optional(),
+        as2: as2ListenerSchema.optional(),
       })
       .strict()
       .default({}),
@@ -177,6 +181,7 @@ export const configSchema = z
       p.cardCompanyCodes.forEach((c, j) => claim('card-company code', c, ['partners', i, 'cardCompanyCodes', j]));
       if (p.role === 'merchant' && p.merchantNos.length === 0 && p.send.length > 0)
         ctx.addIssue({ code: 'custom', path: ['partners', i, 'merchantNos'], message: 'a merchant that sends files needs at least one merchant number' });
+      if (p.delivery.protocol === 'as2' && !p.as2) ctx.addIssue({ code: 'custom', path: ['partners', i, 'as2'], message: 'delivery as2 needs an as2 section (ids, keys, certificates)' });
       if (p.role === 'card-company' && p.cardCompanyCodes.length === 0)
         ctx.addIssue({ code: 'custom', path: ['partners', i, 'cardCompanyCodes'], message: 'a card company needs at least one card-company code' });
     });

@@ -14,6 +14,7 @@ import { portalUrl } from './web-config.ts';
 /** A listener with the config key it came from (health page, metrics). */
 export type NamedProtocolListener = ProtocolListener & { readonly name: string };
 const named = (name: string, l: ProtocolListener): NamedProtocolListener => Object.assign(l, { name });
+import { createAs2ListenerFromConfig } from '../protocols/as2/index.ts';
 
 export function listenerContext(engine: Engine): ListenerContext {
   const { centre } = engine.ctx;
@@ -51,5 +52,6 @@ export async function createListeners(engine: Engine): Promise<NamedProtocolList
     const portal = config.listeners.web ? portalUrl(config.listeners.web) : undefined;
     listeners.push(named('mail', createMailListener(config.listeners.mail, accounts, ctx, { portalUrl: portal })));
   }
+  if (config.listeners.as2) listeners.push(named('as2', createAs2ListenerFromConfig(config.listeners.as2, config.partners, ctx)));
   return listeners;
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { publishFile, temporaryPathFor } from '../spool/atomic.ts';
 import { jobId } from './context.ts';
 import type { Engine } from './engine.ts';
+import { supersedePendingAs2 } from '../protocols/as2/store.ts';
 
 export class ResendError extends Error {}
 
@@ -28,6 +29,7 @@ export async function resendFile(engine: Engine, fileId: string, operator = proc
     }
     current = outboundPath;
   }
+  if (centre.partner(file.partner_id).delivery.protocol === 'as2') await supersedePendingAs2(centre.ledger, file.partner_id, file.name); // a new Message-ID
   await centre.files.transition(file.id, file.state, 'ready', `resend requested by ${operator}`, { path: current, archived_at: null, attempts: 0, next_attempt_at: null });
   await engine.enqueue({ kind: 'deliver', input: { fileId: file.id, force: true, scheduled: true }, jobId: jobId('deliver', file.id, 'resend', Date.now()) });
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { parseConfig, type TsunagiConfig } from './config.ts';
 import { SpoolTree } from '../spool/tree.ts';
 import { ensureSelfSignedCert, ensureSshKeyPair } from './keys.ts';
+import { ensureAs2Certificate } from '../protocols/as2/keys.ts';
 
 export interface StarterOptions {
   sftpPort?: number;
@@ -17,6 +18,9 @@ export interface StarterOptions {
   merchantPublicKey?: string;
   /** YAML for cc-alpha's delivery; default a local folder */
   ccAlphaDelivery?: string;
+  as2Port?: number;
+  /** More partners (YAML list items), e.g. the demo's AS2 partners */
+  extraPartners?: string;
 }
 
 export function starterConfig(o: StarterOptions = {}): string {
@@ -51,6 +55,14 @@ listeners:                    # our servers for partners, started by 'tsunagi se
     host: 127.0.0.1
     port: ${o.webPort ?? 8443}
     tls: { cert: { file: ./keys/ftps_cert.pem }, key: { file: ./keys/ftps_key.pem } }
+  as2:                        # our AS2 endpoint: partners POST to /as2, async MDNs to /as2/mdn
+    host: 127.0.0.1
+    port: ${o.as2Port ?? 4080}
+    # tls: { cert: { file: ./keys/as2_tls_cert.pem }, key: { file: ./keys/as2_tls_key.pem } }
+# An AS2 partner has an as2 section (our key and certificate: ./keys/as2_key.pem, as2_cert.pem):
+#   as2: { id: PARTNER-AS2-ID, ourId: TSUNAGI, keys: [{ cert: { file: ./keys/as2_cert.pem }, key: { file: ./keys/as2_key.pem } }],
+#          partnerCertificates: [{ file: ./keys/partner_as2_cert.pem }] }
+#   delivery: { protocol: as2, url: https://as2.partner.example/as2, mdn: sync }
 partners:
   # Merchant head offices (加盟店)
   - id: m-tokyo
@@ -117,7 +129,7 @@ partners:
     role: online-centre
     code: "9000000001"
     send: ["81"]
-`;
+${o.extraPartners ?? ''}`;
 }
 
 /** Six upper-case letters or digits: what fits a 全銀 password written in EBCDIC. */
@@ -137,6 +149,7 @@ export async function initCentre(dir: string, options: StarterOptions = {}): Pro
   await mkdir(keys, { recursive: true, mode: 0o700 });
   await ensureSshKeyPair(path.join(keys, 'sftp_host_ed25519'), 'tsunagi sftp host key');
   await ensureSelfSignedCert(path.join(keys, 'ftps_cert.pem'), path.join(keys, 'ftps_key.pem'));
+  await ensureAs2Certificate(path.join(keys, 'as2_cert.pem'), path.join(keys, 'as2_key.pem'), 'tsunagi AS2');
   const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
   const zenginPassword = path.join(keys, 'zengin_m-osaka.password');
   if (!(await pathExists(zenginPassword))) await writeFile(zenginPassword, randomZenginPassword(), { mode: 0o600 });

@@ -1,4 +1,5 @@
-import { loadConfig } from '../../jobs/config.ts';
+import { ConfigError, loadConfig } from '../../jobs/config.ts';
+import { as2CertificateReport } from '../../protocols/as2/index.ts';
 import { parseCommandArgs, type Command } from '../cli-kit.ts';
 
 const usage = 'tsunagi check-config [--config FILE]';
@@ -9,6 +10,9 @@ export const command: Command = {
   async run(argv) {
     const { values } = parseCommandArgs(argv, { config: { type: 'string' } }, usage);
     const config = loadConfig(values.config);
+    const certs = as2CertificateReport(config.partners);
+    for (const w of certs.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (certs.errors.length > 0) throw new ConfigError(config.file, certs.errors);
     const roles = new Map<string, number>();
     for (const p of config.partners) roles.set(p.role, (roles.get(p.role) ?? 0) + 1);
     process.stdout.write(

@@ -25,6 +25,7 @@ import { readSalesRecords, terminalRecordOf, writeTerminalFile } from '../lib/te
 import { startWebServices } from '../../web/start.ts';
 import { UsersRepository } from '../../web/users.ts';
 import { untilSignal } from '../signals.ts';
+import { merchantSendsOverAs2, prepareAs2Demo, startCardCompanyAs2 } from '../lib/demo-as2.ts';
 
 const usage = 'tsunagi demo [--dir DIR] [--exit]   (the portal stays up until Ctrl-C unless --exit)';
 
@@ -153,7 +154,10 @@ export const command: Command = {
     const centreClient = await ensureSshKeyPair(path.join(keys, 'centre_client_ed25519'), 'tsunagi client key');
     const cardCompany = await startCardCompanyServer(dir, ccPort, centreClient.publicLine, log);
     const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
-    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, webPort, ccAlphaDelivery });
+    const as2Ports = { centre: await freePort(), ccGamma: await freePort(), mNagoya: await freePort() };
+    const extraPartners = await prepareAs2Demo(dir, as2Ports);
+    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, webPort, ccAlphaDelivery, as2Port: as2Ports.centre, extraPartners });
+    const ccGamma = await startCardCompanyAs2(dir, as2Ports.ccGamma, log);
     await writeFile(
       path.join(keys, 'known_hosts'),
       knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),
@@ -167,7 +171,7 @@ export const command: Command = {
     const today = tokyoDate(new Date());
     const out = process.stdout;
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
-    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}\n\nexample files:\n`);
+    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}\n\nexample files:\n`);
     for (const line of await dropExampleFiles(spoolRoot, today, { 'm-tokyo': merchantOutbox, 'm-osaka': osakaOutbox })) out.write(`  ${line}\n`);
     const centre = await openCentre(config, { log });
     const engine = await startEngine(centre);
@@ -185,6 +189,7 @@ export const command: Command = {
       const osaka = osakaClient(dir, zenginPort, log);
       const sent = await osaka.push(path.join(osakaOutbox, 'SALES.dat'), 'URIAGE000002');
       out.write(`  m-osaka sent SALES.dat over 全銀TCP/IP as URIAGE000002 (${sent.bytes} bytes)\n`);
+      out.write(`  ${await merchantSendsOverAs2(dir, as2Ports, today, log)}\n`);
       out.write('\nrunning one nightly cycle...\n');
       const summary = await runCycle(engine, { date: today });
       out.write(formatSummary(summary));
@@ -201,6 +206,7 @@ export const command: Command = {
       out.write(`\nm-tokyo downloaded ${offered.length} files over SFTP into ${merchantInbox}: ${offered.map((f) => f.name).join(', ')}\n`);
       out.write(`\nwhat the partners got:\n`);
       for (const line of await tree(cardCompany.inbound)) out.write(`  cc-alpha's SFTP server: ${line}\n`);
+      for (const line of await tree(ccGamma.inbound)) out.write(`  cc-gamma's AS2 server (signed sync MDN): ${line}\n`);
       for (const line of await tree(path.join(dir, 'remote'))) out.write(`  remote/${line}\n`);
       for (const p of config.partners.filter((x) => x.delivery.protocol === 'pull')) {
         for (const line of await tree(centre.spool.outbound(p.id))) out.write(`  spool/partners/${p.id}/outbound/${line}\n`);
@@ -236,6 +242,7 @@ export const command: Command = {
       await engine.stop();
       await centre.close();
       await cardCompany.stop();
+      await ccGamma.stop();
     }
   },
 };

@@ -276,6 +276,53 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // AS2 (issue 13): messages we received (dedupe by sender and Message-ID, landing after the MDN,
+    // async MDNs we owe) and messages we sent (MIC digests, pending MDNs, Message-ID reuse).
+    name: '003_as2',
+    async up(db) {
+      await db.schema.createTable('as2_received', (t) => {
+        t.string('partner_id', 64).notNullable();
+        t.string('message_id', 300).notNullable();
+        t.string('state', 16).notNullable(); // staged | answered | landed
+        t.string('file_name', 255).notNullable();
+        t.string('temp_path', 1024);
+        t.string('final_path', 1024);
+        t.bigInteger('size');
+        t.string('mdn_state', 16).notNullable().defaultTo('none'); // none | pending | sent | failed
+        t.string('mdn_url', 1000);
+        t.text('mdn_headers'); // JSON [[name, value], ...]
+        t.text('mdn_body'); // base64
+        t.integer('mdn_attempts').notNullable().defaultTo(0);
+        t.bigInteger('mdn_next_at');
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.primary(['partner_id', 'message_id']);
+        t.index(['state']);
+        t.index(['mdn_state', 'mdn_next_at']);
+      });
+      await db.schema.createTable('as2_sent', (t) => {
+        t.string('message_id', 300).primary();
+        t.string('partner_id', 64).notNullable();
+        t.string('remote_name', 255).notNullable();
+        t.string('payload_sha256', 64).notNullable();
+        t.string('state', 16).notNullable(); // sending | awaiting | processed | failed
+        t.string('mdn_mode', 8).notNullable(); // none | sync | async
+        t.string('mics', 1000).notNullable(); // JSON { sha1, sha256, sha384, sha512 } (base64)
+        // Large uncompressed messages keep the MICs asked for; others are recomputed from these.
+        t.text('mic_prefix'); // base64 of the bytes before the payload in the MIC basis
+        t.string('payload_path', 1024);
+        t.bigInteger('deadline_at');
+        t.integer('sends').notNullable().defaultTo(0);
+        t.boolean('reported').notNullable().defaultTo(false);
+        t.string('disposition', 1000);
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.index(['partner_id', 'payload_sha256']);
+        t.index(['state', 'deadline_at']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

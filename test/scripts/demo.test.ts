@@ -39,6 +39,9 @@ describe('tsunagi demo', () => {
     assert.match(stdout, /m-tokyo uploaded URIAGE_001\.dat over SFTP/);
     assert.match(stdout, /m-osaka sent SALES\.dat over 全銀TCP\/IP as URIAGE000002/);
     assert.match(stdout, /m-osaka received HENKYAKU0002 over 全銀TCP\/IP/);
+    // AS2: m-nagoya's 31 in with a signed async MDN; cc-gamma's 32 out with a signed sync MDN.
+    assert.match(stdout, /m-nagoya sent URIAGE_NGY\.dat over AS2 .*async MDN reached its receipt URL: automatic-action\/MDN-sent-automatically; processed/);
+    assert.ok((await readdir(path.join(dir, 'cc-gamma-as2', 'partners', 'tsunagi', 'inbound'))).some((n) => n.startsWith('T32_')));
     assert.match(stdout, /deliveries failed\s+0/);
     assert.match(stdout, /reconciliation of \d{8}: 4 discrepancies/);
     // The card company's own SFTP server got its 32 files; the mainframe company got EBCDIC.
