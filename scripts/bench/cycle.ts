@@ -1,10 +1,21 @@
 // Cycle benchmark: N merchants x M records of 31 sales through scan, ingest (validate), route
 // (split into per-company 32 files, convert, record what was sent) and deliver (local) to 5 card
 // companies, on the embedded runner and on BullMQ with 1 and with 2 `tsunagi worker` processes.
-// Prints wall time, records/s and the 2-workers/1-worker ratio.
+// Prints wall time, records/s, inbound files/s, peak RSS, the 2-workers/1-worker ratio, and the
+// formats engine's validate+split rate over the same files in the same run (the baseline).
 //
 //   npx tsx scripts/bench/cycle.ts                    200 merchants x 5,000 records (1,000,000)
 //   BENCH_MERCHANTS=50 BENCH_RECORDS=2000 npx tsx scripts/bench/cycle.ts
+//   npx tsx scripts/bench/cycle.ts --profile [DIR]    also writes V8 CPU profiles of this process
+//                                                     and its worker threads (the embedded runner
+//                                                     and its thread pool; not BullMQ's worker
+//                                                     processes) to DIR (default ./cycle-profile)
+//                                                     and prints the top entries; open a
+//                                                     .cpuprofile in Chrome DevTools (Performance)
+//                                                     for the call tree
+//
+// The merchants' files are generated once per size and kept in $TMPDIR/tsunagi-bench-cycle-MxR
+// (BENCH_FRESH=1 generates them again). Card company 5 takes the EBCDIC mainframe 32.
 //
 // BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
@@ -12,9 +23,12 @@
 // default the config's 2), BENCH_KEEP=1 keeps the centres.
 // The timer starts when the scan is enqueued (workers already up, files already generated) and
 // stops when every inbound file is routed and every outbound file sent.
-import { copyFile, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { copyFile, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { openCentre, type Centre } from '../../jobs/centre.ts';
@@ -24,6 +38,23 @@ import { BullmqQueues, redisConnection } from '../../jobs/runners/bullmq.ts';
 import knexFactory from 'knex';
 import { makeTestCentre, dropSalesFiles, type TestCentre } from '../../test/helpers/centre.ts';
 import { cycleDone, killWorker, sleep, startWorker, type WorkerProcess } from '../../test/helpers/crash.ts';
+import { splitFile, validateFile } from '../../formats/index.ts';
+import { companyCode } from '../../test/helpers/centre.ts';
+import { printTop, profileFiles } from './profile-top.ts';
+
+const { values: args } = parseArgs({ options: { profile: { type: 'string' } }, allowPositionals: false, strict: false });
+const PROFILE = args.profile === undefined ? undefined : path.resolve(args.profile === true || args.profile === '' ? 'cycle-profile' : String(args.profile));
+if (PROFILE && !process.env.BENCH_PROFILING) {
+  // --cpu-prof only works from the start (and not in NODE_OPTIONS): run the benchmark again under
+  // it (worker threads inherit it), then summarise.
+  await rm(PROFILE, { recursive: true, force: true });
+  await mkdir(PROFILE, { recursive: true });
+  const self = fileURLToPath(import.meta.url);
+  const child = spawnSync(process.execPath, [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${PROFILE}`, self], { stdio: 'inherit', env: { ...process.env, BENCH_PROFILING: '1' } });
+  printTop(profileFiles([PROFILE]), 30);
+  console.log(`CPU profiles in ${PROFILE} (one per thread; open in Chrome DevTools > Performance, or: npx tsx scripts/bench/profile-top.ts ${PROFILE})`);
+  process.exit(child.status ?? 1);
+}
 
 const MERCHANTS = Number(process.env.BENCH_MERCHANTS ?? 200);
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 5000);
@@ -35,11 +66,52 @@ const TOTAL = MERCHANTS * RECORDS;
 
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
 
-/** Generates the merchants' files once; each run gets copies. */
+const MAINFRAME = [COMPANIES - 1]; // card company 5 takes the EBCDIC 120-byte 32
+const CACHE = path.join(os.tmpdir(), `tsunagi-bench-cycle-${MERCHANTS}x${RECORDS}`);
+
+/** The merchants' files, generated once per size (seeded, so always the same) and kept; each run gets copies. */
 async function template(): Promise<TestCentre> {
-  const t = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES });
-  await dropSalesFiles(t, { records: RECORDS });
+  const t = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME });
+  const done = path.join(CACHE, 'complete');
+  const cached = !process.env.BENCH_FRESH && (await stat(done).then(() => true, () => false));
+  for (const m of t.merchantIds) {
+    const inbound = path.join(t.dir, 'spool', 'partners', m, 'inbound');
+    await rm(inbound, { recursive: true, force: true });
+    if (!cached) await mkdir(path.join(CACHE, m), { recursive: true });
+    await symlink(path.join(CACHE, m), inbound, 'dir');
+  }
+  if (!cached) {
+    await dropSalesFiles(t, { records: RECORDS });
+    await writeFile(done, '');
+  }
   return t;
+}
+
+/** The baseline: the formats engine's validate + split over the same files, one after another, on one thread. */
+async function formatsRate(tpl: TestCentre): Promise<number> {
+  const codes = new Set(Array.from({ length: COMPANIES }, (_, i) => companyCode(i)));
+  const out = path.join(tpl.dir, 'formats-bench');
+  await mkdir(out, { recursive: true });
+  let sec = 0;
+  for (const m of tpl.merchantIds) {
+    const dir = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
+    for (const name of await readdir(dir)) {
+      const file = path.join(dir, name);
+      const t0 = process.hrtime.bigint();
+      const report = await validateFile(file, { policy: 'record', routeCodes: codes, allowedFileTypes: ['31'] });
+      await splitFile(file, {
+        skipRecordNos: report.rejectedRecordNos,
+        routeOf: (f) => f.cardCompanyCode!,
+        targetFormat: (id) => (id === companyCode(COMPANIES - 1) ? { layout: 'sales.company120', fileType: '32' } : { layout: 'sales.data', fileType: '32' }),
+        header: { senderCode: '0000000001', senderName: 'TEST CENTRE', createdDate: '20261126', createdTime: '010000', receiverCode: (id) => `2000000${id}`, fileSeq: 1 },
+        stampCentreRef: { start: 100_000_000_000n, centreDate: '20261126' },
+        outputPath: (id) => path.join(out, `${id}.dat`),
+      });
+      sec += Number(process.hrtime.bigint() - t0) / 1e9;
+    }
+  }
+  await rm(out, { recursive: true, force: true });
+  return TOTAL / sec;
 }
 
 /** BENCH_PG=1: each run's ledger is a fresh PostgreSQL database instead of SQLite. */
@@ -58,7 +130,7 @@ async function freshLedgerUrl(): Promise<string | undefined> {
 }
 
 async function centreFor(tpl: TestCentre, queue: string): Promise<TestCentre> {
-  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, queue, ledger: await freshLedgerUrl() });
+  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME, queue, ledger: await freshLedgerUrl() });
   for (const m of tpl.merchantIds) {
     const from = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
     const to = path.join(c.dir, 'spool', 'partners', m, 'inbound');
@@ -128,13 +200,15 @@ async function waitForWorkers(queues: BullmqQueues, processes: number): Promise<
 }
 
 async function main(): Promise<void> {
-  console.log(`cycle benchmark: ${MERCHANTS} merchants x ${RECORDS} records = ${TOTAL.toLocaleString('en')} records -> ${COMPANIES} card companies (local delivery), ${os.cpus().length} CPUs`);
+  console.log(`cycle benchmark: ${MERCHANTS} merchants x ${RECORDS} records = ${TOTAL.toLocaleString('en')} records -> ${COMPANIES} card companies (one EBCDIC; local delivery), ${PG_ADMIN ? 'PostgreSQL' : 'SQLite'} ledger, ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const tg = Date.now();
   const tpl = await template();
-  console.log(`generated the merchants' files in ${((Date.now() - tg) / 1000).toFixed(1)} s`);
+  console.log(`merchants' files ready in ${((Date.now() - tg) / 1000).toFixed(1)} s (${CACHE})`);
   const made: TestCentre[] = [tpl];
   const results = new Map<string, number>();
   try {
+    const formats = process.env.BENCH_NO_BASELINE ? undefined : await formatsRate(tpl);
+    if (formats) console.log(`${'baseline: formats validate+split'.padEnd(32)} ${(TOTAL / formats).toFixed(2).padStart(7)} s ${Math.round(formats).toLocaleString('en').padStart(10)} records/s (same files, one thread)`);
     for (const mode of MODES) {
       const queue = mode === 'embedded' ? 'embedded' : REDIS_URL;
       const def = await centreFor(tpl, queue);
@@ -142,8 +216,11 @@ async function main(): Promise<void> {
       const ms = mode === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(mode.replace('bullmq', '')));
       results.set(mode, ms);
       const label = mode === 'embedded' ? 'embedded (one process)' : `BullMQ, ${mode.replace('bullmq', '')} worker process(es)`;
-      console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(TOTAL / (ms / 1000)).toLocaleString('en').padStart(10)} records/s`);
+      const rate = TOTAL / (ms / 1000);
+      const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
+      console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}`);
     }
+    console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (embedded runs, their worker threads and the baseline; BullMQ workers are other processes)`);
     const one = results.get('bullmq1');
     const two = results.get('bullmq2');
     if (one && two) console.log(`2 workers / 1 worker: ${(one / two).toFixed(2)}x`);
