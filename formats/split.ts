@@ -7,7 +7,7 @@ import { canonicalToEncoding, codeTypeOf, FieldEncodeError } from './codepages/i
 import { FormatError } from './errors.ts';
 import { blankRecord, encodeField } from './field-codec.ts';
 import { buildEnd, buildHeader, type HeaderFields } from './header.ts';
-import { familyOfLayoutName, type Encoding, type Family, type Framing } from './layouts.ts';
+import { familyOfLayoutName, type Encoding, type Family, type Framing, type Layout } from './layouts.ts';
 import { getMapping, type CompiledMapping } from './mapping.ts';
 import { makeRecordView, type RecordFields } from './record-view.ts';
 import { RecordFileWriter } from './record-io.ts';
@@ -44,6 +44,10 @@ export interface ForwardInfo {
   centreRef?: string;
   /** the input record's fields (valid during the call only) */
   source: RecordFields;
+  /** the input record itself, canonical bytes at `sourceOffset` of its layout (valid during the call only) */
+  sourceRecord: Buffer;
+  sourceOffset: number;
+  sourceLayout: Layout;
 }
 
 export interface SplitOptions {
@@ -241,7 +245,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
     }
     if (onForward) {
       out.view.point(target, at);
-      onForward(id, out.view.fields, { recordNo, centreRef, source: view.fields });
+      onForward(id, out.view.fields, { recordNo, centreRef, source: view.fields, sourceRecord: rec, sourceOffset: off, sourceLayout: src.family.data });
     }
   };
 

@@ -1,114 +1,155 @@
 // What was forwarded to card companies, record by record, and the results that came back:
 // the two sides of reconciliation 1 (sent vs returned).
-import { maskCardNumber, type ForwardInfo } from '../formats/index.ts';
+import type { ForwardInfo } from '../formats/index.ts';
 import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
-import { acquireRawSqlite, SqliteBatchInsert, type RawSqlite } from '../spool/ledger/sqlite-raw.ts';
+import { withRawSqlite, SqliteBatchInsert } from '../spool/ledger/sqlite-raw.ts';
+import { SENT_COLUMNS, SentPacker, unpackBatch, type StoredBatch } from './sent-pack.ts';
 
 const BATCH = 500;
-/** SQLite rows per write transaction: short enough not to hold other writers up for long. */
-const SQLITE_TRANSACTION_ROWS = 16384;
-
-const SENT_COLUMNS = [
-  'centre_ref', 'file_id', 'source_file_id', 'card_company_code', 'merchant_no', 'terminal_id', 'slip_no',
-  'use_date', 'txn_type', 'amount', 'approval_no', 'masked_card_no', 'centre_date',
-] as const;
-
-type SentRow = unknown[];
+/** Rows per materializing transaction: short enough not to hold other writers up for long. */
+const MATERIALIZE_ROWS = 50_000;
+/** PostgreSQL rows per insert statement (13 parameters each, under the 65,535 limit). */
+const PG_INSERT_ROWS = 2000;
 
 /**
- * Collects forwarded records during a split and writes them idempotently (a retried route inserts
- * the same centreRefs again: ignored). SQLite: prepared multi-row inserts on the raw connection,
- * synchronously, in short transactions; PostgreSQL: batched knex inserts.
+ * Collects what a split forwards and records it as one packed batch per 32 file (sent_batches),
+ * written in one statement when the split is done: a few rows per file instead of one row and five
+ * index entries per record. Idempotent: a retried route packs the same records under the same
+ * 32 file ids again, and the insert is ignored. Readers of sent_records get the rows through
+ * materializeSentRecords first (recordResults and reconciliation call it).
  */
 export class SentRecordWriter {
-  private rows: SentRow[] = [];
-  private chain: Promise<void> = Promise.resolve();
-  private error: unknown;
+  private readonly packers = new Map<string, SentPacker>();
 
   private constructor(
     private readonly ledger: Ledger,
     private readonly sourceFileId: string,
     private readonly centreDate: string,
     private readonly fileIdOf: (destinationId: string) => string,
-    private readonly raw?: { conn: RawSqlite; insert: SqliteBatchInsert; release(): Promise<void> },
   ) {}
 
-  /** On SQLite this takes the ledger's connection until finish(): issue no ledger query in between. */
   static async open(ledger: Ledger, sourceFileId: string, centreDate: string, fileIdOf: (destinationId: string) => string): Promise<SentRecordWriter> {
-    if (ledger.dialect !== 'sqlite') return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf);
-    const { conn, release } = await acquireRawSqlite(ledger);
-    return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf, { conn, release, insert: new SqliteBatchInsert(conn, 'sent_records', SENT_COLUMNS, 'insert or ignore') });
+    return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf);
   }
 
   add(destinationId: string, _fields: Record<string, string>, info: ForwardInfo): void {
     if (!info.centreRef) return;
-    const s = info.source;
-    this.rows.push([
-      info.centreRef,
-      this.fileIdOf(destinationId),
-      this.sourceFileId,
-      s.cardCompanyCode!,
-      s.merchantNo!.trim(),
-      s.terminalId!.trim(),
-      s.slipNo!,
-      s.useDate!,
-      s.txnType!,
-      Number(s.amount),
-      s.approvalNo!.trim(),
-      maskCardNumber(s.cardNo!.trim()),
-      this.centreDate,
-    ]);
-    if (this.rows.length >= (this.raw ? SQLITE_TRANSACTION_ROWS : BATCH)) this.flush();
-  }
-
-  private flush(): void {
-    const batch = this.rows;
-    this.rows = [];
-    if (batch.length === 0 || this.error) return;
-    if (this.raw) {
-      const { conn, insert } = this.raw;
-      try {
-        conn.exec('begin immediate'); // waits on busy_timeout for another process's writer
-        for (const row of batch) insert.add(row);
-        insert.end();
-        conn.exec('commit');
-      } catch (err) {
-        try {
-          conn.exec('rollback');
-        } catch {
-          // no transaction left to roll back
-        }
-        this.error = err;
-      }
-      return;
+    let packer = this.packers.get(destinationId);
+    if (!packer) {
+      packer = new SentPacker(info.sourceLayout);
+      this.packers.set(destinationId, packer);
     }
-    const objects = batch.map((row) => Object.fromEntries(SENT_COLUMNS.map((c, i) => [c, row[i]])));
-    this.chain = this.chain
-      .then(async () => {
-        if (!this.error) await this.ledger.db('sent_records').insert(objects).onConflict('centre_ref').ignore();
-      })
-      .catch((err: unknown) => {
-        this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
-      });
+    packer.add(info.sourceRecord, info.sourceOffset, info.centreRef);
   }
 
-  /** Writes what is left and gives the connection back; call it in a finally. */
+  /** Writes the batches, all in one statement. */
   async finish(): Promise<void> {
-    try {
-      this.flush();
-      await this.chain;
-    } finally {
-      await this.raw?.release();
-    }
-    if (this.error) throw this.error;
+    const now = Date.now();
+    const rows = [...this.packers].map(([destinationId, packer]) => {
+      const b = packer.finish();
+      return {
+        file_id: this.fileIdOf(destinationId), source_file_id: this.sourceFileId, centre_date: this.centreDate, fields: JSON.stringify(b.fields),
+        record_count: b.count, first_ref: b.firstRef, last_ref: b.lastRef, refs: b.refs, records: b.records,
+        masked_overrides: b.maskedOverrides ? JSON.stringify(b.maskedOverrides) : null, created_at: now,
+      };
+    });
+    this.packers.clear();
+    if (rows.length) await this.ledger.db('sent_batches').insert(rows).onConflict('file_id').ignore();
   }
 
-  /** Gives the connection back without writing the rest (the split failed). */
+  /** Drops what was collected (the split failed). */
   async abandon(): Promise<void> {
-    this.rows = [];
-    await this.raw?.release();
+    this.packers.clear();
   }
+}
+
+interface BatchHead { id: number | string; source_file_id: string; record_count: number | string }
+
+/** Consecutive batches up to about MATERIALIZE_ROWS records, never splitting one source file's batches. */
+function groups(heads: BatchHead[]): BatchHead[][] {
+  const out: BatchHead[][] = [];
+  let cur: BatchHead[] = [];
+  let rows = 0;
+  for (let i = 0; i < heads.length; i++) {
+    const h = heads[i]!;
+    cur.push(h);
+    rows += Number(h.record_count);
+    const next = heads[i + 1];
+    if (rows >= MATERIALIZE_ROWS && (!next || next.source_file_id !== h.source_file_id)) {
+      out.push(cur);
+      cur = [];
+      rows = 0;
+    }
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/** One source file's rows in centreRef order (the order the split forwarded them in), source by source. */
+function rowsOf(batches: StoredBatch[]): unknown[][] {
+  const bySource = new Map<string, unknown[][]>();
+  for (const b of batches) {
+    const rows = unpackBatch(b);
+    const list = bySource.get(b.source_file_id);
+    if (list) for (const r of rows) list.push(r);
+    else bySource.set(b.source_file_id, rows);
+  }
+  const out: unknown[][] = [];
+  for (const rows of bySource.values()) {
+    rows.sort((a, b) => (a[0] as number) - (b[0] as number));
+    for (const r of rows) out.push(r);
+  }
+  return out;
+}
+
+const BATCH_COLUMNS = ['id', 'file_id', 'source_file_id', 'centre_date', 'fields', 'record_count', 'refs', 'records', 'masked_overrides'];
+
+/**
+ * Turns the packed batches into sent_records rows (insert or ignore, so a row already there, with
+ * its results, stays as it is) and deletes them, in the order they were written, each group in one
+ * transaction: a crash leaves either the batch or its rows. Cheap when nothing is pending.
+ */
+export async function materializeSentRecords(ledger: Ledger): Promise<number> {
+  const heads = (await ledger.db('sent_batches').orderBy('id').select('id', 'source_file_id', 'record_count')) as BatchHead[];
+  let written = 0;
+  for (const group of groups(heads)) {
+    const ids = group.map((h) => h.id);
+    if (ledger.dialect === 'sqlite') {
+      written += await withRawSqlite(ledger, (conn) => {
+        conn.exec('begin immediate'); // waits on busy_timeout for another process's writer
+        try {
+          const batches = conn.prepare(`select ${BATCH_COLUMNS.join(',')} from sent_batches where id in (${ids.map(() => '?').join(',')}) order by id`).all(...ids) as StoredBatch[];
+          const rows = rowsOf(batches);
+          const insert = new SqliteBatchInsert(conn, 'sent_records', SENT_COLUMNS, 'insert or ignore');
+          for (const row of rows) insert.add(row);
+          insert.end();
+          conn.prepare(`delete from sent_batches where id in (${ids.map(() => '?').join(',')})`).run(...ids);
+          conn.exec('commit');
+          return rows.length;
+        } catch (err) {
+          try {
+            conn.exec('rollback');
+          } catch {
+            // no transaction left to roll back
+          }
+          throw err;
+        }
+      });
+    } else {
+      written += await writeTransaction(ledger, async (trx) => {
+        const batches = (await trx('sent_batches').whereIn('id', ids).orderBy('id').select(BATCH_COLUMNS)) as StoredBatch[];
+        const rows = rowsOf(batches);
+        for (let i = 0; i < rows.length; i += PG_INSERT_ROWS) {
+          const objects = rows.slice(i, i + PG_INSERT_ROWS).map((row) => Object.fromEntries(SENT_COLUMNS.map((c, j) => [c, row[j]])));
+          await trx('sent_records').insert(objects).onConflict('centre_ref').ignore();
+        }
+        await trx('sent_batches').whereIn('id', ids).delete();
+        return rows.length;
+      });
+    }
+  }
+  return written;
 }
 
 /** One 33 record as reconciliation needs it; card number already masked. */
@@ -130,6 +171,7 @@ export interface ReturnedResult {
  * twice.
  */
 export async function recordResults(ledger: Ledger, resultFileId: string, results: ReturnedResult[], receivedDate = ''): Promise<void> {
+  await materializeSentRecords(ledger);
   const sentFiles = new Set<string>();
   await writeTransaction(ledger, async (trx) => {
     for (let i = 0; i < results.length; i += BATCH) {

@@ -70,7 +70,6 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
   };
   const skipRecordNos = await readRejects(ctx, file.id);
   const results = fileType === '33' ? [] as ReturnedResult[] : undefined;
-  // From here until sent.finish(), a SQLite ledger's connection is the writer's: no ledger queries.
   const sent = fileType === '31' ? await SentRecordWriter.open(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
   const outputs: SplitOutput[] = await splitFile(file.path!, {
     sourceLayout: format?.layout,

@@ -6,6 +6,7 @@ import { checkFileTotals } from './file-totals.ts';
 import { ReportWriter, reportPath, saveSummary, type ReconcileSummary } from './report.ts';
 import { checkSentVsReturned, type DayWindow } from './sent-vs-returned.ts';
 import { checkTerminalVsSales } from './terminal-vs-sales.ts';
+import { materializeSentRecords } from '../sent-records.ts';
 
 const TOKYO_OFFSET_MS = 9 * 3600_000;
 
@@ -19,6 +20,7 @@ export async function runReconciliation(ctx: JobContext, date = tokyoDate(ctx.no
   const started = Date.now();
   const { centre } = ctx;
   const day = dayWindow(date, ctx.now().getTime());
+  await materializeSentRecords(centre.ledger); // the checks read sent_records
   const report = await ReportWriter.open(reportPath(centre.spool.root, date));
   try {
     await checkSentVsReturned(ctx, day, report.add);

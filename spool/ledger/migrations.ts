@@ -323,6 +323,32 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Issue 15: the sent side is written as one packed batch per 32 file (jobs/sent-pack.ts) and
+    // turned into sent_records rows when results or reconciliation need them. No query reads
+    // sent_records by source file or by merchant/terminal/slip first: those two indexes only cost.
+    name: '004_sent_batches',
+    async up(db) {
+      await db.schema.createTable('sent_batches', (t) => {
+        t.bigIncrements('id').primary(); // the order batches were written in, kept when materializing
+        t.string('file_id', 64).notNullable().unique(); // the 32 file
+        t.string('source_file_id', 64).notNullable();
+        t.string('centre_date', 8).notNullable();
+        t.string('fields', 1000).notNullable(); // JSON: the packed record's fields
+        t.integer('record_count').notNullable();
+        t.bigInteger('first_ref').notNullable();
+        t.bigInteger('last_ref').notNullable();
+        t.binary('refs').notNullable();
+        t.binary('records').notNullable();
+        t.text('masked_overrides');
+        t.bigInteger('created_at').notNullable();
+      });
+      await db.schema.alterTable('sent_records', (t) => {
+        t.dropIndex(['source_file_id']);
+        t.dropIndex(['merchant_no', 'terminal_id', 'slip_no', 'use_date']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {
