@@ -5,7 +5,7 @@
 // route used to write record by record (the same decoding, trimming and masking).
 import { decodeField, maskCardNumber, type FieldDef, type FieldType, type Layout } from '../formats/index.ts';
 
-/** The source fields kept, in packed order; cardNo is kept masked, as ASCII. */
+/** The source fields kept (packed in source order); cardNo is kept masked, as ASCII. */
 const KEPT = ['cardCompanyCode', 'merchantNo', 'terminalId', 'slipNo', 'useDate', 'txnType', 'amount', 'approvalNo', 'cardNo'] as const;
 
 /** How the packed record is laid out: stored with each batch, so a batch stays readable if layouts change. */
@@ -31,7 +31,7 @@ const STAR = 0x2a;
 /** Collects one destination's records from one source layout. */
 export class SentPacker {
   readonly fields: PackedField[];
-  private readonly from: number[] = []; // source offset of each kept field
+  private readonly from: number[] = []; // source offset of each span of kept fields
   private readonly lengths: number[] = [];
   private readonly cardAt: number; // packed offset of the card slot
   private readonly cardSource: FieldDef;
@@ -44,19 +44,29 @@ export class SentPacker {
   count = 0;
 
   constructor(layout: Layout) {
-    let packed = 0;
-    this.fields = KEPT.map((name) => {
+    // kept fields in source order, so that neighbours are copied as one span
+    const kept = KEPT.map((name) => {
       const f = layout.byName.get(name);
       if (!f) throw new Error(`layout ${layout.name} has no ${name}: it cannot be recorded as sent`);
-      this.from.push(f.offset);
-      this.lengths.push(f.length);
+      return f;
+    }).sort((a, b) => a.offset - b.offset);
+    let packed = 0;
+    let cardAt = 0;
+    for (const f of kept) {
+      const last = this.from.length - 1;
+      if (last >= 0 && this.from[last]! + this.lengths[last]! === f.offset) this.lengths[last]! += f.length;
+      else {
+        this.from.push(f.offset);
+        this.lengths.push(f.length);
+      }
+      if (f.name === 'cardNo') cardAt = packed;
       packed += f.length;
-      // the card slot holds the masked number as ASCII, whatever the source field's type
-      return { name, type: name === 'cardNo' ? 'N' : f.type, length: f.length };
-    });
+    }
+    // the card slot holds the masked number as ASCII, whatever the source field's type
+    this.fields = kept.map((f) => ({ name: f.name, type: f.name === 'cardNo' ? 'N' : f.type, length: f.length }));
     this.cardSource = layout.byName.get('cardNo')!;
     this.recordLength = packed;
-    this.cardAt = packed - this.cardSource.length;
+    this.cardAt = cardAt;
     this.chunk = Buffer.allocUnsafe(packed * CHUNK_RECORDS);
   }
 
