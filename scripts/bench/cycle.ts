@@ -17,7 +17,8 @@
 // The merchants' files are generated once per size and kept in $TMPDIR/tsunagi-bench-cycle-MxR
 // (BENCH_FRESH=1 generates them again). Card company 5 takes the EBCDIC mainframe 32.
 //
-// BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
+// BENCH_MODES may also name embedded:normal (a SQLite ledger with ?synchronous=normal: no fsync
+// per commit). BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
 // default the config's 2), BENCH_KEEP=1 keeps the centres.
@@ -129,8 +130,9 @@ async function freshLedgerUrl(): Promise<string | undefined> {
   return PG_ADMIN.replace(/\/[^/]*$/, `/${name}`);
 }
 
-async function centreFor(tpl: TestCentre, queue: string): Promise<TestCentre> {
-  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME, queue, ledger: await freshLedgerUrl() });
+async function centreFor(tpl: TestCentre, queue: string, sqliteSync?: string): Promise<TestCentre> {
+  const ledger = (await freshLedgerUrl()) ?? (sqliteSync ? `sqlite:./ledger.db?synchronous=${sqliteSync}` : undefined);
+  const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME, queue, ledger });
   for (const m of tpl.merchantIds) {
     const from = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
     const to = path.join(c.dir, 'spool', 'partners', m, 'inbound');
@@ -210,12 +212,14 @@ async function main(): Promise<void> {
     const formats = process.env.BENCH_NO_BASELINE ? undefined : await formatsRate(tpl);
     if (formats) console.log(`${'baseline: formats validate+split'.padEnd(32)} ${(TOTAL / formats).toFixed(2).padStart(7)} s ${Math.round(formats).toLocaleString('en').padStart(10)} records/s (same files, one thread)`);
     for (const mode of MODES) {
-      const queue = mode === 'embedded' ? 'embedded' : REDIS_URL;
-      const def = await centreFor(tpl, queue);
+      // embedded:normal runs on a SQLite ledger with synchronous=normal (no fsync per commit)
+      const [kind, sqliteSync] = mode.split(':') as [string, string | undefined];
+      const queue = kind === 'embedded' ? 'embedded' : REDIS_URL;
+      const def = await centreFor(tpl, queue, sqliteSync);
       made.push(def);
-      const ms = mode === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(mode.replace('bullmq', '')));
+      const ms = kind === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(kind.replace('bullmq', '')));
       results.set(mode, ms);
-      const label = mode === 'embedded' ? 'embedded (one process)' : `BullMQ, ${mode.replace('bullmq', '')} worker process(es)`;
+      const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
       console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}`);

@@ -12,19 +12,24 @@ export interface Ledger {
   close(): Promise<void>;
 }
 
-/** `sqlite:PATH` (relative to baseDir) or `postgres://...`. */
-export function parseLedgerUrl(url: string, baseDir = process.cwd()): { dialect: Dialect; target: string } {
+/**
+ * `sqlite:PATH` (relative to baseDir) or `postgres://...`. `sqlite:PATH?synchronous=normal` trades
+ * the last commits before a power loss (never a process crash's) for commits without an fsync each.
+ */
+export function parseLedgerUrl(url: string, baseDir = process.cwd()): { dialect: Dialect; target: string; synchronous?: 'full' | 'normal' } {
   if (url.startsWith('sqlite:')) {
-    const file = url.slice('sqlite:'.length);
+    const [file, query] = url.slice('sqlite:'.length).split('?', 2) as [string, string | undefined];
     if (!file) throw new Error(`ledger '${url}': expected sqlite:PATH`);
-    return { dialect: 'sqlite', target: file === ':memory:' ? file : path.resolve(baseDir, file) };
+    const sync = query === undefined ? undefined : /^synchronous=(full|normal)$/i.exec(query)?.[1]?.toLowerCase();
+    if (query !== undefined && !sync) throw new Error(`ledger '${url}': the only option is ?synchronous=full or ?synchronous=normal`);
+    return { dialect: 'sqlite', target: file === ':memory:' ? file : path.resolve(baseDir, file), synchronous: sync as 'full' | 'normal' | undefined };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) return { dialect: 'postgres', target: url };
   throw new Error(`ledger '${url}': expected sqlite:PATH or a postgres:// URL`);
 }
 
 export async function openLedger(url: string, options: { baseDir?: string; migrate?: boolean } = {}): Promise<Ledger> {
-  const { dialect, target } = parseLedgerUrl(url, options.baseDir);
+  const { dialect, target, synchronous = 'full' } = parseLedgerUrl(url, options.baseDir);
   let db: Knex;
   if (dialect === 'sqlite') {
     if (target !== ':memory:') mkdirSync(path.dirname(target), { recursive: true });
@@ -38,7 +43,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
         afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
           // WAL lets readers (the CLI) run beside a writer; FULL makes a commit survive power loss.
           conn.pragma('journal_mode = WAL');
-          conn.pragma('synchronous = FULL');
+          conn.pragma(`synchronous = ${synchronous.toUpperCase()}`);
           conn.pragma('busy_timeout = 10000');
           conn.pragma('foreign_keys = ON');
           done(null, conn);
