@@ -1,5 +1,6 @@
 // Benchmark: 1 GiB of 200-byte records over loopback with 全銀TCP/IP (maxText 32,000), plain and
-// TLS, against a plain TCP copy of the same bytes (file -> socket -> file, fsync) in the same run.
+// TLS, against a plain TCP copy and a plain TLS socket copy of the same bytes (file -> socket ->
+// file, fsync) in the same run: zengin plain is compared with the TCP copy, zengin TLS with the TLS copy.
 // The receiver (our listener, or the copy's server) runs here; the sender in a child process.
 //   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1]
 import { execFileSync, spawn } from 'node:child_process';
@@ -7,6 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -25,12 +28,12 @@ const { values } = parseArgs({
 // The sending side runs in its own process (as it would on the partner's machine): the parent
 // starts it, waits for 'ready', starts the clock with 'go' and stops it at 'done'.
 if (values.sender) {
-  const job = JSON.parse(values.sender) as { kind: 'tcp'; port: number; src: string } | { kind: 'zengin'; endpoint: ZenginEndpointInput; src: string };
+  const job = JSON.parse(values.sender) as { kind: 'tcp'; port: number; src: string; ca?: string } | { kind: 'zengin'; endpoint: ZenginEndpointInput; src: string };
   process.stdout.write('ready\n');
   await new Promise((r) => process.stdin.once('data', r));
   if (job.kind === 'tcp') {
-    const socket = net.connect(job.port, '127.0.0.1');
-    await new Promise<void>((r) => socket.once('connect', () => r()));
+    const socket = job.ca ? tls.connect({ port: job.port, host: '127.0.0.1', ca: readFileSync(job.ca) }) : net.connect(job.port, '127.0.0.1');
+    await new Promise<void>((r) => socket.once(job.ca ? 'secureConnect' : 'connect', () => r()));
     const acked = new Promise((r) => socket.once('data', r));
     for await (const chunk of createReadStream(job.src, { highWaterMark: 4 << 20 })) {
       if (!socket.write(chunk)) await once(socket, 'drain');
@@ -95,10 +98,11 @@ function mbps(seconds: number): number {
   return size / 1e6 / seconds;
 }
 
-async function tcpCopy(): Promise<number> {
+/** The same bytes over a plain socket (or, with pki, a TLS socket with the listener's certificate). */
+async function tcpCopy(pki?: string): Promise<number> {
   const dest = path.join(work, 'tcp-copy.dat');
   // Half-open, so the server can answer after the sender's end of stream.
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+  const onSocket = (socket: net.Socket) => {
     const out = createWriteStream(dest, { highWaterMark: 4 << 20 });
     // Like the zengin receiver: the bytes are on disk (fsync) before the sender hears back.
     socket.pipe(out).on('finish', async () => {
@@ -107,9 +111,12 @@ async function tcpCopy(): Promise<number> {
       await fh.close();
       socket.end('k');
     });
-  });
+  };
+  const server = pki
+    ? tls.createServer({ allowHalfOpen: true, cert: readFileSync(path.join(pki, 'server.crt')), key: readFileSync(path.join(pki, 'server.key')) }, onSocket)
+    : net.createServer({ allowHalfOpen: true }, onSocket);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const seconds = await timeSender({ kind: 'tcp', port: (server.address() as net.AddressInfo).port, src });
+  const seconds = await timeSender({ kind: 'tcp', port: (server.address() as net.AddressInfo).port, src, ca: pki ? path.join(pki, 'ca.crt') : undefined });
   server.close();
   if ((await stat(dest)).size !== size) throw new Error('tcp copy is short');
   await rm(dest);
@@ -173,21 +180,25 @@ try {
   console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, best kept`);
   await makeSource();
   const pki = await makeCerts();
-  const best = { tcp: Infinity, plain: Infinity, tls: Infinity };
+  const best = { tcp: Infinity, tlsCopy: Infinity, plain: Infinity, tls: Infinity };
   // Each measurement starts with no dirty pages left by the one before (they share the disk).
   const settle = () => execFileSync('sync');
   for (let i = 0; i < runs; i++) {
     settle();
     best.tcp = Math.min(best.tcp, await tcpCopy());
     settle();
+    best.tlsCopy = Math.min(best.tlsCopy, await tcpCopy(pki));
+    settle();
     best.plain = Math.min(best.plain, await zengin(false, pki));
     settle();
     best.tls = Math.min(best.tls, await zengin(true, pki));
   }
-  const row = (name: string, s: number) => `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(s).toFixed(0).padStart(7)} MB/s   ratio to TCP copy ${(best.tcp / s).toFixed(2)}`;
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const row = (name: string, s: number, base?: number, baseName?: string) => `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(s).toFixed(0).padStart(7)} MB/s${base ? `   ratio to ${baseName} ${(base / s).toFixed(2)}` : ''}`;
   console.log(row('plain TCP copy', best.tcp));
-  console.log(row('zengin plain', best.plain));
-  console.log(row('zengin TLS', best.tls));
+  console.log(row('plain TLS copy', best.tlsCopy));
+  console.log(row('zengin plain', best.plain, best.tcp, 'TCP copy'));
+  console.log(row('zengin TLS', best.tls, best.tlsCopy, 'TLS copy'));
 } finally {
   await rm(work, { recursive: true, force: true });
 }
