@@ -4,13 +4,15 @@ import type { ForwardInfo } from '../formats/index.ts';
 import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
 import { withRawSqlite, SqliteBatchInsert } from '../spool/ledger/sqlite-raw.ts';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { PoolClient } from 'pg';
 import { SENT_COLUMNS, SentPacker, unpackBatch, type StoredBatch } from './sent-pack.ts';
 
 const BATCH = 500;
 /** Rows per materializing transaction: short enough not to hold other writers up for long. */
 const MATERIALIZE_ROWS = 50_000;
-/** PostgreSQL rows per insert statement (13 parameters each, under the 65,535 limit). */
-const PG_INSERT_ROWS = 2000;
 
 /**
  * Collects what a split forwards and records it as one packed batch per 32 file (sent_batches),
@@ -103,6 +105,40 @@ function rowsOf(batches: StoredBatch[]): unknown[][] {
   return out;
 }
 
+/** COPY text format: tab-separated, \\N for null, backslash escapes. */
+const copyValue = (v: unknown) => (v === null || v === undefined ? '\\N' : String(v).replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!));
+
+/**
+ * PostgreSQL: the group's rows by COPY into a staging table, then insert ... on conflict do
+ * nothing in the order they were staged, and the batches deleted, in one transaction (about 6x
+ * faster than multi-row inserts here: scripts/bench/sent-records.ts).
+ */
+async function materializeByCopy(ledger: Ledger, ids: (number | string)[]): Promise<number> {
+  const client = (ledger.db as unknown as { client: { acquireConnection(): Promise<PoolClient>; releaseConnection(c: PoolClient): Promise<void> } }).client;
+  const conn = await client.acquireConnection();
+  try {
+    await conn.query('begin');
+    try {
+      const batches = (await conn.query(`select ${BATCH_COLUMNS.join(',')} from sent_batches where id = any($1::bigint[]) order by id`, [ids.map(String)])).rows as StoredBatch[];
+      const rows = rowsOf(batches);
+      await conn.query('create temporary table if not exists sent_stage (like sent_records including defaults, ord bigserial) on commit drop');
+      const lines = function* () {
+        for (let i = 0; i < rows.length; i += 1000) yield rows.slice(i, i + 1000).map((r) => r.map(copyValue).join('\t') + '\n').join('');
+      };
+      await pipeline(Readable.from(lines()), conn.query(copyFrom(`copy sent_stage (${SENT_COLUMNS.join(',')}) from stdin`)));
+      await conn.query(`insert into sent_records (${SENT_COLUMNS.join(',')}) select ${SENT_COLUMNS.join(',')} from sent_stage order by ord on conflict (centre_ref) do nothing`);
+      await conn.query('delete from sent_batches where id = any($1::bigint[])', [ids.map(String)]);
+      await conn.query('commit');
+      return rows.length;
+    } catch (err) {
+      await conn.query('rollback').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
 const BATCH_COLUMNS = ['id', 'file_id', 'source_file_id', 'centre_date', 'fields', 'record_count', 'refs', 'records', 'masked_overrides'];
 
 /**
@@ -137,16 +173,7 @@ export async function materializeSentRecords(ledger: Ledger): Promise<number> {
         }
       });
     } else {
-      written += await writeTransaction(ledger, async (trx) => {
-        const batches = (await trx('sent_batches').whereIn('id', ids).orderBy('id').select(BATCH_COLUMNS)) as StoredBatch[];
-        const rows = rowsOf(batches);
-        for (let i = 0; i < rows.length; i += PG_INSERT_ROWS) {
-          const objects = rows.slice(i, i + PG_INSERT_ROWS).map((row) => Object.fromEntries(SENT_COLUMNS.map((c, j) => [c, row[j]])));
-          await trx('sent_records').insert(objects).onConflict('centre_ref').ignore();
-        }
-        await trx('sent_batches').whereIn('id', ids).delete();
-        return rows.length;
-      });
+      written += await materializeByCopy(ledger, ids);
     }
   }
   return written;
