@@ -11,6 +11,8 @@ import type { PoolClient } from 'pg';
 import { SENT_COLUMNS, SentPacker, unpackBatch, type StoredBatch } from './sent-pack.ts';
 
 const BATCH = 500;
+/** Records per sent_batches row at most: what the route holds per destination. */
+const PART_RECORDS = 65_536;
 /** Rows per materializing transaction: short enough not to hold other writers up for long. */
 const MATERIALIZE_ROWS = 50_000;
 
@@ -23,16 +25,21 @@ const MATERIALIZE_ROWS = 50_000;
  */
 export class SentRecordWriter {
   private readonly packers = new Map<string, SentPacker>();
+  /** parts written so far per destination: a long file is written in parts, so memory stays flat */
+  private readonly parts = new Map<string, number>();
+  private chain: Promise<void> = Promise.resolve();
+  private error: unknown;
 
   private constructor(
     private readonly ledger: Ledger,
     private readonly sourceFileId: string,
     private readonly centreDate: string,
     private readonly fileIdOf: (destinationId: string) => string,
+    private readonly partRecords: number,
   ) {}
 
-  static async open(ledger: Ledger, sourceFileId: string, centreDate: string, fileIdOf: (destinationId: string) => string): Promise<SentRecordWriter> {
-    return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf);
+  static async open(ledger: Ledger, sourceFileId: string, centreDate: string, fileIdOf: (destinationId: string) => string, options: { partRecords?: number } = {}): Promise<SentRecordWriter> {
+    return new SentRecordWriter(ledger, sourceFileId, centreDate, fileIdOf, options.partRecords ?? PART_RECORDS);
   }
 
   add(destinationId: string, _fields: Record<string, string>, info: ForwardInfo): void {
@@ -43,26 +50,46 @@ export class SentRecordWriter {
       this.packers.set(destinationId, packer);
     }
     packer.add(info.sourceRecord, info.sourceOffset, info.centreRef);
+    if (packer.count >= this.partRecords) {
+      this.packers.delete(destinationId);
+      this.write([this.rowOf(destinationId, packer)]);
+    }
   }
 
-  /** Writes the batches, all in one statement. */
+  private rowOf(destinationId: string, packer: SentPacker): Record<string, unknown> {
+    const b = packer.finish();
+    const part = this.parts.get(destinationId) ?? 0;
+    this.parts.set(destinationId, part + 1);
+    return {
+      file_id: this.fileIdOf(destinationId), part, source_file_id: this.sourceFileId, centre_date: this.centreDate, fields: JSON.stringify(b.fields),
+      record_count: b.count, first_ref: b.firstRef, last_ref: b.lastRef, refs: b.refs, records: b.records,
+      masked_overrides: b.maskedOverrides ? JSON.stringify(b.maskedOverrides) : null, created_at: Date.now(),
+    };
+  }
+
+  private write(rows: Record<string, unknown>[]): void {
+    this.chain = this.chain
+      .then(async () => {
+        if (!this.error) await this.ledger.db('sent_batches').insert(rows).onConflict(['file_id', 'part']).ignore();
+      })
+      .catch((err: unknown) => {
+        this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
+      });
+  }
+
+  /** Writes the rest (the last part of every destination) in one statement. */
   async finish(): Promise<void> {
-    const now = Date.now();
-    const rows = [...this.packers].map(([destinationId, packer]) => {
-      const b = packer.finish();
-      return {
-        file_id: this.fileIdOf(destinationId), source_file_id: this.sourceFileId, centre_date: this.centreDate, fields: JSON.stringify(b.fields),
-        record_count: b.count, first_ref: b.firstRef, last_ref: b.lastRef, refs: b.refs, records: b.records,
-        masked_overrides: b.maskedOverrides ? JSON.stringify(b.maskedOverrides) : null, created_at: now,
-      };
-    });
+    const rows = [...this.packers].map(([destinationId, packer]) => this.rowOf(destinationId, packer));
     this.packers.clear();
-    if (rows.length) await this.ledger.db('sent_batches').insert(rows).onConflict('file_id').ignore();
+    if (rows.length) this.write(rows);
+    await this.chain;
+    if (this.error) throw this.error;
   }
 
   /** Drops what was collected (the split failed). */
   async abandon(): Promise<void> {
     this.packers.clear();
+    await this.chain;
   }
 }
 

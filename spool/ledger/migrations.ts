@@ -331,7 +331,8 @@ const migrations: Migration[] = [
     async up(db) {
       await db.schema.createTable('sent_batches', (t) => {
         t.bigIncrements('id').primary(); // the order batches were written in, kept when materializing
-        t.string('file_id', 64).notNullable().unique(); // the 32 file
+        t.string('file_id', 64).notNullable(); // the 32 file
+        t.integer('part').notNullable(); // a long 32 file is packed in parts of at most 65,536 records
         t.string('source_file_id', 64).notNullable();
         t.string('centre_date', 8).notNullable();
         t.string('fields', 1000).notNullable(); // JSON: the packed record's fields
@@ -342,6 +343,7 @@ const migrations: Migration[] = [
         t.binary('records').notNullable();
         t.text('masked_overrides');
         t.bigInteger('created_at').notNullable();
+        t.unique(['file_id', 'part']);
       });
       await db.schema.alterTable('sent_records', (t) => {
         t.dropIndex(['source_file_id']);

@@ -138,6 +138,16 @@ describe('sent batches', () => {
           assert.equal(after.result_code, '00');
           assert.equal(Number(after.result_count), 1);
           assert.equal(await count('sent_records'), 200);
+
+          // a long 32 file is written in parts (memory stays flat); its rows come back in order
+          const long = await SentRecordWriter.open(centre.ledger, 'I31-long', '20261126', () => 'O32-long', { partRecords: 7 });
+          const refs = Array.from({ length: 20 }, (_, i) => String(900_000_000_000 + i * 3));
+          for (const r of refs) long.add('cc1', {}, { recordNo: 1, centreRef: r, source: {}, sourceRecord: rec, sourceOffset: 0, sourceLayout: layout });
+          await long.finish();
+          assert.equal(await count('sent_batches'), 3);
+          assert.equal(await materializeSentRecords(centre.ledger), 20);
+          const longRows = (await db('sent_records').where('file_id', 'O32-long').orderBy('centre_ref').select('centre_ref')) as { centre_ref: number | string }[];
+          assert.deepEqual(longRows.map((r) => String(r.centre_ref)), refs);
         } finally {
           await centre.close();
         }
