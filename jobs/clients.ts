@@ -7,9 +7,10 @@ import { SftpClient } from '../protocols/sftp/client.ts';
 import { FtpClient } from '../protocols/ftp/client.ts';
 import { ZenginClient } from '../protocols/zengin/client.ts';
 import { createAs2Client } from '../protocols/as2/index.ts';
-import type { Ledger } from '../spool/ledger/db.ts';
+import { createHulftClient } from '../protocols/hulft/index.ts';
+import type { Centre } from './centre.ts';
 
-export async function createClient(partner: PartnerConfig, log: Logger, ledger?: Ledger): Promise<ProtocolClient> {
+export async function createClient(partner: PartnerConfig, log: Logger, centre?: Pick<Centre, 'config' | 'ledger' | 'spool'>): Promise<ProtocolClient> {
   const d = partner.delivery;
   const child = log.child({ partner: partner.id, protocol: d.protocol });
   switch (d.protocol) {
@@ -22,7 +23,10 @@ export async function createClient(partner: PartnerConfig, log: Logger, ledger?:
     case 'zengin':
       return new ZenginClient(d, child);
     case 'as2':
-      return createAs2Client({ ...partner, delivery: d }, child, ledger);
+      return createAs2Client({ ...partner, delivery: d }, child, centre?.ledger);
+    case 'hulft':
+      if (!centre) throw new Error(`partner ${partner.id}: a HULFT client needs the centre's ledger`);
+      return createHulftClient(centre.config.hulft, partner, { ledger: centre.ledger, spoolRoot: centre.spool.root, log: child });
     case 'pull':
       throw new Error(`partner ${partner.id} pulls its files; there is nothing to push to`);
   }

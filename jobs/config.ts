@@ -13,6 +13,7 @@ import { zenginAccountSchema, zenginEndpointSchema, zenginListenerSchema } from 
 import { mailAccountSchema, mailListenerSchema, mailSettingsSchema, partnerNoticeSchema } from '../protocols/mail/config.ts';
 import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
+import { expandDeliveryShorthand, hulftCentreSchema, hulftConfigIssues, hulftEndpointSchema, hulftPartnerSchema } from '../protocols/hulft/config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -49,7 +50,7 @@ const fileFormat = z
 const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 
 /** Protocols add their endpoint schema here as they land. */
-export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, as2EndpointSchema, pullDelivery]);
+export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, as2EndpointSchema, hulftEndpointSchema, pullDelivery]);
 
 export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
 
@@ -70,7 +71,7 @@ const partnerSchema = z
     receive: z.array(fileType).default([]),
     formats: z.partialRecord(fileType, fileFormat).default({}),
     rejectPolicy: z.enum(['record', 'file']).default('record'),
-    delivery: deliverySchema.default({ protocol: 'pull' }),
+    delivery: z.preprocess(expandDeliveryShorthand, deliverySchema).default({ protocol: 'pull' }),
     /** Fetch files from this partner's endpoint (its pull folder) on the collect schedule. */
     collect: z.boolean().default(false),
     /** When deliveries to this partner go out; default: as soon as they are ready. */
@@ -90,6 +91,8 @@ const partnerSchema = z
     notices: partnerNoticeSchema.optional(),
     /** This partner's AS2 partnership: AS2 ids, our keys, its certificates, what it must do. */
     as2: as2AccountSchema.optional(),
+    /** This partner's HULFT host and the send/receive definitions mirrored from our HULFT. */
+    hulft: hulftPartnerSchema.optional(),
     /** Head offices: the Jmanager return cycles they get. */
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
@@ -163,6 +166,8 @@ export const configSchema = z
       })
       .strict()
       .default({ concurrency: 2, threads: 2 }),
+    /** HULFT on this host (binDir, etcDir, dynparam, timeouts), for partners on HULFT. */
+    hulft: hulftCentreSchema.optional(),
     partners: z.array(partnerSchema).default([]),
   })
   .strict()
@@ -185,6 +190,7 @@ export const configSchema = z
       if (p.role === 'card-company' && p.cardCompanyCodes.length === 0)
         ctx.addIssue({ code: 'custom', path: ['partners', i, 'cardCompanyCodes'], message: 'a card company needs at least one card-company code' });
     });
+    for (const issue of hulftConfigIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
   });
 
 export type TsunagiConfig = z.infer<typeof configSchema> & {
@@ -252,7 +258,7 @@ export function loadConfig(explicit?: string): TsunagiConfig {
 }
 
 /** Keys whose string values are file paths; with secret refs ({ file }) they resolve against the config's folder. */
-const PATH_KEYS = new Set(['knownHosts', 'ca', 'spoolRoot']);
+const PATH_KEYS = new Set(['knownHosts', 'ca', 'spoolRoot', 'binDir', 'etcDir', 'sendDir']);
 
 function resolveRelativePaths(value: unknown, baseDir: string, key = ''): unknown {
   if (typeof value === 'string') return PATH_KEYS.has(key) ? path.resolve(baseDir, value) : value;

@@ -14,7 +14,7 @@ export async function resendFile(engine: Engine, fileId: string, operator = proc
   const file = await centre.files.get(fileId);
   if (!file) throw new ResendError(`file ${fileId} is not in the ledger`);
   if (file.direction !== 'out') throw new ResendError(`file ${fileId} is an inbound file; resend one of its outbound files (tsunagi show ${fileId})`);
-  if (file.state !== 'failed' && file.state !== 'sent') throw new ResendError(`file ${fileId} is ${file.state}; only failed or sent files can be resent`);
+  if (file.state !== 'failed' && file.state !== 'sent' && file.state !== 'unknown') throw new ResendError(`file ${fileId} is ${file.state}; only failed, sent or unknown files can be resent`);
   if (file.purged_at || !file.path) throw new ResendError(`file ${fileId}: its bytes were purged from the archive`);
   let current = file.path;
   const outboundPath = path.join(centre.spool.outbound(file.partner_id), file.name);

@@ -21,7 +21,7 @@ export function makeJobContext(centre: Centre, enqueue: JobContext['enqueue'], n
     centre,
     routes: buildRouteTable(centre.config),
     enqueue,
-    clientFor: (partner) => createClient(partner, centre.log, centre.ledger),
+    clientFor: (partner) => createClient(partner, centre.log, centre),
     now,
   };
 }

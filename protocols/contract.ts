@@ -25,6 +25,8 @@ export interface PushOptions {
   journal?: PushJournal;
   /** The temporary name to use (the caller may have recorded it already); default a fresh one. */
   tempName?: string;
+  /** Which delivery attempt this is (HULFT carries its id in msg0). */
+  attempt?: PushAttempt;
 }
 
 /** A push that a kill interrupted, as its journal recorded it. */
@@ -51,6 +53,11 @@ export interface ProtocolClient {
   pull(remoteName: string, localPath: string): Promise<TransferResult>;
   /** Files the partner offers us. */
   list(): Promise<RemoteFile[]>;
+  /**
+   * Asks the partner to send what it offers (HULFT 送信要求); the files arrive through our own
+   * receiving side, not through pull. Optional: only protocols that work this way have it.
+   */
+  requestFiles?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -74,3 +81,18 @@ export interface ProtocolListener {
   /** Connections open now (metrics). */
   connections?(): number;
 }
+
+/** Which delivery attempt a push is (a protocol that tags its transfers, like HULFT's msg0, uses it). */
+export interface PushAttempt {
+  fileId: string;
+  attempt: number;
+  deliveryId?: number;
+  fileType?: string | null;
+}
+
+/** The push could not start (the partner is not answering): the file stays ready, no attempt is counted. */
+export class PushDeferredError extends Error {}
+/** The partner or our own side refuses for a reason a retry cannot fix (a config error): fail now, alert. */
+export class PushRefusedError extends Error {}
+/** Nobody knows whether the transfer happened (a timeout; it may still complete): no automatic resend. */
+export class PushOutcomeUnknownError extends Error {}

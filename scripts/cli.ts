@@ -20,6 +20,11 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   jmanager: () => import('./commands/jmanager.ts'),
   reconcile: () => import('./commands/reconcile.ts'),
   users: () => import('./commands/users.ts'),
+  'hulft-received': () => import('./commands/hulft-received.ts'),
+  'hulft-sent': () => import('./commands/hulft-sent.ts'),
+  'hulft-defs': () => import('./commands/hulft-defs.ts'),
+  'hulft-job-line': () => import('./commands/hulft-job-line.ts'),
+  'hulft-format': () => import('./commands/hulft-format.ts'),
 };
 
 async function help(): Promise<string> {

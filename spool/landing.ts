@@ -77,3 +77,15 @@ export async function landFile(dir: string, name: string, data: Buffer | AsyncIt
     throw err;
   }
 }
+
+/**
+ * Commits a file its receiver already wrote and checked elsewhere on the same file system (the
+ * HULFT post-receive job): fsync, rename to `dir/name`, fsync the folder. Returns the final path.
+ * Renaming the same bytes onto the same name again is harmless, so a re-run can repeat it.
+ */
+export async function landPreparedFile(tempPath: string, dir: string, name: string): Promise<string> {
+  assertSafeFileName(name);
+  const finalPath = path.join(dir, name);
+  await publishFile(tempPath, finalPath);
+  return finalPath;
+}

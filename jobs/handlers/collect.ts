@@ -52,6 +52,8 @@ export const collect: Handler = async (input, ctx) => {
   for (const partner of partners) {
     const client = await ctx.clientFor(partner);
     try {
+      // HULFT: ask the partner to send (utlrecv); what it sends lands through hulft-received.
+      if (client.requestFiles) await client.requestFiles();
       for (const remote of await client.list()) if (await fetchOne(ctx, partner, client, remote)) fetched++;
     } finally {
       await client.close().catch(() => undefined);

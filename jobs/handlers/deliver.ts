@@ -14,7 +14,7 @@ import { jobId, type Handler, type JobContext } from '../context.ts';
 import { remoteNameFor } from '../clients.ts';
 import { ACTOR, StateConflictError, holderState, isSelf, parseHolder, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
-import type { ProtocolClient, TransferResult } from '../../protocols/contract.ts';
+import { PushDeferredError, PushOutcomeUnknownError, PushRefusedError, type ProtocolClient, type TransferResult } from '../../protocols/contract.ts';
 import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
 import { PushInDoubtError, type PushJournal, type PushPhase, type ResumeOutcome } from '../../protocols/staged-push.ts';
 
@@ -195,7 +195,8 @@ export const deliver: Handler = async (input, ctx) => {
   const remoteName = remoteNameFor(partner, file);
   // Recorded with the attempt, before anything is written at the partner: a kill from here on
   // leaves a row that names the temporary to look for.
-  const tempName = partner.delivery.protocol === 'zengin' ? '' : remoteTemporaryName(remoteName);
+  // (全銀 and HULFT have no temporary name at the partner: the protocol itself commits the file.)
+  const tempName = partner.delivery.protocol === 'zengin' || partner.delivery.protocol === 'hulft' ? '' : remoteTemporaryName(remoteName);
   let id: number;
   try {
     // The state change and the row that names its holder commit together: a 'sending' file
@@ -220,7 +221,7 @@ export const deliver: Handler = async (input, ctx) => {
     if (file.size !== null && local.size !== file.size) throw new Error(`the outbound file holds ${local.size} bytes, the ledger says ${file.size}`);
     client = await ctx.clientFor(partner);
     await removeLeftoverTemporaries(ctx, file, partner, client);
-    const result = await client.push(file.path, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }) });
+    const result = await client.push(file.path, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }), attempt: { fileId: file.id, attempt, deliveryId: id, fileType: file.file_type } });
     await recordSent(ctx, file, partner, id, result, `pushed by ${partner.delivery.protocol} as ${result.remoteName}${result.note ? ` (${result.note})` : ''}`);
   } catch (err) {
     const reason = (err as Error).message;
@@ -238,8 +239,24 @@ export const deliver: Handler = async (input, ctx) => {
         await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'error', error: reason.slice(0, 1000), holder: null });
         await centre.files.transition(file.id, 'sending', to, why, changes, trx);
       });
-    if (attempt >= centre.config.deliver.maxAttempts) {
-      await recordError('failed', `gave up after ${attempt} attempts: ${reason}`);
+    if (err instanceof PushDeferredError) {
+      // The partner did not answer before anything was sent: not an attempt. The file stays ready
+      // for the sweeper (or the partner's next scheduled run), so a cycle does not wait on a partner that is down.
+      const delay = backoffMs(ctx, 1);
+      await writeTransaction(centre.ledger, async (trx) => {
+        await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'deferred', error: reason.slice(0, 1000), holder: null });
+        await centre.files.transition(file.id, 'sending', 'ready', `not attempted: ${reason}`, { attempts: file.attempts, next_attempt_at: Date.now() + delay }, trx);
+      });
+      centre.log.warn({ fileId: file.id, partner: partner.id, retryInMs: delay, reason }, 'partner not answering; delivery deferred');
+    } else if (err instanceof PushOutcomeUnknownError) {
+      // It may still arrive: resending could deliver it twice. The protocol's own report settles it.
+      await writeTransaction(centre.ledger, async (trx) => {
+        await trx('deliveries').where({ id }).update({ finished_at: Date.now(), outcome: 'unknown', error: reason.slice(0, 1000), holder: null });
+        await centre.files.transition(file.id, 'sending', 'unknown', reason, {}, trx);
+      });
+      centre.log.warn({ alert: 'delivery-unknown', fileId: file.id, partner: partner.id, attempt, reason }, 'delivery outcome unknown; not resent automatically');
+    } else if (err instanceof PushRefusedError || attempt >= centre.config.deliver.maxAttempts) {
+      await recordError('failed', err instanceof PushRefusedError ? `refused: ${reason}` : `gave up after ${attempt} attempts: ${reason}`);
       centre.log.error({ alert: 'delivery-failed', fileId: file.id, partner: partner.id, attempts: attempt, reason }, 'delivery failed for good; resend with `tsunagi resend`');
     } else {
       const delay = backoffMs(ctx, attempt);

@@ -5,10 +5,8 @@ import { claimFile, listCompleteInbound, newFileId, parseWorkName } from '../../
 import { sha256File } from '../../spool/checksum.ts';
 import { readdir } from 'node:fs/promises';
 import { jobId, type Handler, type JobContext } from '../context.ts';
-import { reserveSequence } from '../../spool/ledger/index.ts';
-
-/** Fewest bytes a record takes: a file of `size` bytes holds fewer records than size / this. */
-const SMALLEST_RECORD = 120;
+import { reserveInboundNumbers } from '../../spool/ledger/index.ts';
+import { HULFT_ORPHAN_GRACE_MS, isHulftLandingName } from '../../protocols/hulft/receive.ts';
 
 export async function registerClaimedFile(ctx: JobContext, partnerId: string, fileId: string, workPath: string, originalName: string): Promise<void> {
   const { sha256, size } = await sha256File(workPath);
@@ -16,8 +14,7 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
   if (await ctx.centre.files.get(fileId)) return;
   // Reserved here, in claim order, so that the numbers a file's outputs carry do not depend on
   // which worker routes it when: the same inbound files give byte-identical outbound files.
-  const inSeq = await reserveSequence(ledger, 'inbound', 1);
-  const centreRefStart = await reserveSequence(ledger, 'centreRef', Math.floor(size / SMALLEST_RECORD) + 1);
+  const { inSeq, centreRefStart } = await reserveInboundNumbers(ledger, size);
   await ctx.centre.files.create(
     {
       id: fileId,
@@ -38,8 +35,8 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
       amount_total: null,
       parent_id: null,
       state: 'received',
-      in_seq: Number(inSeq),
-      centre_ref_start: Number(centreRefStart),
+      in_seq: inSeq,
+      centre_ref_start: centreRefStart,
     },
     `claimed from ${partnerId}/inbound`,
   );
@@ -52,8 +49,17 @@ export const scan: Handler = async (input, ctx) => {
   const only = typeof input.partnerId === 'string' ? [centre.partner(input.partnerId)] : centre.config.partners;
   for (const partner of only) {
     if (partner.send.length === 0) continue;
+    // Files landed with their ledger row already (HULFT's post-receive job): only their ingest is due.
+    const landed = new Map((await centre.files.list({ partnerId: partner.id, direction: 'in', state: 'received' })).map((f) => [f.path, f.id]));
     // Real time, not the centre clock: the quiet period is measured against file system times.
     for (const candidate of await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, Date.now())) {
+      const landedId = landed.get(candidate.path);
+      if (landedId) {
+        await ctx.enqueue({ kind: 'ingest', input: { fileId: landedId }, jobId: jobId('ingest', landedId) });
+        continue;
+      }
+      // A HULFT landing whose job is between its rename and its ledger row: the job finishes it.
+      if (partner.hulft && isHulftLandingName(candidate.name) && Date.now() - candidate.mtimeMs < HULFT_ORPHAN_GRACE_MS) continue;
       const fileId = newFileId('I');
       const claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
       if (!claimed) continue; // another worker took it

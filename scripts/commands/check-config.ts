@@ -1,5 +1,6 @@
-import { ConfigError, loadConfig } from '../../jobs/config.ts';
+import { ConfigError, formatPath, loadConfig } from '../../jobs/config.ts';
 import { as2CertificateReport } from '../../protocols/as2/index.ts';
+import { hulftConfigWarnings, hulftJobLineIssues } from '../../protocols/hulft/config.ts';
 import { parseCommandArgs, type Command } from '../cli-kit.ts';
 
 const usage = 'tsunagi check-config [--config FILE]';
@@ -13,6 +14,10 @@ export const command: Command = {
     const certs = as2CertificateReport(config.partners);
     for (const w of certs.warnings) process.stderr.write(`warning: ${w}\n`);
     if (certs.errors.length > 0) throw new ConfigError(config.file, certs.errors);
+    // HULFT job lines carry this file's path: only here is it known.
+    const jobLines = config.hulft ? hulftJobLineIssues(config.hulft, config.file) : [];
+    if (jobLines.length) throw new ConfigError(config.file, jobLines.map((i) => `${formatPath(i.path)}: ${i.message}`));
+    for (const w of hulftConfigWarnings(config)) process.stderr.write(`warning: ${formatPath(w.path)}: ${w.message}\n`);
     const roles = new Map<string, number>();
     for (const p of config.partners) roles.set(p.role, (roles.get(p.role) ?? 0) + 1);
     process.stdout.write(

@@ -16,6 +16,7 @@ export const FILE_STATES = [
   'sent', // outbound: pushed and verified, or picked up by the partner
   'acknowledged', // outbound: the partner's result came back (final)
   'failed', // outbound: gave up after the retry budget; an operator may resend
+  'unknown', // outbound: the push timed out and may still complete (HULFT rc 4); settled by the post-send job or an operator
 ] as const;
 export type FileState = (typeof FILE_STATES)[number];
 
@@ -26,10 +27,11 @@ const NEXT: Record<FileState, FileState[]> = {
   rejected: [],
   routed: [],
   ready: ['sending', 'sent'],
-  sending: ['sent', 'ready', 'failed'],
+  sending: ['sent', 'ready', 'failed', 'unknown'],
   sent: ['acknowledged', 'ready'],
   acknowledged: [],
   failed: ['ready'],
+  unknown: ['sent', 'failed', 'ready'],
 };
 
 export class StateConflictError extends Error {

@@ -351,6 +351,41 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // HULFT bridge (issue 14): what HULFT told the post-send and post-receive jobs, per transfer.
+    name: '005_hulft',
+    async up(db) {
+      await db.schema.createTable('hulft_transfers', (t) => {
+        t.increments('id').primary();
+        t.string('direction', 8).notNullable(); // send | receive
+        t.string('partner_id', 64).notNullable();
+        t.string('hulft_file_id', 50).notNullable();
+        t.string('host', 68);
+        t.string('file_id', 64); // files.id, once there is one
+        t.integer('delivery_id'); // deliveries.id of a send attempt
+        t.string('attempt_id', 48); // the serial in msg0 (TSG<attemptId>)
+        t.string('msg0', 64);
+        t.string('hulft_file_name', 1024); // $FILENM, or the path utlsend was given
+        t.string('sha256', 64);
+        t.bigInteger('size');
+        t.string('status', 16); // 完了コード ($STATUS)
+        t.string('detail', 16); // 詳細コード ($DETAIL)
+        t.bigInteger('record_count'); // $COUNT
+        t.integer('rc'); // exit status of utlsend / utlrecv
+        t.string('outcome', 16); // running | ok | error | unknown | deferred | landed | failed
+        t.string('job_vars', 2000); // the other job variables as JSON ($SDATE, $EDATE, $STIME, $MSG1..5)
+        // Receive: one landing per (partner, file ID, sha256); a concurrent run loses here.
+        t.string('receive_key', 200).unique();
+        t.bigInteger('started_at');
+        t.bigInteger('finished_at');
+        t.bigInteger('created_at').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.index(['msg0']);
+        t.index(['file_id']);
+        t.index(['partner_id', 'hulft_file_id', 'created_at']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

@@ -42,3 +42,16 @@ export async function reserveSequenceOnce(ledger: Ledger, key: string, name: str
     return start;
   });
 }
+
+/** Fewest bytes a record takes: a file of `size` bytes holds fewer records than size / this. */
+const SMALLEST_RECORD = 120;
+
+/**
+ * The numbers an inbound file gets when it arrives, in arrival order: its sequence (that its
+ * outbound fileSeqs derive from) and a block of centreRefs big enough for every record it can hold.
+ */
+export async function reserveInboundNumbers(ledger: Ledger, size: number): Promise<{ inSeq: number; centreRefStart: number }> {
+  const inSeq = await reserveSequence(ledger, 'inbound', 1);
+  const centreRefStart = await reserveSequence(ledger, 'centreRef', Math.floor(size / SMALLEST_RECORD) + 1);
+  return { inSeq: Number(inSeq), centreRefStart: Number(centreRefStart) };
+}
