@@ -3,6 +3,7 @@
 // say where HULFT's commands are. Defaults are HULFT's own defaults, so an omitted key means
 // what HULFT means by it; check-config then warns where tsunagi recommends otherwise.
 import { z } from 'zod';
+import { familyForFileType, familyOfLayoutName, type Family } from '../../formats/index.ts';
 
 const FILE_TYPE = z.string().regex(/^[0-9]{2}$/, 'a two-digit file type (32, 33, ...)');
 const port = z.number().int().min(1).max(65535);
@@ -214,6 +215,8 @@ export function hulftConfigIssues(config: HulftConfigView): Issue[] {
           const f = p.formats[t];
           if (f && f.encoding !== 'sjis') add(where('transferType'), `text transfer: tsunagi writes Shift_JIS for HULFT to convert, but formats.${t} is ${f.encoding}`);
           if (f && f.framing !== 'crlf') add(where('transferType'), `text transfer: HULFT cuts records at CR LF, but formats.${t} has framing ${f.framing}`);
+          const binary = binaryFieldOf(f?.layout, t);
+          if (binary) add(where('transferType'), `text transfer: ${binary} cannot go through HULFT's text conversion; use binary`);
         });
       }
     });
@@ -270,4 +273,19 @@ export function hulftConfigWarnings(config: HulftConfigView): Issue[] {
 export function hulftSendingLeaseMs(settings: Pick<HulftCentreSettings, 'syncTimeoutSeconds' | 'aliveCheckSeconds'> | undefined): number {
   const s = settings ?? HULFT_CENTRE_DEFAULTS;
   return (s.syncTimeoutSeconds + 60 + s.aliveCheckSeconds + 90) * 1000;
+}
+
+/** A packed or signed-zoned field in the layout of a file type: binary bytes text conversion would break. */
+function binaryFieldOf(layout: string | undefined, fileType: string): string | null {
+  let family: Family | undefined;
+  try {
+    family = layout ? familyOfLayoutName(layout) : familyForFileType(fileType);
+  } catch {
+    return null; // an unknown layout is reported where it is used
+  }
+  for (const l of family ? [family.header, family.data, family.trailer, family.end] : []) {
+    const f = l.fields.find((x) => x.type === 'P' || x.type === 'Z');
+    if (f) return `layout ${l.name} field ${f.name} (type ${f.type})`;
+  }
+  return null;
 }
