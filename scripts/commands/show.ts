@@ -2,6 +2,7 @@ import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { formatTable, parseCommandArgs, printJson, UsageError, type Command } from '../cli-kit.ts';
 import { formatTokyo } from '../time-format.ts';
+import { hulftCodes, transfersOfFile } from '../../protocols/hulft/ledger.ts';
 
 const usage = 'tsunagi show FILE_ID [--json] [--config FILE]';
 
@@ -22,8 +23,10 @@ export const command: Command = {
         finished_at: d.finished_at === null ? null : Number(d.finished_at),
       }));
       const children = await centre.files.list({ parentId: file.id });
+      // What HULFT told the jobs about this file's transfers (完了コード-詳細コード, count, size, msg0).
+      const hulft = (await transfersOfFile(centre.ledger.db, file.id)).map((h) => ({ ...h, codes: hulftCodes(h) }));
       if (values.json) {
-        printJson({ file, transitions, deliveries, children });
+        printJson({ file, transitions, deliveries, children, hulft });
         return 0;
       }
       const out = process.stdout;
@@ -33,6 +36,10 @@ export const command: Command = {
       if (deliveries.length) {
         out.write('\ndeliveries\n');
         out.write(formatTable(deliveries.map((d) => ({ ...d, started: formatTokyo(d.started_at as number) })), ['attempt', 'protocol', 'remote_name', 'started', 'outcome', 'bytes', 'error']));
+      }
+      if (hulft.length) {
+        out.write('\nhulft\n');
+        out.write(formatTable(hulft.map((h) => ({ ...h, at: formatTokyo(h.created_at), file_id: h.hulft_file_id, codes: h.codes || '-', count: h.record_count })), ['at', 'direction', 'file_id', 'host', 'rc', 'codes', 'count', 'size', 'msg0', 'outcome']));
       }
       if (children.length) {
         out.write('\nderived files\n');
