@@ -26,6 +26,8 @@ import { startWebServices } from '../../web/start.ts';
 import { UsersRepository } from '../../web/users.ts';
 import { untilSignal } from '../signals.ts';
 import { merchantSendsOverAs2, prepareAs2Demo, startCardCompanyAs2 } from '../lib/demo-as2.ts';
+import { demoHulft } from '../lib/demo-hulft.ts';
+import { parseConfig } from '../../jobs/config.ts';
 
 const usage = 'tsunagi demo [--dir DIR] [--exit]   (the portal stays up until Ctrl-C unless --exit)';
 
@@ -156,8 +158,13 @@ export const command: Command = {
     const ccAlphaDelivery = `{ protocol: sftp, host: 127.0.0.1, port: ${ccPort}, user: tsunagi, path: /inbound, privateKey: { file: ./keys/centre_client_ed25519 }, knownHosts: ./keys/known_hosts }`;
     const as2Ports = { centre: await freePort(), ccGamma: await freePort(), mNagoya: await freePort() };
     const extraPartners = await prepareAs2Demo(dir, as2Ports);
-    const { configFile, config } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, webPort, ccAlphaDelivery, as2Port: as2Ports.centre, extraPartners });
+    const { configFile } = await initCentre(dir, { sftpPort, ftpPort, zenginPort, webPort, ccAlphaDelivery, as2Port: as2Ports.centre, extraPartners });
     const ccGamma = await startCardCompanyAs2(dir, as2Ports.ccGamma, log);
+    // cc-beta is on HULFT, played by the test stand-in (not HULFT).
+    const hulft = demoHulft(dir);
+    await writeFile(configFile, hulft.rewriteConfig(await readFile(configFile, 'utf8')));
+    const config = parseConfig(await readFile(configFile, 'utf8'), configFile);
+    await hulft.start(configFile);
     await writeFile(
       path.join(keys, 'known_hosts'),
       knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),
@@ -171,7 +178,7 @@ export const command: Command = {
     const today = tokyoDate(new Date());
     const out = process.stdout;
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
-    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}\n\nexample files:\n`);
+    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}; cc-beta on HULFT (a stand-in: tsunagi needs a licensed HULFT beside it)\n\nexample files:\n`);
     for (const line of await dropExampleFiles(spoolRoot, today, { 'm-tokyo': merchantOutbox, 'm-osaka': osakaOutbox })) out.write(`  ${line}\n`);
     const centre = await openCentre(config, { log });
     const engine = await startEngine(centre);
@@ -190,6 +197,7 @@ export const command: Command = {
       const sent = await osaka.push(path.join(osakaOutbox, 'SALES.dat'), 'URIAGE000002');
       out.write(`  m-osaka sent SALES.dat over 全銀TCP/IP as URIAGE000002 (${sent.bytes} bytes)\n`);
       out.write(`  ${await merchantSendsOverAs2(dir, as2Ports, today, log)}\n`);
+      out.write(`  ${await hulft.betaSendsResults(today)}\n`);
       out.write('\nrunning one nightly cycle...\n');
       const summary = await runCycle(engine, { date: today });
       out.write(formatSummary(summary));
@@ -207,6 +215,7 @@ export const command: Command = {
       out.write(`\nwhat the partners got:\n`);
       for (const line of await tree(cardCompany.inbound)) out.write(`  cc-alpha's SFTP server: ${line}\n`);
       for (const line of await tree(ccGamma.inbound)) out.write(`  cc-gamma's AS2 server (signed sync MDN): ${line}\n`);
+      for (const line of await tree(hulft.betaReceived)) out.write(`  cc-beta's HULFT (stand-in, by utlsend): ${line}\n`);
       for (const line of await tree(path.join(dir, 'remote'))) out.write(`  remote/${line}\n`);
       for (const p of config.partners.filter((x) => x.delivery.protocol === 'pull')) {
         for (const line of await tree(centre.spool.outbound(p.id))) out.write(`  spool/partners/${p.id}/outbound/${line}\n`);
@@ -230,7 +239,7 @@ export const command: Command = {
       out.write(`  merchant login: ${merchantUser.username} / ${merchantUser.password}   (m-tokyo: files, upload, Jmanager search)\n`);
       out.write(`  operator login: ${operator.username} / ${operator.password}, TOTP secret ${operator.totpSecret} (add it to an authenticator app; console at /ops)\n`);
       out.write(`  metrics: ${web.web!.url}/metrics   health: ${web.web!.url}/healthz\n`);
-      out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${path.join(dir, 'remote', 'cc-beta')}/<file>\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n`);
+      out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${hulft.betaReceived}/<file> --encoding ebcdic-kana --framing none\n  npx tsunagi hulft-defs cc-beta ${cfg}\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n`);
       if (!values.exit) {
         out.write('\nthe portal stays up until Ctrl-C\n');
         await untilSignal();

@@ -1,4 +1,4 @@
-// `tsunagi demo` end to end: SFTP both ways, 全銀TCP/IP both ways, local pushes, EBCDIC output,
+// `tsunagi demo` end to end: SFTP both ways, 全銀TCP/IP both ways, HULFT (stand-in) both ways, local pushes, EBCDIC output,
 // Jmanager and reconciliation, on the embedded runner.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,10 +47,14 @@ describe('tsunagi demo', () => {
     // The card company's own SFTP server got its 32 files; the mainframe company got EBCDIC.
     const alpha = await readdir(path.join(dir, 'cc-alpha-server', 'partners', 'tsunagi', 'inbound'));
     assert.ok(alpha.filter((n) => n.startsWith('T32_')).length >= 1, alpha.join(','));
-    const beta = (await readdir(path.join(dir, 'remote', 'cc-beta'))).filter((n) => n.startsWith('T32_'));
-    const ebcdic = await readFile(path.join(dir, 'remote', 'cc-beta', beta[0]!));
-    assert.equal(ebcdic[0], 0xf1, 'EBCDIC header');
+    // cc-beta is on HULFT (the stand-in): its HULFT received our files under its receive file ID, by generation.
+    const betaDir = path.join(dir, 'cc-beta-hulft', 'rcv');
+    const beta = await Promise.all((await readdir(betaDir)).filter((n) => /^TSG32B\.\d{4}$/.test(n)).map((n) => readFile(path.join(betaDir, n))));
+    const ebcdic = beta.find((b) => b[0] === 0xf1 && b[1] === 0xf3 && b[2] === 0xf2)!;
+    assert.ok(ebcdic, 'an EBCDIC 32 reached cc-beta over HULFT');
     assert.equal(ebcdic.length % 120, 0, 'no line ends');
+    assert.match(stdout, /cc-beta sent its 33 results over HULFT \(stand-in\)/);
+    assert.ok((await readdir(path.join(dir, 'm-tokyo-office', 'received'))).some((n) => n.startsWith('T33_')), "cc-beta's results reached the merchant");
     // Both merchants got their rejection notices through their protocols.
     assert.ok((await readdir(path.join(dir, 'm-tokyo-office', 'received'))).some((n) => n.startsWith('T91_')));
     const notice = await readFile(path.join(dir, 'm-osaka-office', 'received', 'HENKYAKU0002.dat'));
