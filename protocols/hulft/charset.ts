@@ -96,18 +96,9 @@ export async function findGaijiSubstitutes(filePath: string, format: { layout?: 
     const src = await openSource(filePath, { layout: format.layout, encoding: format.encoding as Encoding | undefined, framing: format.framing as Framing | undefined });
     await streamCanonical(src, (rec, off, recordNo, _type, layout) => {
       if (!layout) return;
-      for (const f of layout.fields) {
-        if (f.type !== 'K') continue;
-        let value: string;
-        try {
-          value = decodeField(rec, off, f);
-        } catch {
-          continue; // not decodable: validation reports it
-        }
-        if (value.includes('\u25a1')) {
-          hits.push({ recordNo, field: f.name });
-          if (hits.length >= limit) throw new Stop();
-        }
+      for (const field of gaijiFieldsIn(rec, off, layout)) {
+        hits.push({ recordNo, field });
+        if (hits.length >= limit) throw new Stop();
       }
     });
   } catch (err) {
@@ -115,4 +106,20 @@ export async function findGaijiSubstitutes(filePath: string, format: { layout?: 
     throw err;
   }
   return hits;
+}
+
+/** The K fields of one canonical record that hold □ (U+25A1). */
+export function gaijiFieldsIn(rec: Buffer, off: number, layout: Layout): string[] {
+  const out: string[] = [];
+  for (const f of layout.fields) {
+    if (f.type !== 'K') continue;
+    let value: string;
+    try {
+      value = decodeField(rec, off, f);
+    } catch {
+      continue; // not decodable: validation reports it
+    }
+    if (value.includes('\u25a1')) out.push(f.name);
+  }
+  return out;
 }

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { parseConfig, ConfigError } from '../../jobs/config.ts';
 import { hulftConfigWarnings, hulftJobLines } from '../../protocols/hulft/config.ts';
 import { hulftParameterFile, hulftFormatItems } from '../../protocols/hulft/defs.ts';
-import { checkTextTransfer, findGaijiSubstitutes } from '../../protocols/hulft/charset.ts';
-import { generateFile } from '../../formats/index.ts';
+import { checkTextTransfer, findGaijiSubstitutes, gaijiFieldsIn } from '../../protocols/hulft/charset.ts';
+import { checkLayout, generateFile } from '../../formats/index.ts';
 import { jobLineProblem } from '../../scripts/commands/hulft-job-line.ts';
 
 const centre = `
@@ -214,5 +214,14 @@ describe('§5 character checks', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('W-HULFT-GAIJI', () => {
+  it('flags □ (U+25A1) in a K field: what HULFT writes for a 外字 it has no table for', () => {
+    const layout = checkLayout({ name: 'kanji.test', recordLength: 9, recordType: '2', encoding: 'sjis', framing: 'crlf', fields: [{ name: 'recordType', type: 'N', length: 1, offset: 0 }, { name: 'shopName', type: 'K', length: 4, offset: 1 }, { name: 'note', type: 'K', length: 4, offset: 5 }] });
+    const rec = Buffer.from([0x32, 0x93, 0x8c, 0x81, 0xa0, 0x8b, 0x9e, 0x81, 0x40]); // 2 東□ 京　
+    assert.deepEqual(gaijiFieldsIn(rec, 0, layout), ['shopName']);
+    assert.deepEqual(gaijiFieldsIn(Buffer.from([0x32, 0x93, 0x8c, 0x8b, 0x9e, 0x81, 0x40, 0x81, 0x40]), 0, layout), []);
   });
 });
