@@ -4,7 +4,7 @@
 // key (partner, file ID, sha256) in the ledger lets exactly one run insert the row.
 import { createHash, randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { fsyncDir } from '../../spool/atomic.ts';
@@ -126,6 +126,7 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
   let size: number;
   try {
     await mkdir(workDir, { recursive: true });
+    await removeStaleTemporaries(workDir);
     ({ sha256, size } = await copyWithSha(source, temp));
   } catch (err) {
     await rm(temp, { force: true });
@@ -253,5 +254,17 @@ async function ledgerStep<T>(fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof HulftJobError) throw err;
     throw new HulftJobError(5, `ledger: ${(err as Error).message}`);
+  }
+}
+
+/** A run killed while copying leaves its temporary behind; the next run clears those older than this. */
+const STALE_TEMPORARY_MS = 6 * 3600_000;
+
+async function removeStaleTemporaries(workDir: string): Promise<void> {
+  for (const name of await readdir(workDir)) {
+    if (!/^hulft-[0-9a-f-]{36}\.part$/.test(name)) continue;
+    const p = path.join(workDir, name);
+    const s = await stat(p).catch(() => null);
+    if (s && Date.now() - s.mtimeMs > STALE_TEMPORARY_MS) await rm(p, { force: true });
   }
 }
