@@ -239,3 +239,39 @@ describe('tsunagi hulft-received', () => {
     assert.equal(request.outcome, 'landed');
   });
 });
+
+describe('tsunagi hulft-received on PostgreSQL', () => {
+  it('lands once, a re-run finds it landed, --failed is recorded', async () => {
+    const { postgresLedger } = await import('../helpers/ledgers.ts');
+    const pg = await postgresLedger();
+    await pg.ledger.close();
+    const c = await makeTestCentre({ merchants: 1, companies: 1, ledger: pg.url });
+    const rcvDir = path.join(c.dir, 'hulft', 'rcv');
+    await mkdir(rcvDir, { recursive: true });
+    const text = (await readFile(c.configFile, 'utf8'))
+      .replace('workers: { concurrency: 2 }', `workers: { concurrency: 2, threads: 0 }\nhulft: { binDir: ${FAKE_HULFT_BIN}, etcDir: ${c.dir} }`)
+      .replace('delivery: { protocol: local, path: ./remote/cc1 } }', `delivery: { protocol: local, path: ./remote/cc1 }, hulft: { host: ALPHA01, receive: [{ fileId: TSG33A, fileTypes: ["33"], fileName: ${rcvDir}/TSG33A, generations: 99, notify: job, jobs: { success: OK, failure: NG } }] } }`);
+    await writeFile(c.configFile, text);
+    const centre = await openCentre(c.configFile, { log: quiet() });
+    try {
+      const filenm = path.join(rcvDir, 'TSG33A.0001');
+      await mkdir(rcvDir, { recursive: true });
+      await generateFile('33', { records: 2, seed: 9, merchantNo: merchantNo(0), cardCompanyCodes: ['001'], senderCode: '2000000001', receiverCode: '0000000001', out: filenm });
+      const bytes = await readFile(filenm);
+      const args = ['--file-id', 'TSG33A', '--file', filenm, '--host', 'alpha01', '--status', '0', '--detail', '0', '--msg0=TSG5', '--config', c.configFile];
+      assert.equal(await hulftReceived.run(args), 0);
+      await writeFile(filenm, bytes);
+      assert.equal(await hulftReceived.run(args), 0);
+      const files = await centre.ledger.db('files').where({ sha256: sha(bytes) });
+      assert.equal(files.length, 1);
+      assert.equal(files[0].state, 'received');
+      assert.equal((await centre.ledger.db('hulft_transfers').where({ sha256: sha(bytes), outcome: 'landed' })).length, 1);
+      assert.equal(await hulftReceived.run([...args.slice(0, -2), '--failed', '--config', c.configFile]), 0);
+      assert.equal((await centre.ledger.db('hulft_transfers').where({ outcome: 'receive_failed' })).length, 1);
+    } finally {
+      await centre.close();
+      await rm(c.dir, { recursive: true, force: true });
+      await pg.dispose().catch(() => undefined);
+    }
+  });
+});
