@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { Ledger } from '../../spool/ledger/index.ts';
 import { publishFile, temporaryPathFor } from '../../spool/atomic.ts';
 import { PushDeferredError, PushOutcomeUnknownError, PushRefusedError, type ProtocolClient, type PushAttempt, type PushOptions, type RemoteFile, type TransferResult } from '../contract.ts';
-import type { HulftCentreSettings, HulftPartnerSettings, HulftSendDef } from './config.ts';
+import { hulftSendingLeaseMs, type HulftCentreSettings, type HulftPartnerSettings, type HulftSendDef } from './config.ts';
+import type { ResumeOutcome } from '../staged-push.ts';
 import { classifyRc, runHulftCommand, type CommandResult, type HulftCommand } from './commands.ts';
 import { checkTextTransfer } from './charset.ts';
 import { insertTransfer, normaliseTransfer, updateTransfer, type HulftTransferRow } from './ledger.ts';
@@ -215,6 +216,28 @@ export class HulftClient implements ProtocolClient {
       if (Date.now() > until) throw new Error(`${lockPath}: held by process ${holder || '?'} for too long`);
       await new Promise((r) => setTimeout(r, 250));
     }
+  }
+
+  /**
+   * A push whose worker was killed during utlsend: HULFT's post-send job tells how it ended. 0
+   * recorded: delivered. Another code: not delivered, push again. Nothing yet: wait for the job
+   * (the caller looks again later) until utlsend's own deadline has long passed, then push again.
+   */
+  async resume(localPath: string, remoteName: string): Promise<ResumeOutcome> {
+    const { ledger, partner, settings } = this.o;
+    const file = await ledger.db('files').where({ path: localPath, direction: 'out', partner_id: partner.id }).first('id');
+    const row = file ? await ledger.db('hulft_transfers').where({ direction: 'send', file_id: file.id }).orderBy('id', 'desc').first() : undefined;
+    if (!row) return { delivered: false, how: 'abandoned' };
+    const t = normaliseTransfer(row);
+    if (t.status === '0') {
+      await updateTransfer(ledger.db, t.id, { outcome: 'ok', finished_at: Date.now() });
+      return { delivered: true, how: 'finished', result: { remoteName: `${t.hulft_file_id}@${this.host}`, bytes: t.size ?? (await stat(localPath)).size, note: `HULFT post-send job reported 0 (${t.msg0})` } };
+    }
+    if (t.status !== null || Date.now() - (t.started_at ?? 0) > hulftSendingLeaseMs(settings)) {
+      await updateTransfer(ledger.db, t.id, { outcome: 'error', finished_at: Date.now() });
+      return { delivered: false, how: 'abandoned' };
+    }
+    throw new Error(`${remoteName}: the interrupted utlsend ${t.msg0} has not been reported by HULFT's post-send job yet`);
   }
 
   async pull(remoteName: string): Promise<TransferResult> {

@@ -189,7 +189,15 @@ describe('deliver to a card company on HULFT (stand-in)', () => {
     assert.equal(file.state, 'unknown', file.reason ?? '');
     assert.equal((await transfers(id))[0].rc, 4);
     // The transfer completes in the background; HULFT then runs our post-send job, which settles it.
-    await waitUntil('the post-send job to settle the file', async () => (await centre.files.require(id)).state !== 'unknown', 120_000, 250);
+    await waitUntil(
+      'the post-send job to settle the file',
+      async () => {
+        const f = await centre.files.require(id);
+        return f.state !== 'unknown' && (f.state !== 'sent' || f.archived_at !== null);
+      },
+      120_000,
+      250,
+    );
     file = await centre.files.require(id);
     assert.equal(file.state, 'sent', file.reason ?? '');
     assert.ok(file.archived_at, 'archived like any delivered file');
