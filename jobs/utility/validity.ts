@@ -151,7 +151,7 @@ export async function applyValidityResponses(ctx: JobContext, file: FileRow, sen
       if (!newCard && (!newExpiry || newExpiry === f.expiry)) continue; // still good, nothing changed
       const cardNo = newCard || f.cardNo!.trim();
       await putCard(trx, vault, utility.id, customerNo, { cardNo, expiry: newExpiry || f.expiry!, cardCompanyCode: cust.card_company_code ?? f.cardCompanyCode! }, at,
-        newCard ? `replaced by a validity check (${maskCardNumber(newCard)})` : 'expiry updated by a validity check', file.id, cust);
+        newCard ? 'replaced by a validity check' : 'expiry updated by a validity check', file.id, cust);
       await event('2', last4(cardNo));
     }
     await trx('utility_applied').insert({ file_id: file.id, applied_at: at });

@@ -360,7 +360,7 @@ const migrations: Migration[] = [
         t.string('expiry', 4); // YYMM is not a secret on its own once the number is masked
         t.bigInteger('valid_from').notNullable();
         t.bigInteger('valid_to');
-        t.string('ended_by', 40);
+        t.string('ended_by', 64);
         t.string('source_file_id', 64);
         t.index(['partner_id', 'customer_no']);
       });

@@ -4,7 +4,7 @@
 // no whole card number in any output, log, notice or report of the run.
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import knexFactory from 'knex';
@@ -30,9 +30,10 @@ async function allFiles(dir: string): Promise<string[]> {
 
 async function flows(ledgerUrl: string | undefined) {
   const { centre, env } = await makeUtilityCentre(ledgerUrl);
+  if (process.env.TSUNAGI_KEEP) console.log(`# centre ${centre.dir}`);
   const inbound = (id: string) => path.join(centre.dir, 'spool', 'partners', id, 'inbound');
   const logs: string[] = [];
-  const run = async (date: string, now: string) => { const t = Date.now(); logs.push(await cycle(centre, env, date, now)); if (process.env.TSUNAGI_TRACE) console.log(`# cycle ${date} ${Date.now() - t} ms`); };
+  const run = async (date: string, now: string) => { const t = Date.now(); logs.push(await cycle(centre, env, date, now)); if (process.env.TSUNAGI_TRACE) console.log(`# cycle ${date} ${Date.now() - t} ms`); if (process.env.TSUNAGI_KEEP) await writeFile(path.join(centre.dir, 'cycles.log'), logs.join('\n')); };
   const cards = {
     k1: card('411111', 1), k2: card('555555', 2), k9: card('411111', 9), k10: card('411111', 10), k11: card('555555', 11), k11b: card('555555', 111),
     k12: card('411111', 12), k13: card('555555', 13), k14: card('411111', 14), k8: card('411111', 8), listed: card('411111', 66), k9new: card('411111', 99),
@@ -195,7 +196,8 @@ describe('utility billing flows through tsunagi cycle', () => {
     try {
       made.push(await flows(PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`)));
     } finally {
-      await admin.raw(`drop database if exists ${name} with (force)`);
+      if (process.env.TSUNAGI_KEEP) console.log(`# kept database ${name}`);
+      else await admin.raw(`drop database if exists ${name} with (force)`);
       await admin.destroy();
     }
   });
