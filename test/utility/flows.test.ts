@@ -13,7 +13,7 @@ import { createLogger } from '../../jobs/log.ts';
 import { Writable } from 'node:stream';
 import { PG_ADMIN_URL } from '../helpers/ledgers.ts';
 import type { TestCentre } from '../helpers/centre.ts';
-import { card, cycle, makeUtilityCentre, readRecordFile, remoteFiles, UTILITY, UTILITY_CODE, UTILITY_MERCHANTS, writeRecordFile } from './helpers.ts';
+import { card, cycle, cycleInProcess, makeUtilityCentre, readRecordFile, remoteFiles, UTILITY, UTILITY_CODE, UTILITY_MERCHANTS, writeRecordFile } from './helpers.ts';
 
 const CENTRE = '0000000001';
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -28,12 +28,12 @@ async function allFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-async function flows(ledgerUrl: string | undefined) {
+async function flows(ledgerUrl: string | undefined, runner: typeof cycle) {
   const { centre, env } = await makeUtilityCentre(ledgerUrl);
   if (process.env.TSUNAGI_KEEP) console.log(`# centre ${centre.dir}`);
   const inbound = (id: string) => path.join(centre.dir, 'spool', 'partners', id, 'inbound');
   const logs: string[] = [];
-  const run = async (date: string, now: string) => { const t = Date.now(); logs.push(await cycle(centre, env, date, now)); if (process.env.TSUNAGI_TRACE) console.log(`# cycle ${date} ${Date.now() - t} ms`); if (process.env.TSUNAGI_KEEP) await writeFile(path.join(centre.dir, 'cycles.log'), logs.join('\n')); };
+  const run = async (date: string, now: string) => { const t = Date.now(); logs.push(await runner(centre, env, date, now)); if (process.env.TSUNAGI_TRACE) console.log(`# cycle ${date} ${Date.now() - t} ms`); if (process.env.TSUNAGI_KEEP) await writeFile(path.join(centre.dir, 'cycles.log'), logs.join('\n')); };
   const cards = {
     k1: card('411111', 1), k2: card('555555', 2), k9: card('411111', 9), k10: card('411111', 10), k11: card('555555', 11), k11b: card('555555', 111),
     k12: card('411111', 12), k13: card('555555', 13), k14: card('411111', 14), k8: card('411111', 8), listed: card('411111', 66), k9new: card('411111', 99),
@@ -185,16 +185,16 @@ describe('utility billing flows through tsunagi cycle', () => {
     if (!process.env.TSUNAGI_KEEP) for (const c of made) await rm(c.dir, { recursive: true, force: true });
   });
 
-  it('SQLite: registration, billing, validity', { timeout: 300_000 }, async () => {
-    made.push(await flows(undefined));
+  it('SQLite, each cycle a `tsunagi cycle` process: registration, billing, validity', { timeout: 300_000 }, async () => {
+    made.push(await flows(undefined, cycle));
   });
 
-  it('PostgreSQL: registration, billing, validity', { timeout: 300_000 }, async () => {
+  it('PostgreSQL, the same cycles in this process: registration, billing, validity', { timeout: 300_000 }, async () => {
     const name = `tsunagi_t_${randomBytes(6).toString('hex')}`;
     const admin = knexFactory({ client: 'pg', connection: PG_ADMIN_URL });
     await admin.raw(`create database ${name}`);
     try {
-      made.push(await flows(PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`)));
+      made.push(await flows(PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`), cycleInProcess));
     } finally {
       if (process.env.TSUNAGI_KEEP) console.log(`# kept database ${name}`);
       else await admin.raw(`drop database if exists ${name} with (force)`);

@@ -9,6 +9,11 @@ import {
   blankRecord, buildEnd, buildHeader, encodeField, getFamily, luhnCheckDigit, makeRecordView, openSource, snapshotFields, streamCanonical, TotalsAccumulator, FamilyFileWriter,
 } from '../../formats/index.ts';
 import { makeTestCentre, type TestCentre } from '../helpers/centre.ts';
+import { Writable } from 'node:stream';
+import { openCentre } from '../../jobs/centre.ts';
+import { startEngine } from '../../jobs/engine.ts';
+import { runCycle } from '../../jobs/cycle.ts';
+import { createLogger } from '../../jobs/log.ts';
 import { TSUNAGI_BIN } from '../helpers/crash.ts';
 
 const run = promisify(execFile);
@@ -76,6 +81,25 @@ export async function makeUtilityCentre(ledger?: string): Promise<{ centre: Test
   await mkdir(path.join(centre.dir, 'spool', 'partners', UTILITY, 'inbound'), { recursive: true });
   await mkdir(centre.remote(UTILITY), { recursive: true });
   return { centre, env: { TSUNAGI_TEST_KEK: kek } };
+}
+
+/** One cycle in this process (what `tsunagi cycle` runs), with the log captured; returns the log. */
+export async function cycleInProcess(centre: TestCentre, env: Record<string, string>, date: string, now: string): Promise<string> {
+  const saved = { ...process.env };
+  Object.assign(process.env, env, { TSUNAGI_NOW: now });
+  let text = '';
+  const log = createLogger({ level: 'debug', destination: new Writable({ write: (c, _e, done) => { text += String(c); done(); } }) });
+  const c = await openCentre(centre.configFile, { log });
+  const engine = await startEngine(c, { lockDurationMs: 5000, stalledIntervalMs: 2000 });
+  try {
+    await runCycle(engine, { date });
+  } finally {
+    await engine.stop();
+    await c.close();
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+  return text;
 }
 
 /** `tsunagi cycle --date D` as a child process; returns its whole output (logs included). */
