@@ -20,6 +20,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   jmanager: () => import('./commands/jmanager.ts'),
   reconcile: () => import('./commands/reconcile.ts'),
   users: () => import('./commands/users.ts'),
+  utility: () => import('./commands/utility.ts'),
 };
 
 async function help(): Promise<string> {

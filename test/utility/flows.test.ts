@@ -12,6 +12,13 @@ import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { Writable } from 'node:stream';
 import { PG_ADMIN_URL } from '../helpers/ledgers.ts';
+import { TSUNAGI_BIN } from '../helpers/crash.ts';
+import { makeJobContext } from '../../jobs/runtime.ts';
+import { runReconciliation } from '../../jobs/reconcile/run.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run_ = promisify(execFile);
 import type { TestCentre } from '../helpers/centre.ts';
 import { card, cycle, cycleInProcess, makeUtilityCentre, readRecordFile, remoteFiles, UTILITY, UTILITY_CODE, UTILITY_MERCHANTS, writeRecordFile } from './helpers.ts';
 
@@ -162,8 +169,28 @@ async function flows(ledgerUrl: string | undefined, runner: typeof cycle) {
     // every forwarded bill got exactly one answer
     const bills = await db('utility_bills').select('bill_no', 'answer_file_id');
     assert.equal(bills.filter((b: { answer_file_id: string | null }) => !b.answer_file_id).length, 1, 'only the December bill waits for its result');
+    // the December bill has had no result for more than the card company's 48 hours: reported
+    const savedNow = process.env.TSUNAGI_NOW;
+    process.env.TSUNAGI_NOW = '2026-12-06T03:00:00Z';
+    try {
+      const summary = await runReconciliation(makeJobContext(c, async () => undefined), '20261205');
+      assert.equal(summary.counts['bill without result'], 1);
+      const csv = await readFile(summary.reportPath, 'utf8');
+      assert.match(csv, /bill without result,1,300000000000001,.*u-denki customer K09 bill 202612\/C0009/);
+    } finally {
+      if (savedNow === undefined) delete process.env.TSUNAGI_NOW;
+      else process.env.TSUNAGI_NOW = savedNow;
+    }
   } finally {
     await c.close();
+  }
+  if (runner === cycle) {
+    // the operator's view: masked card and history, never a whole number
+    const { stdout } = await run_(process.execPath, [TSUNAGI_BIN, 'utility', 'show', '--customer', 'K09', '--config', centre.configFile], { env: { ...process.env, ...env } });
+    assert.match(stdout, /u-denki customer K09: active, card 411111\*+\d{4}/);
+    assert.match(stdout, /replaced by a validity check/);
+    for (const n of wholeNumbers) assert.ok(!stdout.includes(n));
+    logs.push(stdout);
   }
 
   // 6. no whole card number in anything the utility got, any notice, report or log line
