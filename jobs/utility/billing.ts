@@ -139,8 +139,12 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     for (const r of await lookup<{ customer_no: string; state: string; card_company_code: string; card_enc: string; key_id: string; card_last4: string }>(db, customerNos, (b) =>
       db('utility_customers').where('partner_id', utility.id).whereIn('customer_no', b).select('customer_no', 'state', 'card_company_code', 'card_enc', 'key_id', 'card_last4'))) customers.set(r.customer_no, r);
     const earlier = new Map<string, string>();
-    for (const r of await lookup<{ billing_month: string; bill_no: string; source_file_id: string }>(db, [...new Set(batch.map((p) => p.billNo))], (b) =>
-      db('utility_bills').where('partner_id', utility.id).whereIn('bill_no', b).select('billing_month', 'bill_no', 'source_file_id'))) earlier.set(`${r.billing_month}|${r.bill_no}`, r.source_file_id);
+    const byMonth = new Map<string, Set<string>>();
+    for (const p of batch) (byMonth.get(p.month) ?? byMonth.set(p.month, new Set()).get(p.month)!).add(p.billNo);
+    for (const [month, billNos] of byMonth) {
+      for (const r of await lookup<{ bill_no: string; source_file_id: string }>(db, [...billNos], (b) =>
+        db('utility_bills').where({ partner_id: utility.id, billing_month: month }).whereIn('bill_no', b).select('bill_no', 'source_file_id'))) earlier.set(`${month}|${r.bill_no}`, r.source_file_id);
+    }
     const decisions: string[] = [];
     const toOpen: { i: number; enc: string; keyId: string }[] = [];
     batch.forEach((p, i) => {

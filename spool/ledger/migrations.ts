@@ -409,7 +409,6 @@ const migrations: Migration[] = [
         t.string('answer_file_id', 64); // the 24 that carried its result
         t.primary(['partner_id', 'billing_month', 'bill_no']);
         t.unique(['centre_ref']);
-        t.index(['source_file_id']);
       });
       // Cards on the card companies' invalid-card lists (51/52), by HMAC: registration answers R06.
       await db.schema.createTable('utility_invalid_cards', (t) => {
