@@ -62,12 +62,13 @@ export async function remoteFiles(centre: TestCentre, partner: string, fileType:
   return (await readdir(centre.remote(partner))).filter((n) => n.startsWith(`T${fileType}_`)).sort().map((n) => path.join(centre.remote(partner), n));
 }
 
-export async function makeUtilityCentre(ledger?: string): Promise<{ centre: TestCentre; env: Record<string, string> }> {
+export async function makeUtilityCentre(ledger?: string, queue?: string): Promise<{ centre: TestCentre; env: Record<string, string> }> {
   const kek = randomBytes(32).toString('hex');
   const centre = await makeTestCentre({
     merchants: 1,
     companies: 2,
     ledger,
+    queue,
     extraPartnerYaml: [
       `  - { id: ${UTILITY}, name: DENKI POWER, role: utility, code: "${UTILITY_CODE}", send: ["21", "23"], receive: ["22", "24", "91"], delivery: { protocol: local, path: ./remote/${UTILITY} },`,
       `      utility: { merchantNos: { "001": "${UTILITY_MERCHANTS['001']}", "002": "${UTILITY_MERCHANTS['002']}" }, validity: { schedule: "0 1 1 * *" } } }`,
