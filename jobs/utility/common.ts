@@ -17,6 +17,7 @@ import type { Centre } from '../centre.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
 import { publishOutbound, type OutboundPlan } from '../outbound.ts';
+import { vaultKeySources } from './config.ts';
 
 const vaults = new WeakMap<Centre, Promise<Vault>>();
 
@@ -24,7 +25,7 @@ const vaults = new WeakMap<Centre, Promise<Vault>>();
 export function vaultOf(centre: Centre): Promise<Vault> {
   let v = vaults.get(centre);
   if (!v) {
-    const cfg = centre.config.vault;
+    const cfg = vaultKeySources(centre.config);
     if (!cfg) throw new Error(`${centre.config.file}: utility billing needs vault.kek (the key-encryption key)`);
     v = Vault.open(centre.ledger, KeyRing.load(cfg.kek, cfg.retiredKeks));
     v.catch(() => vaults.delete(centre));

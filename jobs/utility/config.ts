@@ -52,6 +52,7 @@ type Issue = (path: (string | number)[], message: string) => void;
 
 /** Cross-checks of utility partners against the card companies and the vault. */
 export function checkUtilityConfig(config: { partners: PartnerLike[]; vault?: VaultConfig }, issue: Issue): void {
+  const encryption = (config as { encryption?: { kek?: unknown } }).encryption;
   const companyCodes = new Set(config.partners.filter((p) => p.role === 'card-company').flatMap((p) => p.cardCompanyCodes));
   const merchantNos = new Set(config.partners.flatMap((p) => p.merchantNos));
   const utilityMerchantNos = new Map<string, string>();
@@ -81,5 +82,12 @@ export function checkUtilityConfig(config: { partners: PartnerLike[]; vault?: Va
       if (!(UTILITY_RECEIVES as readonly string[]).includes(t)) issue(['partners', i, 'receive', j], `a utility receives ${UTILITY_RECEIVES.join(', ')}, not ${t}`);
     });
   });
-  if (utilities > 0 && !config.vault) issue(['vault'], 'utility partners need the card vault: vault.kek ({ file } or { env }) names the key-encryption key');
+  if (utilities > 0 && !config.vault && !encryption?.kek) issue(['vault'], 'utility partners need the card vault: vault.kek ({ file } or { env }) names the key-encryption key (or encryption.kek, the spool\'s)');
+}
+
+/** The vault's KEKs: its own `vault` block, or else the spool's encryption at rest (`encryption: { kek, retired }`, issue 11). */
+export function vaultKeySources(config: { vault?: VaultConfig }): VaultConfig | undefined {
+  if (config.vault) return config.vault;
+  const enc = (config as { encryption?: { kek?: VaultConfig['kek']; retired?: VaultConfig['kek'][] } }).encryption;
+  return enc?.kek ? { kek: enc.kek, retiredKeks: enc.retired ?? [] } : undefined;
 }
