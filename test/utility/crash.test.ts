@@ -31,11 +31,12 @@ async function transitions(centre: Centre): Promise<number> {
   return Number(((await centre.ledger.db('transitions').count({ n: '*' }))[0] as { n: number }).n);
 }
 
-/** Inbound all routed (or rejected) and outbound all sent. */
+/** Inbound all routed (or rejected) and outbound all sent (or acknowledged). */
 async function settled(centre: Centre, inbound: number): Promise<boolean> {
   const rows = (await centre.ledger.db('files').select('direction', 'state').count({ n: '*' }).groupBy('direction', 'state')) as { direction: string; state: string; n: number }[];
   const n = (d: string, s: string) => Number(rows.find((r) => r.direction === d && r.state === s)?.n ?? 0);
-  const outNotSent = rows.filter((r) => r.direction === 'out' && r.state !== 'sent').reduce((a, r) => a + Number(r.n), 0);
+  // a 32 whose results came back is 'acknowledged'
+  const outNotSent = rows.filter((r) => r.direction === 'out' && r.state !== 'sent' && r.state !== 'acknowledged').reduce((a, r) => a + Number(r.n), 0);
   return n('in', 'routed') + n('in', 'rejected') === inbound && outNotSent === 0;
 }
 
