@@ -239,8 +239,10 @@ function recordMaker(fileType: string, family: Family, t: Tools): (i: number) =>
       if (family.name === 'billing.result') {
         return (i) => { const code = pick(['00', '00', '00', '00', '12', 'NR', 'NC']); const charged = code.startsWith('N') ? '' : 'x'; return { customerNo: customerNoOf(i), billingMonth: month, billNo: billNoOf(month, i), amount: String(int(5, 300) * 100), resultCode: code, cardLast4: charged ? digits(4) : '0000', centreRef: charged ? String(1_000_000 + i) : '0' }; };
       }
-      // use dates spread over the month's first 28 days, so that no date needs more than 99999 slip numbers
-      return (i) => ({ customerNo: customerNoOf(i), billingMonth: month, billingKind: pick(['1', '1', '2', '3', '9']), amount: String(int(5, 300) * 100), useDate: `${month}${String(1 + (i % 28)).padStart(2, '0')}`, billNo: billNoOf(month, i) });
+      // use dates spread over the month's days up to the file's date (at most 28), so that no date
+      // needs more than 99999 slip numbers and none is after the file was made
+      const days = Math.max(1, Math.min(28, Number(createdDate.slice(6, 8))));
+      return (i) => ({ customerNo: customerNoOf(i), billingMonth: month, billingKind: pick(['1', '1', '2', '3', '9']), amount: String(int(5, 300) * 100), useDate: `${month}${String(1 + (i % days)).padStart(2, '0')}`, billNo: billNoOf(month, i) });
     }
   }
   throw new Error(`no generator for ${family.name}`);
