@@ -62,6 +62,11 @@ export function seededRandom(seed: number): () => number {
 
 /** Test ranges published by the brands (Visa, Mastercard, JCB, Amex, Diners): prefix and length. */
 const TEST_BINS: [string, number][] = [['411111', 16], ['401288', 16], ['555555', 16], ['510510', 16], ['353011', 16], ['356600', 16], ['378282', 15], ['305693', 14]];
+const HOLDER_NAMES = ['ﾔﾏﾀﾞ ﾀﾛｳ', 'ｽｽﾞｷ ﾊﾅｺ', 'ｻﾄｳ ｲﾁﾛｳ', 'ﾀﾅｶ ﾐﾁｺ', 'ﾜﾀﾅﾍﾞ ｹﾝ', 'ｺﾊﾞﾔｼ ﾕｳｺ'];
+/** A utility's customer number (需要家番号): a letter first, so that it never looks like a card number. */
+export const customerNoOf = (i: number) => `K${String(i + 1).padStart(13, '0')}`;
+/** A bill number, unique per utility and month: YYMM then a sequence. */
+export const billNoOf = (month: string, i: number) => `${month.slice(2)}${String(i + 1).padStart(8, '0')}`;
 const KANA_WORDS = ['ｼｮｳﾋﾝ', 'ｶﾞｯｺｳ', 'ﾃﾞﾝｷ', 'ﾊﾟﾝ', 'ｺｰﾋｰ', 'ｻｰﾋﾞｽ', 'ﾎﾃﾙ', 'ｶﾞｿﾘﾝ'];
 const DAY = 86_400_000;
 
@@ -217,6 +222,28 @@ function recordMaker(fileType: string, family: Family, t: Tools): (i: number) =>
       };
     case 'reject':
       return (i) => ({ recordNo: String(i + 2), bytePos: '50', errorCode: 'E204', fieldName: 'cardNo', detail: 'Luhn check fails' });
+    case 'registration':
+      if (family.name === 'registration.result') {
+        return (i) => { const r = int(1, 10); return { customerNo: customerNoOf(i), event: r <= 8 ? '1' : r === 9 ? '2' : '3', resultCode: r <= 7 ? '000' : r <= 8 ? pick(['R01', 'R03', 'R04']) : r === 9 ? '000' : 'G12', cardLast4: r === 8 ? '0000' : digits(4), eventDate: createdDate }; };
+      }
+      return (i) => {
+        const r = int(1, 20);
+        const action = r <= 18 ? '1' : r === 19 ? '2' : '3';
+        return {
+          action, customerNo: customerNoOf(i), cardCompanyCode: companies[i % companies.length]!, cardNo: action === '3' ? '' : card(),
+          expiry: action === '3' ? '0000' : `${int(28, 33)}${String(int(1, 12)).padStart(2, '0')}`, holderName: pick(HOLDER_NAMES), applicationDate: dateOffset(createdDate, -int(1, 30)),
+        };
+      };
+    case 'billing': {
+      const month = createdDate.slice(0, 6);
+      if (family.name === 'billing.result') {
+        return (i) => { const code = pick(['00', '00', '00', '00', '12', 'NR', 'NC']); const charged = code.startsWith('N') ? '' : 'x'; return { customerNo: customerNoOf(i), billingMonth: month, billNo: billNoOf(month, i), amount: String(int(5, 300) * 100), resultCode: code, cardLast4: charged ? digits(4) : '0000', centreRef: charged ? String(1_000_000 + i) : '0' }; };
+      }
+      // use dates spread over the month's days up to the file's date (at most 28), so that no date
+      // needs more than 99999 slip numbers and none is after the file was made
+      const days = Math.max(1, Math.min(28, Number(createdDate.slice(6, 8))));
+      return (i) => ({ customerNo: customerNoOf(i), billingMonth: month, billingKind: pick(['1', '1', '2', '3', '9']), amount: String(int(5, 300) * 100), useDate: `${month}${String(1 + (i % days)).padStart(2, '0')}`, billNo: billNoOf(month, i) });
+    }
   }
   throw new Error(`no generator for ${family.name}`);
 }
@@ -226,7 +253,8 @@ function plantsFor(family: Family, base: Family, encoding: Encoding): Plant[] {
   const has = (n: string) => family.data.byName.has(n) && base.data.byName.has(n);
   const plants: Plant[] = [];
   const add = (code: ErrorCode, field: string, apply: Plant['apply'], raw?: Plant['raw']) => { if (has(field)) plants.push({ code, field, apply, raw }); };
-  add('E204', 'cardNo', (v) => { const c = v.cardNo!; v.cardNo = c.slice(0, -1) + String((+c.slice(-1) + 1) % 10); });
+  const cardCheck = family.data.byName.get('cardNo')?.check;
+  if (cardCheck === 'card' || cardCheck === 'cardOrBlank') add('E204', 'cardNo', (v) => { const c = v.cardNo!; v.cardNo = c.slice(0, -1) + String((+c.slice(-1) + 1) % 10); });
   for (const d of ['useDate', 'handledDate', 'registeredDate', 'txnDate', 'businessDate']) add('E202', d, (v) => { v[d] = base.data.byName.get(d)!.length === 6 ? '250230' : '20250230'; });
   for (const t of ['useTime', 'txnTime']) add('E203', t, (v) => { v[t] = '256000'; });
   for (const c of ['txnType', 'inquiryType', 'action', 'paymentKind']) add('E206', c, (v) => { v[c] = c === 'txnType' ? '40' : '9'; });

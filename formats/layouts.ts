@@ -201,4 +201,4 @@ export function familyForFileType(fileType: string, recordLength?: number): Fami
   return all.find((f) => f.recordLength === recordLength && !f.variantOf) ?? all.find((f) => f.recordLength === recordLength) ?? all.find((f) => !f.variantOf);
 }
 
-export const KNOWN_FILE_TYPES: readonly string[] = ['31', '32', '33', '41', '42', '51', '52', '61', '71', '81', '91'];
+export const KNOWN_FILE_TYPES: readonly string[] = ['21', '22', '23', '24', '31', '32', '33', '41', '42', '51', '52', '61', '71', '81', '91'];

@@ -8,8 +8,10 @@ import { getLayout, LayoutError, type FieldDef, type Layout } from './layouts.ts
 
 export type DateChange = 'YYYYMMDD>YYMMDD' | 'YYMMDD>YYYYMMDD';
 export type FieldMapping =
-  | { from: string; date?: DateChange; negativeWhere?: Record<string, string[]>; abs?: boolean }
-  | { const: string };
+  | { from: string; date?: DateChange; negativeWhere?: Record<string, string[]>; abs?: boolean; slice?: [number, number] }
+  | { const: string }
+  /** the source fields' values (trailing spaces kept) one after the other */
+  | { concat: string[] };
 
 export interface MappingSpec {
   from: string;
@@ -89,8 +91,18 @@ export function compileMapping(spec: MappingSpec): CompiledMapping {
       }
       continue;
     }
+    if ('concat' in m) {
+      const parts = m.concat.map((n) => from.byName.get(n) ?? fail(`${where}: '${t.name}' concatenates unknown source field '${n}'`));
+      ops.push((src, so, dst, dOff) => encodeField(parts.map((f) => decodeField(src, so, f).padEnd(f.type === 'C' ? f.length : 0, ' ')).join('').trimEnd(), dst, dOff, t));
+      continue;
+    }
     const s = from.byName.get(m.from);
     if (!s) throw new LayoutError(`${where}: '${t.name}' maps from unknown source field '${m.from}'`);
+    if (m.slice) {
+      const [a, b] = m.slice;
+      ops.push((src, so, dst, dOff) => encodeField(decodeField(src, so, s).padEnd(s.length, ' ').slice(a, b).trimEnd(), dst, dOff, t));
+      continue;
+    }
     if (!m.date && !m.negativeWhere && !m.abs && s.type === t.type && s.length === t.length) { addRun(s.offset, t.offset, t.length); continue; }
     ops.push(fieldOp(s, t, m, from, where));
   }
@@ -131,6 +143,10 @@ function valueTest(f: FieldDef, values: string[]): (src: Buffer, so: number) => 
   }
   const set = new Set(values);
   return (src, so) => set.has(decodeField(src, so, f));
+}
+
+function fail(msg: string): never {
+  throw new LayoutError(msg);
 }
 
 function fieldOp(s: FieldDef, t: FieldDef, m: Extract<FieldMapping, { from: string }>, from: Layout, where: string): Op {

@@ -14,6 +14,7 @@ import { mailAccountSchema, mailListenerSchema, mailSettingsSchema, partnerNotic
 import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
 import { expandDeliveryShorthand, hulftCentreSchema, hulftConfigIssues, hulftEndpointSchema, hulftPartnerSchema } from '../protocols/hulft/config.ts';
+import { checkUtilityConfig, utilityPartnerSchema, vaultSchema } from './utility/config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -24,7 +25,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const FILE_TYPES = ['31', '32', '33', '41', '42', '51', '52', '61', '71', '81', '91'] as const;
+export const FILE_TYPES = ['21', '22', '23', '24', '31', '32', '33', '41', '42', '51', '52', '61', '71', '81', '91'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
 
 const fileType = z.enum(FILE_TYPES);
@@ -52,7 +53,7 @@ const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 /** Protocols add their endpoint schema here as they land. */
 export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, as2EndpointSchema, hulftEndpointSchema, pullDelivery]);
 
-export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre'] as const;
+export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre', 'utility'] as const;
 
 const partnerSchema = z
   .object({
@@ -97,6 +98,8 @@ const partnerSchema = z
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
     resultDeadlineHours: z.number().int().min(1).max(24 * 31).default(48),
+    /** Utilities (role: utility): merchant number per card company, validity schedule. */
+    utility: utilityPartnerSchema.optional(),
   })
   .strict();
 
@@ -169,6 +172,8 @@ export const configSchema = z
     /** HULFT on this host (binDir, etcDir, dynparam, timeouts), for partners on HULFT. */
     hulft: hulftCentreSchema.optional(),
     partners: z.array(partnerSchema).default([]),
+    /** The card vault of utility billing: where its key-encryption key lives. */
+    vault: vaultSchema.optional(),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -191,6 +196,7 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['partners', i, 'cardCompanyCodes'], message: 'a card company needs at least one card-company code' });
     });
     for (const issue of hulftConfigIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
+    checkUtilityConfig(config, (where, message) => ctx.addIssue({ code: 'custom', path: where, message }));
   });
 
 export type TsunagiConfig = z.infer<typeof configSchema> & {

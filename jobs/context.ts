@@ -5,7 +5,7 @@ import type { RouteTable } from './routing.ts';
 import type { ProtocolClient } from '../protocols/contract.ts';
 import type { PartnerConfig } from './config.ts';
 
-export const JOB_KINDS = ['scan', 'ingest', 'route', 'deliver', 'deliver-scheduled', 'collect', 'sweep', 'purge', 'jmanager', 'reconcile'] as const;
+export const JOB_KINDS = ['scan', 'ingest', 'route', 'deliver', 'deliver-scheduled', 'collect', 'sweep', 'purge', 'jmanager', 'reconcile', 'utility-validity'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
 /** Kinds whose handlers are CPU-heavy (validation, conversion, aggregation): both runners run them in worker threads. */

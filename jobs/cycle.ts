@@ -51,6 +51,8 @@ export async function runCycle(engine: Engine, options: CycleOptions): Promise<C
     await engine.drain();
     await step('collect');
     await step('scan', { cycle: true });
+    // utilities whose validity schedule falls on the cycle's date send their 41s (once per date)
+    if (centre.config.partners.some((p) => p.utility?.validity)) await step('utility-validity', { date: options.date });
     for (const p of centre.config.partners.filter((x) => x.schedule)) await step('deliver-scheduled', { partnerId: p.id });
     await step('jmanager', { date: options.date });
     // Reconciliation looks at a whole business day: the one that ended before this run.

@@ -41,7 +41,7 @@ export const FORWARDED_TYPE: Record<string, string> = {
   '61': '61',
 };
 
-export type RouteKind = 'by-company' | 'by-merchant' | 'fan-out' | 'terminal' | 'none';
+export type RouteKind = 'by-company' | 'by-merchant' | 'fan-out' | 'terminal' | 'utility' | 'none';
 
 /** How records of a file type are routed (spec: Routing). */
 export function routeKindOf(fileType: string): RouteKind {
@@ -58,6 +58,9 @@ export function routeKindOf(fileType: string): RouteKind {
       return 'fan-out';
     case '81':
       return 'terminal';
+    case '21':
+    case '23':
+      return 'utility';
     default:
       return 'none';
   }

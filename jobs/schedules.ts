@@ -25,6 +25,7 @@ export function schedulesFor(config: TsunagiConfig): Schedule[] {
   ];
   for (const p of config.partners) {
     if (p.schedule) list.push({ id: `deliver-${p.id}`, kind: 'deliver-scheduled', pattern: p.schedule, input: { partnerId: p.id } });
+    if (p.utility?.validity) list.push({ id: `validity-${p.id}`, kind: 'utility-validity', pattern: p.utility.validity.schedule, input: { partnerId: p.id } });
   }
   return list;
 }

@@ -25,6 +25,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   'hulft-defs': () => import('./commands/hulft-defs.ts'),
   'hulft-job-line': () => import('./commands/hulft-job-line.ts'),
   'hulft-format': () => import('./commands/hulft-format.ts'),
+  utility: () => import('./commands/utility.ts'),
 };
 
 async function help(): Promise<string> {

@@ -9,6 +9,7 @@ import { sweep } from './sweep.ts';
 import { purge } from './purge.ts';
 import { jmanager } from './jmanager.ts';
 import { reconcile } from './reconcile.ts';
+import { utilityValidity } from '../utility/validity.ts';
 
 export const HANDLERS: Record<JobKind, Handler> = {
   scan,
@@ -21,4 +22,5 @@ export const HANDLERS: Record<JobKind, Handler> = {
   purge,
   jmanager,
   reconcile,
+  'utility-validity': utilityValidity,
 };

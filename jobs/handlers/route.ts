@@ -19,6 +19,7 @@ import { rejectsPath } from './ingest.ts';
 import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
 import { maskCardNumber } from '../../formats/index.ts';
 import { loadTerminalFile } from '../terminal.ts';
+import { routeUtilityFile, utilityAnswersFor, utilityEffectsOf, type InternalSales } from '../utility/route.ts';
 
 type RouteOf = (fields: Readonly<Record<string, string>>) => string | string[] | null;
 
@@ -51,13 +52,14 @@ async function readRejects(ctx: JobContext, fileId: string): Promise<number[]> {
   }
 }
 
-async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig): Promise<string[]> {
+async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig, internal?: InternalSales): Promise<string[]> {
   const { centre } = ctx;
-  const fileType = file.file_type!;
+  // a utility's bills arrive here as an internal 31 made from its 23 (jobs/utility/billing.ts)
+  const fileType = internal?.fileType ?? file.file_type!;
   const outType = FORWARDED_TYPE[fileType]!;
   const now = ctx.now();
   const centreDate = tokyoDate(now);
-  const format = sender.formats[fileType as keyof typeof sender.formats];
+  const format = internal ? { layout: internal.layout, encoding: 'sjis' as const, framing: 'crlf' as const } : sender.formats[fileType as keyof typeof sender.formats];
   const defaultLayout = familyForFileType(outType)!.name;
   const plans = new Map<string, ReturnType<typeof planOutbound>>();
   const planFor = (destId: string) => {
@@ -68,10 +70,10 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     }
     return plan;
   };
-  const skipRecordNos = await readRejects(ctx, file.id);
+  const skipRecordNos = internal ? [] : await readRejects(ctx, file.id);
   const results = fileType === '33' ? [] as ReturnedResult[] : undefined;
   const sent = fileType === '31' ? await SentRecordWriter.open(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
-  const outputs: SplitOutput[] = await splitFile(file.path!, {
+  const outputs: SplitOutput[] = await splitFile(internal?.path ?? file.path!, {
     sourceLayout: format?.layout,
     encoding: format?.encoding,
     framing: format?.framing,
@@ -102,8 +104,10 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
   });
   try {
     await sent?.finish();
+    const answers = results ? await utilityAnswersFor(ctx, file, sender, new Set(skipRecordNos)) : undefined;
+    if (answers) results!.push(...answers.results);
     if (results) await recordResults(centre.ledger, file.id, results, centreDate);
-    const ids: string[] = [];
+    const ids: string[] = answers?.outputs ?? [];
     for (const out of outputs) {
       const dest = ctx.routes.byId.get(out.destinationId)!;
       const plan = planFor(out.destinationId);
@@ -166,10 +170,15 @@ export const route: Handler = async (input, ctx) => {
   if (kind === 'terminal') {
     const loaded = await loadTerminalFile(ctx, file);
     reason = `loaded ${loaded} terminal transactions`;
+  } else if (kind === 'utility') {
+    outputs = await routeUtilityFile(ctx, file, sender, new Set(await readRejects(ctx, file.id)), (internal) => splitAndPublish(ctx, file, sender, internal));
+    reason = `utility ${file.file_type} into ${outputs.length} files`;
   } else if (kind === 'none') {
     reason = `nothing to route for file type ${file.file_type}`;
   } else {
-    outputs = await splitAndPublish(ctx, file, sender);
+    // 42 answers to a utility's validity check update the vault; 51/52 feed registration's R06
+    const effects = await utilityEffectsOf(ctx, file, sender, new Set(await readRejects(ctx, file.id)));
+    outputs = [...effects, ...(await splitAndPublish(ctx, file, sender))];
     reason = `routed into ${outputs.length} files`;
   }
   await centre.files.transition(file.id, 'accepted', 'routed', reason);

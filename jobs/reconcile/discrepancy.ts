@@ -9,6 +9,7 @@ export const CATEGORIES = [
   'approval-number mismatch', // 2
   'duplicate', // 1: two results for one record; 2: one slip twice on the same side
   'file total mismatch', // 3: a trailer disagreed with its records (E105/E106), file rejected
+  'bill without result', // 1: a utility's bill forwarded, no 24 line after the card company's deadline
 ] as const;
 export type Category = (typeof CATEGORIES)[number];
 

@@ -7,6 +7,7 @@ import { ReportWriter, reportPath, saveSummary, type ReconcileSummary } from './
 import { checkSentVsReturned, type DayWindow } from './sent-vs-returned.ts';
 import { checkTerminalVsSales } from './terminal-vs-sales.ts';
 import { materializeSentRecords } from '../sent-records.ts';
+import { checkUtilityBills } from './utility-bills.ts';
 
 const TOKYO_OFFSET_MS = 9 * 3600_000;
 
@@ -24,6 +25,7 @@ export async function runReconciliation(ctx: JobContext, date = tokyoDate(ctx.no
   const report = await ReportWriter.open(reportPath(centre.spool.root, date));
   try {
     await checkSentVsReturned(ctx, day, report.add);
+    await checkUtilityBills(ctx, day, report.add);
     await checkTerminalVsSales(ctx, date, report.add);
     await checkFileTotals(ctx, day, report.add);
     await report.close();

@@ -28,6 +28,7 @@ import { untilSignal } from '../signals.ts';
 import { merchantSendsOverAs2, prepareAs2Demo, startCardCompanyAs2 } from '../lib/demo-as2.ts';
 import { demoHulft } from '../lib/demo-hulft.ts';
 import { parseConfig } from '../../jobs/config.ts';
+import { addDemoUtility, dropDemoRegistration, runDemoUtility } from './demo-utility.ts';
 
 const usage = 'tsunagi demo [--dir DIR] [--exit]   (the portal stays up until Ctrl-C unless --exit)';
 
@@ -169,6 +170,7 @@ export const command: Command = {
       path.join(keys, 'known_hosts'),
       knownHostsLine('127.0.0.1', ccPort, await readFile(cardCompany.hostKeyPub, 'utf8')) + knownHostsLine('127.0.0.1', sftpPort, await readFile(path.join(keys, 'sftp_host_ed25519.pub'), 'utf8')),
     );
+    await addDemoUtility(configFile, keys);
     const spoolRoot = path.resolve(config.baseDir, config.spoolRoot);
     const merchantOutbox = path.join(dir, 'm-tokyo-office', 'to-send');
     const merchantInbox = path.join(dir, 'm-tokyo-office', 'received');
@@ -180,7 +182,8 @@ export const command: Command = {
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
     out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}; cc-beta on HULFT (a stand-in: tsunagi needs a licensed HULFT beside it)\n\nexample files:\n`);
     for (const line of await dropExampleFiles(spoolRoot, today, { 'm-tokyo': merchantOutbox, 'm-osaka': osakaOutbox })) out.write(`  ${line}\n`);
-    const centre = await openCentre(config, { log });
+    out.write(`  ${await dropDemoRegistration(spoolRoot, today)}\n`);
+    const centre = await openCentre(configFile, { log });
     const engine = await startEngine(centre);
     const listeners = await createListeners(engine);
     for (const l of listeners) await l.start();
@@ -229,6 +232,8 @@ export const command: Command = {
         for (const [c, n] of Object.entries(JSON.parse(run.counts) as Record<string, number>)) if (n) out.write(`  ${c.padEnd(26)}${n}\n`);
         out.write(`  report: ${run.report_path}\n`);
       }
+      out.write('\nutility billing (公共料金, u-city):\n');
+      for (const line of await runDemoUtility(engine, spoolRoot, cardCompany.inbound, path.join(dir, 'remote'), today)) out.write(`${line}\n`);
       const cfg = `--config ${configFile}`;
       // The merchant portal and operator console on this centre, with a demo login for each.
       web = await startWebServices(engine, listeners);
@@ -239,7 +244,7 @@ export const command: Command = {
       out.write(`  merchant login: ${merchantUser.username} / ${merchantUser.password}   (m-tokyo: files, upload, Jmanager search)\n`);
       out.write(`  operator login: ${operator.username} / ${operator.password}, TOTP secret ${operator.totpSecret} (add it to an authenticator app; console at /ops)\n`);
       out.write(`  metrics: ${web.web!.url}/metrics   health: ${web.web!.url}/healthz\n`);
-      out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${hulft.betaReceived}/<file> --encoding ebcdic-kana --framing none\n  npx tsunagi hulft-defs cc-beta ${cfg}\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n`);
+      out.write(`\nlook closer (from this repository):\n  npx tsunagi files ${cfg}\n  npx tsunagi show FILE_ID ${cfg}\n  npx tsunagi validate ${hulft.betaReceived}/<file> --encoding ebcdic-kana --framing none\n  npx tsunagi hulft-defs cc-beta ${cfg}\n  npx tsunagi jmanager query --merchant m-tokyo --from ${addDays(today, -7)} --to ${today} ${cfg}\n  npx tsunagi reconcile --date ${addDays(today, -1)} ${cfg}\n  npx tsunagi utility show --customer K0007 ${cfg}\n`);
       if (!values.exit) {
         out.write('\nthe portal stays up until Ctrl-C\n');
         await untilSignal();

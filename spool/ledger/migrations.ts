@@ -386,6 +386,104 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Utility billing (issue 17): the card vault, its keys and audit, bills, and the 22 events.
+    name: '006_utility',
+    async up(db) {
+      // Data keys of the vault, each wrapped by the key-encryption key.
+      await db.schema.createTable('vault_keys', (t) => {
+        t.string('id', 16).primary();
+        t.text('wrapped').notNullable(); // base64
+        t.string('kek_id', 16).notNullable();
+        t.bigInteger('created_at').notNullable();
+      });
+      // One row per utility customer: the card on file (encrypted), found by its HMAC.
+      await db.schema.createTable('utility_customers', (t) => {
+        t.string('partner_id', 64).notNullable();
+        t.string('customer_no', 20).notNullable();
+        t.string('state', 8).notNullable(); // active | invalid | deleted
+        t.string('card_company_code', 3);
+        t.string('card_hmac', 64);
+        t.text('card_enc'); // base64 of iv | AES-256-GCM(cardNo|expiry) | tag
+        t.string('key_id', 16);
+        t.string('masked_card_no', 19);
+        t.string('card_last4', 4);
+        t.bigInteger('since').notNullable();
+        t.bigInteger('updated_at').notNullable();
+        t.primary(['partner_id', 'customer_no']);
+        t.index(['card_hmac']);
+      });
+      // Which card a customer had from when to when: masked numbers only.
+      await db.schema.createTable('utility_card_history', (t) => {
+        t.bigIncrements('id').primary();
+        t.string('partner_id', 64).notNullable();
+        t.string('customer_no', 20).notNullable();
+        t.string('masked_card_no', 19).notNullable();
+        t.string('card_company_code', 3);
+        t.string('expiry', 4); // YYMM is not a secret on its own once the number is masked
+        t.bigInteger('valid_from').notNullable();
+        t.bigInteger('valid_to');
+        t.string('ended_by', 64);
+        t.string('source_file_id', 64);
+        t.index(['partner_id', 'customer_no']);
+      });
+      // Every decryption: which job, which file, how many cards (and whose, when it is one).
+      await db.schema.createTable('vault_audit', (t) => {
+        t.bigIncrements('id').primary();
+        t.bigInteger('at').notNullable();
+        t.string('job', 32).notNullable();
+        t.string('file_id', 64);
+        t.string('partner_id', 64);
+        t.string('customer_no', 20);
+        t.integer('count').notNullable();
+        t.string('purpose', 64).notNullable();
+        t.index(['file_id']);
+      });
+      // A 21 or 42 applied to the vault: the row commits with the changes, so a retry applies nothing twice.
+      await db.schema.createTable('utility_applied', (t) => {
+        t.string('file_id', 64).primary();
+        t.bigInteger('applied_at').notNullable();
+      });
+      // The 22 lines made from one 21 or 42, in order: a retried job writes the same 22.
+      await db.schema.createTable('utility_events', (t) => {
+        t.string('source_file_id', 64).notNullable();
+        t.integer('seq').notNullable();
+        t.string('partner_id', 64).notNullable();
+        t.string('customer_no', 20).notNullable();
+        t.string('event', 1).notNullable();
+        t.string('result_code', 3).notNullable();
+        t.string('card_last4', 4).notNullable();
+        t.string('event_date', 8).notNullable();
+        t.primary(['source_file_id', 'seq']);
+      });
+      // Bills forwarded to a card company (refused ones are answered at once and not kept).
+      await db.schema.createTable('utility_bills', (t) => {
+        t.string('partner_id', 64).notNullable();
+        t.string('billing_month', 6).notNullable();
+        t.string('bill_no', 12).notNullable();
+        t.string('customer_no', 20).notNullable();
+        t.bigInteger('amount').notNullable();
+        t.string('use_date', 8).notNullable();
+        t.string('source_file_id', 64).notNullable();
+        t.bigInteger('centre_ref').notNullable();
+        t.string('card_company_code', 3).notNullable();
+        t.string('card_last4', 4).notNullable();
+        t.string('result_code', 2);
+        t.string('answer_file_id', 64); // the 24 that carried its result
+        t.primary(['partner_id', 'billing_month', 'bill_no']);
+        t.unique(['centre_ref']);
+      });
+      // Cards on the card companies' invalid-card lists (51/52), by HMAC: registration answers R06.
+      await db.schema.createTable('utility_invalid_cards', (t) => {
+        t.string('card_hmac', 64).notNullable();
+        t.string('expiry', 4).notNullable(); // 0000: every expiry
+        t.string('card_company_code', 3).notNullable();
+        t.string('list_until', 8).notNullable();
+        t.string('source_file_id', 64).notNullable();
+        t.primary(['card_hmac', 'expiry']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { checkLayout, cutLayout, getFamily, getLayout, listFamilies, listLayouts, LayoutError } from '../../formats/index.ts';
 
 const SPEC_LAYOUTS = ['header', 'end', 'sales.data', 'sales.trailer', 'validity.data', 'validity.trailer', 'invalid.data', 'invalid.trailer', 'gift.data', 'gift.trailer',
-  'terminal.data', 'terminal.trailer', 'jmanager.data', 'jmanager.trailer', 'reject.data', 'reject.trailer', 'sales.company120', 'sales.company120.trailer'];
+  'terminal.data', 'terminal.trailer', 'jmanager.data', 'jmanager.trailer', 'reject.data', 'reject.trailer', 'sales.company120', 'sales.company120.trailer',
+  'registration.data', 'registration.trailer', 'registration.result', 'registration.result.trailer', 'billing.data', 'billing.trailer', 'billing.result', 'billing.result.trailer'];
 
 test('every layout of the spec is a data file and loads', () => {
   assert.deepEqual(listLayouts().map((l) => l.name).sort(), [...SPEC_LAYOUTS].sort());
@@ -23,6 +24,16 @@ test('offsets and lengths follow the spec', () => {
   assert.deepEqual(at('reject.trailer', 'fileSha256'), ['C', 64, 25]);
   assert.deepEqual(at('sales.company120', 'amount'), ['P', 6, 69]);
   assert.deepEqual(at('sales.company120.trailer', 'netAmount'), ['P', 8, 9]);
+  // utility billing (utility.md)
+  assert.deepEqual(at('registration.data', 'cardNo'), ['C', 19, 25]);
+  assert.deepEqual(at('registration.data', 'applicationDate'), ['N', 8, 78]);
+  assert.deepEqual(at('registration.trailer', 'deleteCount'), ['N', 8, 25]);
+  assert.deepEqual(at('registration.result', 'eventDate'), ['N', 8, 29]);
+  assert.deepEqual(at('registration.result.trailer', 'errorCount'), ['N', 8, 17]);
+  assert.deepEqual(at('billing.data', 'billNo'), ['C', 12, 46]);
+  assert.deepEqual(at('billing.trailer', 'totalAmount'), ['N', 12, 9]);
+  assert.deepEqual(at('billing.result', 'centreRef'), ['N', 12, 55]);
+  assert.deepEqual(at('billing.result.trailer', 'rejectedCount'), ['N', 8, 29]);
 });
 
 test('families carry their default code page and framing and record length', () => {

@@ -94,7 +94,7 @@ for (const [kind, make] of LEDGER_KINDS) {
       const summary = await runReconciliation(c.ctx, DAY);
       assert.deepEqual(summary.counts, {
         'missing result': 1, 'unexpected result': 1, 'amount mismatch': 2, 'never submitted': 1, 'no terminal transaction': 1,
-        'approval-number mismatch': 1, duplicate: 3, 'file total mismatch': 1,
+        'approval-number mismatch': 1, duplicate: 3, 'file total mismatch': 1, 'bill without result': 0,
       });
       const csv = await readFile(summary.reportPath, 'utf8');
       assert.ok(csv.startsWith('\ufeffcategory,check,merchant_no,'));

@@ -1,0 +1,111 @@
+// Utility billing benchmark: a utility with N registered customers (default 1,000,000) sends a
+// month's 23 of N bills. Measured, in one process on SQLite (embedded runner, no worker threads):
+//   - conversion and routing: the route job of the accepted 23 (vault lookups, AES-256-GCM
+//     decryption, ID conversion into an internal 31, split into per-company 32 files with
+//     centreRefs, sent_records and utility_bills), in bills/s;
+//   - baseline in the same run: the route job of an ordinary merchant 31 of N sales (split into
+//     32s, sent_records), so the ratio says what the vault and ID conversion cost;
+//   - the monthly validity run: 41s (inquiryType 2) for every card on file, in s;
+//   - peak RSS (the process's maxRSS) after each phase.
+// Setup (sealing N cards into the vault, generating the files, ingest) is timed but not judged.
+//
+//   node --import tsx scripts/bench/utility.ts            1,000,000 customers and bills
+//   BENCH_N=100000 node --import tsx scripts/bench/utility.ts
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { generateFile, maskCardNumber, luhnCheckDigit } from '../../formats/index.ts';
+import { customerNoOf } from '../../formats/generate.ts';
+import { openCentre } from '../../jobs/centre.ts';
+import { createLogger } from '../../jobs/log.ts';
+import { makeJobContext } from '../../jobs/runtime.ts';
+import { HANDLERS } from '../../jobs/handlers/index.ts';
+import { runValidity } from '../../jobs/utility/validity.ts';
+import { vaultOf } from '../../jobs/utility/common.ts';
+import { withRawSqlite, SqliteBatchInsert } from '../../spool/ledger/sqlite-raw.ts';
+import { makeTestCentre, merchantCode, merchantNo } from '../../test/helpers/centre.ts';
+
+const N = Number(process.env.BENCH_N ?? 1_000_000);
+const UTILITY = 'u-bench';
+const rss = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
+const secs = (ms: number) => (ms / 1000).toFixed(2);
+
+async function main(): Promise<void> {
+  process.env.TSUNAGI_BENCH_KEK = randomBytes(32).toString('hex');
+  process.env.TSUNAGI_NOW = '2026-11-30T15:30:00Z'; // 00:30 JST on 1 December
+  const def = await makeTestCentre({
+    merchants: 1, companies: 2,
+    extraPartnerYaml: [
+      `  - { id: ${UTILITY}, name: BENCH POWER, role: utility, code: "3000000001", send: ["21", "23"], receive: ["22", "24", "91"], delivery: { protocol: local, path: ./remote/${UTILITY} },`,
+      '      utility: { merchantNos: { "001": "300000000000001", "002": "300000000000002" } } }',
+      'vault: { kek: { env: TSUNAGI_BENCH_KEK } }',
+    ].join('\n'),
+  });
+  const cfgText = await readFile(def.configFile, 'utf8');
+  await writeFile(def.configFile, cfgText.replace('workers: { concurrency: 2 }', 'workers: { concurrency: 1, threads: 0 }'));
+  await mkdir(path.join(def.dir, 'spool', 'partners', UTILITY, 'inbound'), { recursive: true });
+  await mkdir(def.remote(UTILITY), { recursive: true });
+  const centre = await openCentre(def.configFile, { log: quiet() });
+  const ctx = makeJobContext(centre, async () => undefined);
+  console.log(`utility benchmark: ${N.toLocaleString()} customers, ${N.toLocaleString()} bills; SQLite; load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+
+  // setup: N cards sealed into the vault
+  let t = Date.now();
+  const vault = await vaultOf(centre);
+  const columns = ['partner_id', 'customer_no', 'state', 'card_company_code', 'card_hmac', 'card_enc', 'key_id', 'masked_card_no', 'card_last4', 'since', 'updated_at'] as const;
+  const at = Date.now();
+  for (let start = 0; start < N; start += 20_000) {
+    const n = Math.min(20_000, N - start);
+    const items = Array.from({ length: n }, (_, k) => {
+      const i = start + k;
+      const body = `4${String(11111000000000 + i).padStart(14, '0')}`;
+      return { partnerId: UTILITY, customerNo: customerNoOf(i), card: { cardNo: body + luhnCheckDigit(body), expiry: '3012' } };
+    });
+    const sealed = vault.sealMany(items);
+    await withRawSqlite(centre.ledger, (conn) => {
+      conn.exec('begin immediate');
+      const ins = new SqliteBatchInsert(conn, 'utility_customers', columns);
+      items.forEach((it, k) => ins.add([UTILITY, it.customerNo, 'active', (start + k) % 2 ? '002' : '001', vault.hmac(it.card.cardNo), sealed[k]!.enc, sealed[k]!.keyId, maskCardNumber(it.card.cardNo), it.card.cardNo.slice(-4), at, at]));
+      ins.end();
+      conn.exec('commit');
+    });
+  }
+  const sealMs = Date.now() - t;
+  console.log(`setup: ${N.toLocaleString()} cards sealed into the vault in ${secs(sealMs)} s; peak RSS ${rss()} MB`);
+
+  // the files: a 23 of N bills, and the baseline merchant 31 of N sales
+  t = Date.now();
+  await generateFile('23', { records: N, seed: 7, senderCode: '3000000001', receiverCode: '0000000001', createdDate: '20261130', out: path.join(def.dir, 'spool', 'partners', UTILITY, 'inbound', 'SEIKYU.dat') });
+  await generateFile('31', { records: N, seed: 8, merchantNo: merchantNo(0), senderCode: merchantCode(0), receiverCode: '0000000001', cardCompanyCodes: ['001', '002'], createdDate: '20261130', out: path.join(def.dir, 'spool', 'partners', 'm001', 'inbound', 'URIAGE.dat') });
+  await HANDLERS.scan({}, ctx);
+  const files = await centre.files.list({ direction: 'in' });
+  for (const f of files) await HANDLERS.ingest({ fileId: f.id }, ctx);
+  console.log(`setup: files generated, scanned and validated in ${secs(Date.now() - t)} s; peak RSS ${rss()} MB`);
+  const bills = files.find((f) => f.partner_id === UTILITY)!;
+  const merchant = files.find((f) => f.partner_id === 'm001')!;
+
+  t = Date.now();
+  await HANDLERS.route({ fileId: merchant.id }, ctx);
+  const baseMs = Date.now() - t;
+  console.log(`baseline: route of a merchant 31 of ${N.toLocaleString()} sales in ${secs(baseMs)} s: ${Math.round(N / (baseMs / 1000)).toLocaleString()} records/s; peak RSS ${rss()} MB`);
+
+  t = Date.now();
+  await HANDLERS.route({ fileId: bills.id }, ctx);
+  const routeMs = Date.now() - t;
+  const routed = await centre.files.get(bills.id);
+  const out = await centre.files.list({ parentId: bills.id });
+  const forwarded = out.filter((f) => f.file_type === '32').reduce((a, f) => a + Number(f.record_count), 0);
+  console.log(`conversion + routing: ${N.toLocaleString()} bills (${forwarded.toLocaleString()} forwarded, state ${routed?.state}) in ${secs(routeMs)} s: ${Math.round(N / (routeMs / 1000)).toLocaleString()} bills/s (target 200,000); ${(routeMs / baseMs).toFixed(2)}x the baseline's time; peak RSS ${rss()} MB`);
+
+  t = Date.now();
+  const ids = await runValidity(ctx, centre.partner(UTILITY), '20261201');
+  const validityMs = Date.now() - t;
+  const asked = (await Promise.all(ids.map((id) => centre.files.get(id)))).reduce((a, f) => a + Number(f?.record_count ?? 0), 0);
+  console.log(`validity run: ${asked.toLocaleString()} cards into ${ids.length} 41 files in ${secs(validityMs)} s (target 30 s); peak RSS ${rss()} MB (target 300 MB)`);
+  await centre.close();
+  if (!process.env.BENCH_KEEP) await rm(def.dir, { recursive: true, force: true });
+}
+
+await main();

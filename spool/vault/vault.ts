@@ -1,0 +1,117 @@
+// The card vault of utility billing: card numbers and expiries encrypted (AES-256-GCM) under a data
+// key that the key-encryption key wraps (spool/keys.ts), found by a keyed hash (HMAC-SHA-256 under
+// a key derived from the KEK), never by the number. Every decryption is audited (which job, which
+// file, how many). Each sealed entry is bound to its owner (utility and customer number) as
+// associated data, so an entry copied onto another customer does not open.
+import { randomBytes, createHmac } from 'node:crypto';
+import type { Knex } from 'knex';
+import { deriveHmacKey, newDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
+import type { Ledger } from '../ledger/index.ts';
+import { BatchGcm } from './gcm-batch.ts';
+
+export interface CardSecret {
+  cardNo: string;
+  /** YYMM */
+  expiry: string;
+}
+
+export interface SealedCard {
+  enc: string;
+  keyId: string;
+}
+
+export interface OwnedEntry extends SealedCard {
+  partnerId: string;
+  customerNo: string;
+}
+
+export interface DecryptionAudit {
+  /** the job (or command) that needs the numbers */
+  job: string;
+  fileId: string | null;
+  partnerId: string;
+  /** set when the decryption is about one customer */
+  customerNo?: string;
+  purpose: string;
+}
+
+export class VaultError extends Error {}
+
+const KEY_CONTEXT = 'card-vault/data-key';
+const owner = (partnerId: string, customerNo: string) => Buffer.from(`${partnerId}\0${customerNo}`, 'utf8');
+
+export class Vault {
+  private constructor(
+    private readonly ledger: Ledger,
+    private readonly keys: Map<string, BatchGcm>,
+    private readonly currentKeyId: string,
+    private readonly hmacKey: Buffer,
+  ) {}
+
+  /** Loads the vault's data keys (creating the first one) with the ring's KEKs. */
+  static async open(ledger: Ledger, ring: KeyRing): Promise<Vault> {
+    let rows = (await ledger.db('vault_keys').orderBy([{ column: 'created_at' }, { column: 'id' }])) as { id: string; wrapped: string; kek_id: string; created_at: number }[];
+    if (rows.length === 0) {
+      const id = randomBytes(8).toString('hex');
+      await ledger.db('vault_keys').insert({ id, wrapped: wrapDataKey(ring.current, newDataKey(), KEY_CONTEXT).toString('base64'), kek_id: ring.current.id, created_at: Date.now() });
+      // two processes may both have made one: every key stays usable, the oldest is current
+      rows = await ledger.db('vault_keys').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    }
+    const keys = new Map<string, BatchGcm>();
+    for (const r of rows) keys.set(r.id, new BatchGcm(unwrapDataKey(ring, Buffer.from(r.wrapped, 'base64'), KEY_CONTEXT)));
+    return new Vault(ledger, keys, rows[0]!.id, deriveHmacKey(ring, 'card-vault').key);
+  }
+
+  /** The lookup hash of a card number (hex). */
+  hmac(cardNo: string): string {
+    return createHmac('sha256', this.hmacKey).update(cardNo.trim(), 'latin1').digest('hex');
+  }
+
+  sealMany(items: { partnerId: string; customerNo: string; card: CardSecret }[]): SealedCard[] {
+    const gcm = this.keys.get(this.currentKeyId)!;
+    const sealed = gcm.sealMany(items.map((i) => Buffer.from(`${i.card.cardNo.trim()}|${i.card.expiry}`, 'latin1')), items.map((i) => owner(i.partnerId, i.customerNo)));
+    return sealed.map((s) => ({ enc: s.toString('base64'), keyId: this.currentKeyId }));
+  }
+
+  seal(partnerId: string, customerNo: string, card: CardSecret): SealedCard {
+    return this.sealMany([{ partnerId, customerNo, card }])[0]!;
+  }
+
+  /**
+   * Opens entries after writing the audit row for them (so no number is seen unaudited). Throws
+   * when an entry does not open: tampered, moved to another customer, or its key is gone.
+   */
+  async openMany(entries: OwnedEntry[], audit: DecryptionAudit, db: Knex = this.ledger.db): Promise<CardSecret[]> {
+    if (entries.length === 0) return [];
+    await recordDecryptions(db, audit, entries.length);
+    return this.openUnaudited(entries);
+  }
+
+  /** For callers that wrote the audit row themselves (inside their own transaction). */
+  openUnaudited(entries: OwnedEntry[]): CardSecret[] {
+    const byKey = new Map<string, number[]>();
+    entries.forEach((e, i) => {
+      const list = byKey.get(e.keyId) ?? [];
+      list.push(i);
+      byKey.set(e.keyId, list);
+    });
+    const out: CardSecret[] = new Array(entries.length);
+    for (const [keyId, idx] of byKey) {
+      const gcm = this.keys.get(keyId);
+      if (!gcm) throw new VaultError(`vault data key ${keyId} is not in vault_keys`);
+      const opened = gcm.openMany(idx.map((i) => ({ sealed: Buffer.from(entries[i]!.enc, 'base64'), aad: owner(entries[i]!.partnerId, entries[i]!.customerNo) })));
+      opened.forEach((plain, k) => {
+        const e = entries[idx[k]!]!;
+        if (!plain) throw new VaultError(`vault entry of customer ${e.customerNo} (${e.partnerId}) does not open: tampered or moved`);
+        const text = plain.toString('latin1');
+        const bar = text.indexOf('|');
+        out[idx[k]!] = { cardNo: text.slice(0, bar), expiry: text.slice(bar + 1) };
+      });
+    }
+    return out;
+  }
+}
+
+export async function recordDecryptions(db: Knex, audit: DecryptionAudit, count: number): Promise<void> {
+  await db('vault_audit').insert({ at: Date.now(), job: audit.job, file_id: audit.fileId, partner_id: audit.partnerId, customer_no: audit.customerNo ?? null, count, purpose: audit.purpose });
+}
