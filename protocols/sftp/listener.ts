@@ -13,6 +13,10 @@ import { SftpSession } from './session.ts';
 
 // OpenSSH clients prefer chacha20-poly1305, which ssh2 runs far slower than AES-GCM (done by
 // OpenSSL with AES-NI): offer AES only, GCM first. Both are what OpenSSH itself recommends.
+// Channels one connection may open: each SFTP channel has its own session bounds, so this bounds
+// what one connection can hold. Clients use one.
+const MAX_CHANNELS_PER_CONNECTION = 4;
+
 const FAST_CIPHERS: ssh2.CipherAlgorithm[] = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com', 'aes128-ctr', 'aes192-ctr', 'aes256-ctr'];
 
 interface Account {
@@ -120,8 +124,14 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
     client.on('ready', () => {
       touch();
       const acc = account!;
-      client.on('session', (acceptSession) => {
+      let channels = 0;
+      client.on('session', (acceptSession, rejectSession) => {
+        if (++channels > MAX_CHANNELS_PER_CONNECTION) {
+          log.warn({ remote, partnerId: acc.partnerId }, 'sftp channel refused: too many on one connection');
+          return rejectSession();
+        }
         const session = acceptSession();
+        session.on('close', () => channels--);
         session.on('sftp', (acceptSftp) => {
           const sftp = acceptSftp();
           sessions.push(
