@@ -1,13 +1,14 @@
 // Our FTP server for partners (ftp-srv): explicit FTPS (AUTH TLS) required unless the partner's
 // account is marked plain, passive mode only within the configured port range, the partner's
 // virtual root (see landing-fs.ts), a per-partner session limit, and an audit trail.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
+import { AdmissionGate, type Ticket } from '../admission.ts';
 import { passwordMatches } from '../sftp/authorized-keys.ts';
 import type { FtpListenerSettings, PartnerFtpAccount } from './config.ts';
 import { FtpFsError, LandingFileSystem } from './landing-fs.ts';
@@ -40,6 +41,9 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
   const pendingAudits = new Set<Promise<void>>();
   let server: InstanceType<typeof ftpSrv.FtpSrv> | undefined;
   let boundPort = 0;
+  const gate = new AdmissionGate(settings, log, 'ftp');
+  let tickets = new WeakMap<Socket, Ticket>();
+  const ticketOf = new WeakMap<FtpConnection, Ticket>();
 
   const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
     const p = recordAudit(ctx.ledger, { partnerId, protocol: 'ftp', event, remote, detail })
@@ -73,6 +77,7 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
     if (active >= settings.maxSessionsPerPartner) return refuse(acc.partnerId, `too many sessions (${active} of ${settings.maxSessionsPerPartner})`);
     sessionsByPartner.set(acc.partnerId, active + 1);
     partnerOf.set(connection, acc.partnerId);
+    ticketOf.get(connection)?.loggedIn();
     const partnerId = acc.partnerId;
     audit(partnerId, 'login_ok', remote, (connection as unknown as { secure: boolean }).secure ? 'ftps' : 'plain ftp');
 
@@ -147,11 +152,15 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
       for (const [sig, before] of signalListeners) {
         for (const l of process.listeners(sig)) if (!before.includes(l)) process.off(sig, l);
       }
+      tickets = gate.guard((server as unknown as { server: NetServer }).server);
       server.on('login', onLogin as never);
       server.on('disconnect', onDisconnect as never);
       // ftp-srv closes a connection whose command socket times out.
-      server.on('connect' as never, (({ connection }: { connection: { commandSocket: { setTimeout(ms: number): void } } }) =>
-        connection.commandSocket.setTimeout(idleMs)) as never);
+      server.on('connect' as never, (({ connection }: { connection: FtpConnection & { commandSocket: Socket } }) => {
+        const ticket = tickets.get(connection.commandSocket);
+        if (ticket) ticketOf.set(connection, ticket);
+        connection.commandSocket.setTimeout(idleMs);
+      }) as never);
       server.on('client-error', ({ error }: { error: Error }) => log.debug({ err: error.message }, 'ftp client error'));
       await server.listen();
       boundPort = ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;

@@ -2,6 +2,7 @@
 // account on our listener. Secrets (keys, passwords) are references, never values.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
 
 const seconds = (fallback: number) => z.number().int().positive().default(fallback);
 
@@ -34,6 +35,7 @@ export const sftpListenerSchema = z
     hostKey: secretRefSchema,
     idleTimeoutSeconds: seconds(300),
     maxSessionsPerPartner: z.number().int().positive().default(4),
+    ...admissionFields,
   })
   .strict();
 export type SftpListenerSettings = z.infer<typeof sftpListenerSchema>;

@@ -1,12 +1,13 @@
 // Our SFTP server for partners (ssh2). Public-key authentication with a verified signature
 // (passwords only for accounts that allow them), a per-partner session limit, an idle timeout,
 // only the sftp subsystem, and every login, upload and download in the ledger's audit trail.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection } from 'ssh2';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
+import { AdmissionGate, type Ticket } from '../admission.ts';
 import { findKey, fingerprintOf, parseAuthorizedKey, passwordMatches, signatureVerifies, type AuthorizedKey } from './authorized-keys.ts';
 import type { PartnerSftpAccount, SftpListenerSettings } from './config.ts';
 import { SftpSession } from './session.ts';
@@ -57,6 +58,8 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
   const idleMs = settings.idleTimeoutSeconds * 1000;
   let server: InstanceType<typeof ssh2.Server> | undefined;
   let boundPort = 0;
+  const gate = new AdmissionGate(settings, log, 'sftp');
+  let tickets = new WeakMap<Socket, Ticket>();
 
   const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
     const p = recordAudit(ctx.ledger, { partnerId, protocol: 'sftp', event, remote, detail })
@@ -72,6 +75,7 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
     let refusedQueries = 0;
     let sessions: SftpSession[] = [];
     connections.add(client);
+    const ticket = tickets.get((client as unknown as { _sock: Socket })._sock);
 
     const idle = setTimeout(() => {
       log.info({ remote, partnerId: account?.partnerId }, 'sftp idle timeout');
@@ -93,6 +97,7 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
       sessionsByPartner.set(acc.partnerId, active + 1);
       counted = true;
       account = acc;
+      ticket?.loggedIn();
       audit(acc.partnerId, 'login_ok', remote, how);
       auth.accept();
     };
@@ -176,6 +181,8 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
     async start() {
       const hostKey = readSecret(settings.hostKey, 'sftp listener host key');
       server = new ssh2.Server({ hostKeys: [hostKey], ident: 'tsunagi', algorithms: { cipher: FAST_CIPHERS } }, onConnection);
+      // ssh2 announces a connection only once the client sent its version line: gate the TCP accept.
+      tickets = gate.guard((server as unknown as { _srv: NetServer })._srv);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(settings.port, settings.host, () => {

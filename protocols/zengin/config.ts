@@ -2,6 +2,7 @@
 // Passwords and TLS keys are secret references (file or environment), never values.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
 
 const centreCode = z.string().regex(/^[0-9A-Fa-f]{14}$/, '14 hex digits (7 bytes)');
 const zenginName = z.string().regex(/^[A-Z0-9]{12}$/, '12 upper-case letters or digits');
@@ -88,7 +89,9 @@ export const zenginListenerSchema = z
     /** Our centre code as secondary (the 相手センター確認コード callers must send). */
     ownCode: centreCode,
     inactivitySeconds: z.number().positive().max(3600).default(30),
+    /** Logged-in sessions; connections not yet logged in are capped apart (admissionFields). */
     maxSessions: z.number().int().min(1).max(10_000).default(64),
+    ...admissionFields,
   })
   .strict()
   .refine((s) => s.tlsPort === undefined || s.tls !== undefined, { message: 'tlsPort needs tls settings', path: ['tls'] })

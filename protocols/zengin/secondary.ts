@@ -50,6 +50,8 @@ export interface SecondaryDeps {
   partials: RestartStore;
   inactivityMs: number;
   now?: () => Date;
+  /** Called once the partner logged in (the connection leaves the not-logged-in count). */
+  onLoggedIn?: () => void;
 }
 
 /** Ends the session: `result` goes in the due response or in a 閉局要求. */
@@ -111,7 +113,8 @@ class SecondarySession {
   private async fail(err: unknown): Promise<void> {
     if (err instanceof ConnectionClosedError || err instanceof InactivityTimeoutError) {
       this.log.info({ partner: this.login?.partnerId }, `session ended: ${err.message}`);
-      await this.audit('session_end', err.message);
+      // A connection that never sent a byte is no event for the audit trail (scanners, floods).
+      if (this.loggedIn || this.socket.bytesRead > 0) await this.audit('session_end', err.message);
       return;
     }
     const end = err instanceof SessionEnd ? err : err instanceof ProtocolError ? new SessionEnd(err.result, err.message) : new SessionEnd(Result.other, (err as Error).message);
@@ -188,6 +191,7 @@ class SecondarySession {
     this.link.timeoutMs = (account.timeoutSeconds ?? this.deps.inactivityMs / 1000) * 1000;
     await this.link.send(this.sessionResponse(req, SessionKind.openResponse));
     this.loggedIn = true;
+    this.deps.onLoggedIn?.();
     this.log.info({ partner: found.partnerId, mode: this.mode }, 'logged in');
     await this.audit('login_ok', `mode=${this.mode === '0' ? '連絡' : '照会'} tls=${'encrypted' in this.socket}`);
   }
