@@ -4,23 +4,14 @@
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { publishFile, temporaryPathFor } from './atomic.ts';
+import { displayName, fileNameProblem } from './names.ts';
 
 export class UnsafeNameError extends Error {}
 
-/** A plain file name, no folders, no NUL, no dot files, no '..'. */
+/** A plain file name (see names.ts): no folders, no dot files, no controls, at most 200 bytes. */
 export function assertSafeFileName(name: string): void {
-  if (
-    name.length === 0 ||
-    name.length > 200 ||
-    name.includes('\0') ||
-    name.includes('/') ||
-    name.includes('\\') ||
-    name === '.' ||
-    name === '..' ||
-    name.startsWith('.')
-  ) {
-    throw new UnsafeNameError(`unsafe file name ${JSON.stringify(name)}`);
-  }
+  const problem = fileNameProblem(name);
+  if (problem) throw new UnsafeNameError(`unsafe file name "${displayName(name, 80)}": ${problem}`);
 }
 
 export interface Landing {
