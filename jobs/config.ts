@@ -13,6 +13,7 @@ import { zenginAccountSchema, zenginEndpointSchema, zenginListenerSchema } from 
 import { mailAccountSchema, mailListenerSchema, mailSettingsSchema, partnerNoticeSchema } from '../protocols/mail/config.ts';
 import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
+import { byteSize, uploadsSchema } from './security-config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -94,6 +95,8 @@ const partnerSchema = z
     jmanagerCycles: z.array(z.enum(['D', 'F', 'H', 'M'])).default([]),
     /** Hours after sending by which a card company must return results (reconciliation). */
     resultDeadlineHours: z.number().int().min(1).max(24 * 31).default(48),
+    /** Largest upload from this partner (default: uploads.maxBytes). */
+    maxUploadBytes: byteSize.optional(),
   })
   .strict();
 
@@ -164,6 +167,7 @@ export const configSchema = z
       .strict()
       .default({ concurrency: 2, threads: 2 }),
     partners: z.array(partnerSchema).default([]),
+    uploads: uploadsSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

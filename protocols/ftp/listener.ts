@@ -85,6 +85,7 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
     let lastTouch = 0;
     const fs = new LandingFileSystem(connection, {
       dirs: { inbound: ctx.spool.inbound(partnerId), outbound: ctx.spool.outbound(partnerId) },
+      landingLimits: ctx.limitsFor?.(partnerId),
       refused: (detail) => audit(partnerId, 'refused', remote, detail),
       uploaded: (name, finalPath, bytes) => {
         audit(partnerId, 'upload', remote, `${name} ${bytes} bytes`);

@@ -145,6 +145,7 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
               dirs: { inbound: ctx.spool.inbound(acc.partnerId), outbound: ctx.spool.outbound(acc.partnerId) },
               log,
               touch,
+              landingLimits: ctx.limitsFor?.(acc.partnerId),
               audit: (event, detail) => audit(acc.partnerId, event, remote, detail),
               landed: (finalPath) => void Promise.resolve(ctx.onLanded?.(acc.partnerId, finalPath)).catch((err: Error) => log.error({ err: err.message }, 'onLanded failed')),
               pickedUp: (name, bytes) =>

@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
 import type { Logger } from 'pino';
-import { beginLanding, type Landing } from '../../spool/landing.ts';
+import { LandingRefused, beginLanding, type Landing, type LandingLimits } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { AuditEvent } from '../../spool/ledger/audit.ts';
 import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from './virtual-root.ts';
@@ -71,6 +71,8 @@ export interface SessionHooks {
   /** Any request counts as activity for the idle timeout. */
   touch(): void;
   limits?: Partial<SessionLimits>;
+  /** This partner's upload size limit and the disk's free-space reserve. */
+  landingLimits?: LandingLimits;
   landed(finalPath: string): void;
   pickedUp(name: string, bytes: number): void;
 }
@@ -198,6 +200,11 @@ export class SftpSession {
       this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'refused');
       return;
     }
+    if (err instanceof LandingRefused) {
+      this.hooks.audit('refused', err.message);
+      this.sftp.status(reqid, STATUS_CODE.FAILURE, err.message);
+      return;
+    }
     if (err instanceof NotInTree) {
       this.sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, err.message);
       return;
@@ -269,7 +276,15 @@ export class SftpSession {
       if (v.area !== 'inbound' || flags & OPEN_MODE.READ || flags & OPEN_MODE.APPEND) {
         throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'uploads go to /inbound, whole files only');
       }
-      const landing = await beginLanding(v.dir, v.name);
+      let landing: Landing;
+      try {
+        landing = await beginLanding(v.dir, v.name, this.hooks.landingLimits);
+      } catch (err) {
+        if (!(err instanceof LandingRefused)) throw err;
+        this.hooks.audit('refused', `upload of ${v.name}: ${err.message}`);
+        this.hooks.log.warn({ partnerId: this.hooks.partnerId, fileName: v.name, reason: err.reason }, 'sftp upload refused');
+        throw new Refused(STATUS_CODE.FAILURE, err.message);
+      }
       this.sftp.handle(reqid, this.newHandle({ kind: 'upload', name: v.name, landing, pending: new Set(), batch: { offset: 0, length: 0, chunks: [] }, openedAt: Date.now(), held: 0, waiters: [] }));
       return;
     }
@@ -288,7 +303,14 @@ export class SftpSession {
   private async onWrite(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
     const [, h] = this.handleOf(handle);
     if (h.kind !== 'upload') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'not open for writing');
-    if (h.failed) return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'write failed');
+    if (h.failed) return void this.sftp.status(reqid, STATUS_CODE.FAILURE, h.failed instanceof LandingRefused ? h.failed.message : 'write failed');
+    const refusal = h.landing.admit(offset + data.length);
+    if (refusal) {
+      h.failed = refusal;
+      this.hooks.audit('refused', `upload of ${h.name}: ${refusal.message}`);
+      this.hooks.log.warn({ partnerId: this.hooks.partnerId, fileName: h.name, reason: refusal.reason }, 'sftp upload refused');
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, refusal.message);
+    }
     if (this.heldWriteBytes + data.length > this.limits.maxBufferedWriteBytes) {
       h.failed = new Error(`more than ${this.limits.maxBufferedWriteBytes} bytes of writes outstanding`);
       this.overloaded(h.failed.message);
@@ -372,7 +394,7 @@ export class SftpSession {
     if (h.failed) {
       await h.landing.abort();
       this.hooks.audit('refused', `upload of ${h.name} aborted: ${h.failed.message}`);
-      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'upload failed');
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, h.failed instanceof LandingRefused ? h.failed.message : 'upload failed');
     }
     try {
       const closedAt = Date.now();

@@ -6,7 +6,7 @@ import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { beginLanding } from '../../spool/landing.ts';
+import { LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../../spool/landing.ts';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { ListenerContext } from '../contract.ts';
@@ -53,6 +53,9 @@ export interface SecondaryDeps {
   /** Called once the partner logged in (the connection leaves the not-logged-in count). */
   onLoggedIn?: () => void;
 }
+
+/** Free space is checked again after this many bytes of one file. */
+const SPACE_CHECK_BYTES = 16 << 20;
 
 /** Ends the session: `result` goes in the due response or in a 閉局要求. */
 class SessionEnd extends Error {
@@ -269,6 +272,15 @@ class SecondarySession {
     if (req.recordLength !== recordLength) throw new SessionEnd(Result.recordLengthWrong, `record length ${req.recordLength}, agreed ${recordLength}`, respond);
     if (req.restartFrom !== 0 || req.restartTo !== 0) throw new SessionEnd(Result.other, '再送指定 must be 0, 0 in a request', respond);
     const partnerId = this.login!.partnerId;
+    const limits = this.deps.ctx.limitsFor?.(partnerId) ?? {};
+    const announced = sizeRefusal(req.recordCount * recordLength, limits.maxBytes);
+    if (announced) throw new SessionEnd(Result.other, announced.message, respond);
+    try {
+      await assertFreeSpace(this.deps.ctx.spool.inbound(partnerId), limits.reserveBytes);
+    } catch (err) {
+      if (err instanceof LandingRefused) throw new SessionEnd(Result.other, err.message, respond);
+      throw err;
+    }
     let partial: PartialFile;
     try {
       partial = await this.deps.partials.open({ partnerId, fileName: req.fileName, accessKey: req.accessKey, textCount: req.textCount, recordCount: req.recordCount, recordLength }, !restart, () => this.link.destroy());
@@ -283,7 +295,11 @@ class SecondarySession {
       await this.link.send(encodeFileControl(answer, this.form));
       this.link.resetWindow();
       this.log.info({ partner: partnerId, file: req.fileName, from: partial.heldTexts + 1 }, restart ? 'receiving (restart)' : 'receiving');
-      const end = await this.receiveTexts(req, partial);
+      const end = await this.receiveTexts(req, partial, limits).catch((err: unknown) => {
+        // Refused for its size or the disk: nothing to resume, the partial goes.
+        if (err instanceof SessionEnd && err.cause instanceof LandingRefused) state.outcome = 'discard';
+        throw err;
+      });
       const endRaw = end.raw;
       const endReq = end.fc;
       const fail = (result: number, why: string) => {
@@ -306,7 +322,7 @@ class SecondarySession {
       // not hold; if the connection dies in between, the sender's retry is answered 0x16.
       const at = new Date();
       const name = `${req.fileName}_${file.fileType}_${tokyoDate(at)}${tokyoTime(at)}_${sha256.slice(0, 8)}`;
-      const landing = await beginLanding(this.deps.ctx.spool.inbound(partnerId), name);
+      const landing = await beginLanding(this.deps.ctx.spool.inbound(partnerId), name, { maxBytes: limits.maxBytes });
       let landed: { path: string; size: number };
       try {
         await partial.handOver(landing.tempPath);
@@ -331,8 +347,10 @@ class SecondarySession {
   }
 
   /** Takes data messages until 終了要求; anything else ends the session. */
-  private async receiveTexts(req: FileControl, partial: PartialFile): Promise<{ fc: FileControl; raw: Buffer }> {
+  private async receiveTexts(req: FileControl, partial: PartialFile, limits: { maxBytes?: number; reserveBytes?: number }): Promise<{ fc: FileControl; raw: Buffer }> {
     const recordLength = partial.key.recordLength;
+    let nextSpaceCheck = partial.records * recordLength + SPACE_CHECK_BYTES;
+    const refuse = (refusal: LandingRefused) => Object.assign(new SessionEnd(Result.other, refusal.message), { cause: refusal });
     for (;;) {
       const msg = await this.link.readMessage();
       const ttc = decodeTtc(msg);
@@ -348,6 +366,18 @@ class SecondarySession {
       if (payload.length % recordLength !== 0) throw new SessionEnd(Result.recordLengthWrong, `data message ${ttc.seq} of ${payload.length} bytes is not whole ${recordLength}-byte records`);
       if (req.recordCount !== 0 && partial.records + payload.length / recordLength > req.recordCount) {
         throw new SessionEnd(Result.recordCountDiffers, `more than the ${req.recordCount} records announced`);
+      }
+      const end = partial.records * recordLength + payload.length;
+      const tooLarge = sizeRefusal(end, limits.maxBytes);
+      if (tooLarge) throw refuse(tooLarge);
+      if (limits.reserveBytes && end >= nextSpaceCheck) {
+        nextSpaceCheck = end + SPACE_CHECK_BYTES;
+        try {
+          await assertFreeSpace(this.deps.ctx.spool.inbound(this.login!.partnerId), limits.reserveBytes);
+        } catch (err) {
+          if (err instanceof LandingRefused) throw refuse(err);
+          throw err;
+        }
       }
       const problem = await partial.append(payload);
       if (problem) throw new SessionEnd(Result.other, problem);
