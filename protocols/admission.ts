@@ -6,6 +6,7 @@
 // The gate sits on the TCP accept, before any TLS handshake or protocol greeting.
 import net from 'node:net';
 import { z } from 'zod';
+import { loginFailureFields } from './login-failures.ts';
 
 /** An IPv4 or IPv6 address, or a CIDR block (10.0.0.0/8, 2001:db8::/32). */
 const addressOrBlock = z.string().refine((s) => parseBlock(s) !== undefined, { message: 'an IP address or CIDR block' });
@@ -20,6 +21,7 @@ export const admissionFields = {
   loginGraceSeconds: z.number().positive().max(600).default(20),
   /** Only these addresses or blocks may connect at all (default: any). */
   allowFrom: z.array(addressOrBlock).optional(),
+  ...loginFailureFields,
 };
 
 export interface AdmissionSettings {
