@@ -73,7 +73,8 @@ export type ZenginEndpointInput = z.input<typeof zenginEndpointSchema>;
 
 export const zenginListenerSchema = z
   .object({
-    host: z.string().default('0.0.0.0'),
+    /** Loopback unless set: a centre chooses to listen on a network address. */
+    host: z.string().default('127.0.0.1'),
     /** Plain TCP port; null for a TLS-only centre. */
     port: port.nullable().default(5020),
     tlsPort: port.optional(),
@@ -124,6 +125,8 @@ export const zenginAccountSchema = z
       .optional(),
     /** Or the certificate subject's CN. */
     clientCertSubject: z.string().min(1).optional(),
+    /** Only over the TLS port: a 開局要求 on the plain port is refused (0x99), whatever the password. */
+    requireTls: z.boolean().default(false),
     /** Answer モード変更要求 (else 0x17 mode change refused). */
     allowModeChange: z.boolean().default(false),
     /** Service hours in Asia/Tokyo, 'HH:MM'; outside them 開局要求 gets 0x13. */

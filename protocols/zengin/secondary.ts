@@ -182,6 +182,7 @@ class SecondarySession {
     this.login = found;
     const { account } = found;
     if (!timingSafeEqual(req.password, found.password)) throw new SessionEnd(Result.passwordWrong, 'password wrong', respond);
+    if (account.requireTls && !('encrypted' in this.socket)) throw new SessionEnd(Result.other, 'this partner must log in over TLS', respond);
     const certProblem = this.checkClientCert(account);
     if (certProblem) throw new SessionEnd(Result.other, certProblem, respond);
     if (ttc.form !== account.form) throw new SessionEnd(Result.other, `connection form ${ttc.form}, agreed ${account.form}`, respond);
