@@ -11,6 +11,7 @@ import { codeBytes, passwordBytes } from './messages.ts';
 import { RestartStore, partialsRoot } from './restart-store.ts';
 import { serveConnection, type ResolvedAccount } from './secondary.ts';
 import { AdmissionGate, type Ticket } from '../admission.ts';
+import { LoginFailures } from '../login-failures.ts';
 
 export interface ZenginListener extends ProtocolListener {
   /** The bound TLS port, once started (0 when there is no TLS listener). */
@@ -75,6 +76,7 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
         accounts: byCode,
         partials: new RestartStore(partialsRoot(ctx.spool.work)),
         inactivityMs: settings.inactivitySeconds * 1000,
+        failures: new LoginFailures(settings, ctx.log, 'zengin'),
       };
       if (settings.port !== null) {
         const server = net.createServer((socket) => serve(socket, deps));

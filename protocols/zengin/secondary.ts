@@ -10,6 +10,8 @@ import { LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../.
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { ListenerContext } from '../contract.ts';
+import { LoginFailures, sleep } from '../login-failures.ts';
+import { normaliseAddress } from '../admission.ts';
 import { defaultRecordLength, type ZenginAccount, type ZenginAccountFile } from './config.ts';
 import { dataTexts } from './data-source.ts';
 import { ConnectionClosedError, InactivityTimeoutError, ZenginLink } from './link.ts';
@@ -52,6 +54,8 @@ export interface SecondaryDeps {
   now?: () => Date;
   /** Called once the partner logged in (the connection leaves the not-logged-in count). */
   onLoggedIn?: () => void;
+  /** Failed 開局要求 per centre code and address: growing delay and lockout. */
+  failures?: LoginFailures;
 }
 
 /** Free space is checked again after this many bytes of one file. */
@@ -177,11 +181,22 @@ class SecondarySession {
     this.openRequest = req;
     if (req.result !== Result.ok) throw new SessionEnd(Result.other, '開局要求 with a 処理結果', respond);
     if (!req.receiverCode.equals(this.deps.ownCode)) throw new SessionEnd(Result.receiverCodeWrong, '相手センター確認コード is not ours', respond);
-    const found = this.deps.accounts.get(req.senderCode.toString('hex'));
-    if (!found) throw new SessionEnd(Result.senderCodeWrong, `unknown centre code ${req.senderCode.toString('hex')}`, respond);
+    const codeHex = req.senderCode.toString('hex');
+    const address = normaliseAddress(this.socket.remoteAddress);
+    const verdict = this.deps.failures?.check(codeHex, address) ?? { delayMs: 0, locked: false };
+    if (verdict.delayMs) await sleep(verdict.delayMs);
+    const found = this.deps.accounts.get(codeHex);
+    const failed = (result: number, why: string) => {
+      this.deps.failures?.failed(codeHex, address, found?.partnerId ?? null);
+      return new SessionEnd(result, why, respond);
+    };
+    if (!found) throw failed(Result.senderCodeWrong, `unknown centre code ${codeHex}`);
     this.login = found;
     const { account } = found;
-    if (!timingSafeEqual(req.password, found.password)) throw new SessionEnd(Result.passwordWrong, 'password wrong', respond);
+    // A locked-out code gets the answer of a wrong password.
+    if (verdict.locked) throw failed(Result.passwordWrong, 'locked out after repeated failures');
+    if (!timingSafeEqual(req.password, found.password)) throw failed(Result.passwordWrong, 'password wrong');
+    this.deps.failures?.succeeded(codeHex);
     if (account.requireTls && !('encrypted' in this.socket)) throw new SessionEnd(Result.other, 'this partner must log in over TLS', respond);
     const certProblem = this.checkClientCert(account);
     if (certProblem) throw new SessionEnd(Result.other, certProblem, respond);
