@@ -38,21 +38,50 @@ export function maskCardNumbersIn(text: string): string {
  */
 export function redactCardNumbers(text: string): string {
   if (text.length < 12) return text;
-  return text.replace(/\d{12,}/g, (run) => (run.length > 19 || luhnValid(run) ? maskCardNumber(run) : run));
+  const plain = text.replace(/\d{12,}/g, (run) => (run.length > 19 || luhnValid(run) ? maskCardNumber(run) : run));
+  return redactWrittenForms(plain);
 }
 
-/** redactCardNumbers over every string, and every integer that could be a card number, in a JSON-like value. */
-export function redactDeep(value: unknown): unknown {
+// A card number as people write it: groups split by single spaces or dashes (4111 1111 1111 1111,
+// 4111-1111-1111-1111), or in full-width digits (４１１１…), or both.
+const WRITTEN = /[0-9０-９](?:[ \-‐－]?[0-9０-９]){11,18}(?![0-9０-９])/g;
+const FULL_WIDTH = /[０-９]/g;
+
+function redactWrittenForms(text: string): string {
+  if (!/[ \-‐－０-９]/.test(text)) return text;
+  return text.replace(WRITTEN, (m) => {
+    if (/^[0-9]+$/.test(m)) return m; // a plain run: handled above
+    const digits = m.replace(FULL_WIDTH, (c) => String.fromCharCode(c.charCodeAt(0) - 0xff10 + 48)).replace(/[^0-9]/g, '');
+    return digits.length >= 12 && digits.length <= 19 && luhnValid(digits) ? maskCardNumber(digits) : m;
+  });
+}
+
+/** Keys whose 13-digit integers are epoch-ms times: kept as they are (a time is no card number). */
+const TIME_KEY = /(^|_)(at|time|ts|ms)$|(At|Ms|Time)$/;
+const EPOCH_MS_MIN = 946_684_800_000; // 2000-01-01
+const EPOCH_MS_MAX = 4_102_444_800_000; // 2100-01-01
+
+/** redactCardNumbers over every string, every key, every Buffer, and every integer that could be a card number, in a JSON-like value. */
+export function redactDeep(value: unknown, key = ''): unknown {
   if (typeof value === 'string') return redactCardNumbers(value);
   if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) >= 1e11) {
+    if (TIME_KEY.test(key) && value >= EPOCH_MS_MIN && value < EPOCH_MS_MAX) return value;
     const digits = String(Math.abs(value));
     return digits.length > 19 || luhnValid(digits) ? redactCardNumbers(String(value)) : value;
   }
   if (typeof value === 'bigint') return redactDeep(value.toString());
-  if (Array.isArray(value)) return value.map(redactDeep);
+  if (Buffer.isBuffer(value)) return redactDeep(value.toJSON());
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v));
   if (value && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    // A Buffer as JSON ({ type: 'Buffer', data: [bytes] }): its bytes are read as text.
+    if (o.type === 'Buffer' && Array.isArray(o.data) && Object.keys(o).length === 2) {
+      const text = Buffer.from(o.data as number[]).toString('latin1');
+      const safe = redactCardNumbers(text);
+      return safe === text ? value : { type: 'Buffer', data: [...Buffer.from(safe, 'latin1')] };
+    }
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v);
+    for (const [k, v] of Object.entries(o)) out[redactCardNumbers(k)] = redactDeep(v, k);
     return out;
   }
   return value;

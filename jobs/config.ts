@@ -15,6 +15,7 @@ import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
 import { expandDeliveryShorthand, hulftCentreSchema, hulftConfigIssues, hulftEndpointSchema, hulftPartnerSchema } from '../protocols/hulft/config.ts';
 import { checkUtilityConfig, utilityPartnerSchema, vaultSchema } from './utility/config.ts';
+import { byteSize, resolveUrlSecret, uploadsSchema, urlOrSecret } from './security-config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -52,6 +53,9 @@ const pullDelivery = z.object({ protocol: z.literal('pull') }).strict();
 
 /** Protocols add their endpoint schema here as they land. */
 export const deliverySchema = z.discriminatedUnion('protocol', [localEndpointSchema.strict(), sftpEndpointSchema, ftpEndpointSchema, zenginEndpointSchema, as2EndpointSchema, hulftEndpointSchema, pullDelivery]);
+
+const LEDGER_URL = z.string().regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'sqlite:PATH or a postgres:// URL');
+const QUEUE_URL = z.string().regex(/^(embedded|rediss?:\/\/.+)$/, "'embedded' or a redis:// URL");
 
 export const PARTNER_ROLES = ['merchant', 'card-company', 'online-centre', 'utility'] as const;
 
@@ -100,6 +104,8 @@ const partnerSchema = z
     resultDeadlineHours: z.number().int().min(1).max(24 * 31).default(48),
     /** Utilities (role: utility): merchant number per card company, validity schedule. */
     utility: utilityPartnerSchema.optional(),
+    /** Largest upload from this partner (default: uploads.maxBytes). */
+    maxUploadBytes: byteSize.optional(),
   })
   .strict();
 
@@ -109,14 +115,8 @@ export const configSchema = z
   .object({
     centre: z.object({ code: digits(10), name: z.string().min(1).max(40).regex(/^[\x20-\x7e]*$/, 'half-width ASCII') }).strict(),
     spoolRoot: z.string().min(1).default('./spool'),
-    ledger: z
-      .string()
-      .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'sqlite:PATH or a postgres:// URL')
-      .default('sqlite:./tsunagi.db'),
-    queue: z
-      .string()
-      .regex(/^(embedded|rediss?:\/\/.+)$/, "'embedded' or a redis:// URL")
-      .default('embedded'),
+    ledger: urlOrSecret(LEDGER_URL).default('sqlite:./tsunagi.db'),
+    queue: urlOrSecret(QUEUE_URL).default('embedded'),
     /** A file with no temporary name is picked up once it has not changed for this long. */
     quietPeriodSeconds: z.number().int().min(0).max(3600).default(5),
     retentionDays: z.number().int().min(1).max(3650).default(90),
@@ -174,6 +174,7 @@ export const configSchema = z
     partners: z.array(partnerSchema).default([]),
     /** The card vault of utility billing: where its key-encryption key lives. */
     vault: vaultSchema.optional(),
+    uploads: uploadsSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -199,7 +200,10 @@ export const configSchema = z
     checkUtilityConfig(config, (where, message) => ctx.addIssue({ code: 'custom', path: where, message }));
   });
 
-export type TsunagiConfig = z.infer<typeof configSchema> & {
+export type TsunagiConfig = Omit<z.infer<typeof configSchema>, 'ledger' | 'queue'> & {
+  /** The ledger and queue URLs, read from their secret when the YAML names one. */
+  ledger: string;
+  queue: string;
   /** Absolute path of the file it came from; relative paths in it are relative to its folder. */
   file: string;
   baseDir: string;
@@ -249,7 +253,12 @@ export function parseConfig(text: string, file: string): TsunagiConfig {
   }
   const absolute = path.resolve(file);
   const baseDir = path.dirname(absolute);
-  return { ...(resolveRelativePaths(result.data, baseDir) as typeof result.data), file: absolute, baseDir };
+  const data = resolveRelativePaths(result.data, baseDir) as typeof result.data;
+  const ledger = resolveUrlSecret(data.ledger, LEDGER_URL, 'ledger');
+  const queue = resolveUrlSecret(data.queue, QUEUE_URL, 'queue');
+  const urlProblems = [ledger, queue].flatMap((r) => ('problem' in r ? [r.problem] : []));
+  if (urlProblems.length) throw new ConfigError(file, urlProblems);
+  return { ...data, ledger: (ledger as { url: string }).url, queue: (queue as { url: string }).url, file: absolute, baseDir };
 }
 
 export function loadConfig(explicit?: string): TsunagiConfig {

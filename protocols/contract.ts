@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { SpoolTree } from '../spool/tree.ts';
 import type { Ledger } from '../spool/ledger/db.ts';
 import type { PushJournal, PushPhase, ResumeOutcome } from './staged-push.ts';
+import type { LandingLimits } from '../spool/landing.ts';
 
 export interface RemoteFile {
   name: string;
@@ -70,6 +71,8 @@ export interface ListenerContext {
   onLanded?(partnerId: string, finalPath: string): void | Promise<void>;
   /** Called after a partner downloaded a file from its outbound folder (the caller records the pickup). */
   onPickedUp?(partnerId: string, fileName: string, bytes: number): void | Promise<void>;
+  /** Size limit and free-space reserve for this partner's uploads (default: none). */
+  limitsFor?(partnerId: string): LandingLimits;
 }
 
 /** Our server that partners call (SFTP, FTP, 全銀 secondary, ...). */

@@ -1,6 +1,6 @@
 // Picking up inbound files: only complete ones, and each by exactly one worker.
 import { randomBytes } from 'node:crypto';
-import { readdir, rename, stat } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from './atomic.ts';
 import { isTemporaryName } from './tree.ts';
@@ -44,16 +44,38 @@ export function newFileId(prefix: 'I' | 'O', at = Date.now()): string {
 }
 
 /**
- * Work-folder name of a claimed file: its id and owner first ('@' cannot occur in either), so that
- * a crash between the claim and the ledger row can be recovered from the name alone.
+ * Work-folder name of a claimed file: its id and owner ('@' cannot occur in either), never the
+ * partner's own name (whatever its length or characters, it cannot break a rename). That name
+ * goes into the ledger; between the claim and the ledger row it waits in a small note beside the
+ * file, so that a crash in between can still be recovered with the right name.
  */
-export function workName(fileId: string, partnerId: string, originalName: string): string {
-  return `${fileId}@${partnerId}@${originalName}`;
+export function workName(fileId: string, partnerId: string): string {
+  return `${fileId}@${partnerId}`;
 }
 
-export function parseWorkName(name: string): { fileId: string; partnerId: string; originalName: string } | null {
-  const m = /^([^@]+)@([^@]+)@(.+)$/s.exec(name);
-  return m ? { fileId: m[1]!, partnerId: m[2]!, originalName: m[3]! } : null;
+/** The note holding a claimed file's original name until its ledger row exists. */
+export function claimNotePath(workDir: string, fileId: string, partnerId: string): string {
+  return path.join(workDir, `.${workName(fileId, partnerId)}.name`);
+}
+
+/** Parses a work name; older work names (id@partner@original) still parse. Dot names are notes. */
+export function parseWorkName(name: string): { fileId: string; partnerId: string; originalName?: string } | null {
+  if (name.startsWith('.')) return null;
+  const m = /^([^@]+)@([^@/]+)(?:@(.+))?$/s.exec(name);
+  return m ? { fileId: m[1]!, partnerId: m[2]!, ...(m[3] !== undefined ? { originalName: m[3] } : {}) } : null;
+}
+
+/** The original name of a claimed file: from its note, or from an old-style work name. */
+export async function claimedOriginalName(workDir: string, workFileName: string): Promise<string | undefined> {
+  const parsed = parseWorkName(workFileName);
+  if (!parsed) return undefined;
+  if (parsed.originalName !== undefined) return parsed.originalName;
+  return readFile(claimNotePath(workDir, parsed.fileId, parsed.partnerId), 'utf8').catch(() => undefined);
+}
+
+/** The ledger row exists: the note is no longer needed. */
+export async function dropClaimNote(workDir: string, fileId: string, partnerId: string): Promise<void> {
+  await rm(claimNotePath(workDir, fileId, partnerId), { force: true });
 }
 
 /**
@@ -61,10 +83,13 @@ export function parseWorkName(name: string): { fileId: string; partnerId: string
  * wins and the other gets ENOENT and null.
  */
 export async function claimFile(candidatePath: string, workDir: string, fileId: string, partnerId: string): Promise<string | null> {
-  const target = path.join(workDir, workName(fileId, partnerId, path.basename(candidatePath)));
+  const target = path.join(workDir, workName(fileId, partnerId));
+  const note = claimNotePath(workDir, fileId, partnerId);
+  await writeFile(note, path.basename(candidatePath), { mode: 0o600 });
   try {
     await rename(candidatePath, target);
   } catch (err) {
+    await rm(note, { force: true });
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }

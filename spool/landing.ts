@@ -1,26 +1,56 @@
 // How a protocol listener lands a file in a partner's inbound folder: it writes under a temporary
 // name (which the ingest scan ignores) and commits with a rename only when the transfer succeeded.
 // A dropped connection aborts, and nothing appears in inbound.
-import { open, rm, stat, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { publishFile, temporaryPathFor } from './atomic.ts';
+import { displayName, fileNameProblem } from './names.ts';
 
 export class UnsafeNameError extends Error {}
 
-/** A plain file name, no folders, no NUL, no dot files, no '..'. */
-export function assertSafeFileName(name: string): void {
-  if (
-    name.length === 0 ||
-    name.length > 200 ||
-    name.includes('\0') ||
-    name.includes('/') ||
-    name.includes('\\') ||
-    name === '.' ||
-    name === '..' ||
-    name.startsWith('.')
+/** What one upload may take: a size limit per partner, and free space the disk must keep. */
+export interface LandingLimits {
+  maxBytes?: number;
+  reserveBytes?: number;
+}
+
+/** An upload refused for its size or for the disk's free space; the message is for the partner. */
+export class LandingRefused extends Error {
+  constructor(
+    readonly reason: 'too-large' | 'disk-full',
+    message: string,
   ) {
-    throw new UnsafeNameError(`unsafe file name ${JSON.stringify(name)}`);
+    super(message);
   }
+}
+
+/** Free space check again after this many more bytes of one upload. */
+const SPACE_CHECK_BYTES = 16 << 20;
+
+export async function freeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return Number(s.bavail) * Number(s.bsize);
+}
+
+/** Refuses when the disk holding `dir` has less than `reserveBytes` free. */
+export async function assertFreeSpace(dir: string, reserveBytes: number | undefined): Promise<void> {
+  if (!reserveBytes) return;
+  const free = await freeBytes(dir);
+  if (free < reserveBytes) {
+    throw new LandingRefused('disk-full', `insufficient storage: upload refused (${Math.floor(free / 2 ** 20)} MiB free, the centre keeps ${Math.ceil(reserveBytes / 2 ** 20)} MiB)`);
+  }
+}
+
+/** Refuses a size over the limit. */
+export function sizeRefusal(bytes: number, maxBytes: number | undefined): LandingRefused | undefined {
+  if (maxBytes === undefined || bytes <= maxBytes) return undefined;
+  return new LandingRefused('too-large', `file too large: at most ${maxBytes} bytes`);
+}
+
+/** A plain file name (see names.ts): no folders, no dot files, no controls, at most 200 bytes. */
+export function assertSafeFileName(name: string): void {
+  const problem = fileNameProblem(name);
+  if (problem) throw new UnsafeNameError(`unsafe file name "${displayName(name, 80)}": ${problem}`);
 }
 
 export interface Landing {
@@ -33,14 +63,22 @@ export interface Landing {
   commit(): Promise<{ path: string; size: number }>;
   /** Throws away what was written. Safe to call twice or after commit fails. */
   abort(): Promise<void>;
+  /**
+   * Before writing up to byte `end`: the refusal if the file would pass its size limit or the
+   * disk fell below its reserve (checked in the background every 16 MiB), else undefined.
+   */
+  admit(end: number): LandingRefused | undefined;
 }
 
-export async function beginLanding(dir: string, name: string): Promise<Landing> {
+export async function beginLanding(dir: string, name: string, limits: LandingLimits = {}): Promise<Landing> {
   assertSafeFileName(name);
+  await assertFreeSpace(dir, limits.reserveBytes);
   const finalPath = path.join(dir, name);
   const tempPath = temporaryPathFor(finalPath);
   const handle = await open(tempPath, 'wx');
   let closed = false;
+  let refusal: LandingRefused | undefined;
+  let nextSpaceCheck = SPACE_CHECK_BYTES;
   const close = async () => {
     if (!closed) {
       closed = true;
@@ -52,9 +90,22 @@ export async function beginLanding(dir: string, name: string): Promise<Landing> 
     finalPath,
     handle,
     release: close,
+    admit(end) {
+      refusal ??= sizeRefusal(end, limits.maxBytes);
+      if (!refusal && limits.reserveBytes && end >= nextSpaceCheck) {
+        nextSpaceCheck = end + SPACE_CHECK_BYTES;
+        assertFreeSpace(dir, limits.reserveBytes).catch((err: unknown) => {
+          if (err instanceof LandingRefused) refusal ??= err;
+        });
+      }
+      return refusal;
+    },
     async commit() {
       await close();
+      if (refusal) throw refusal;
       const { size } = await stat(tempPath);
+      const tooLarge = sizeRefusal(size, limits.maxBytes);
+      if (tooLarge) throw tooLarge;
       await publishFile(tempPath, finalPath);
       return { path: finalPath, size };
     },
@@ -66,8 +117,8 @@ export async function beginLanding(dir: string, name: string): Promise<Landing> 
 }
 
 /** Lands a whole buffer or stream in one go. */
-export async function landFile(dir: string, name: string, data: Buffer | AsyncIterable<Buffer>): Promise<{ path: string; size: number }> {
-  const landing = await beginLanding(dir, name);
+export async function landFile(dir: string, name: string, data: Buffer | AsyncIterable<Buffer>, limits: LandingLimits = {}): Promise<{ path: string; size: number }> {
+  const landing = await beginLanding(dir, name, limits);
   try {
     if (Buffer.isBuffer(data)) await landing.handle.write(data);
     else for await (const chunk of data) await landing.handle.write(chunk);

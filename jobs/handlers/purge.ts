@@ -6,6 +6,7 @@ import { tokyoDate } from '../../spool/tree.ts';
 import { purgeTerminalHistory } from '../jmanager/aggregates.ts';
 import { addDays } from '../jmanager/periods.ts';
 import { RestartStore, partialsRoot } from '../../protocols/zengin/restart-store.ts';
+import { purgeOrphans } from '../../spool/orphans.ts';
 
 export interface PurgeResult {
   purged: number;
@@ -15,6 +16,8 @@ export interface PurgeResult {
   transactions: number;
   /** 全銀 partial files that no restart resumed */
   partials: number;
+  /** temporaries that no upload or publish will finish */
+  orphans: number;
 }
 
 /** A 全銀 partial file not resumed within this long is abandoned by its sender. */
@@ -49,7 +52,9 @@ export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().
   // Real time: partial files carry file-system times.
   const partials = await new RestartStore(partialsRoot(centre.spool.work)).purgeOlderThan(PARTIAL_MAX_AGE_MS);
   if (partials) centre.log.info({ partials }, 'abandoned 全銀 partial files removed');
-  return { purged, bytes, ...history, partials };
+  const orphaned = await purgeOrphans(centre.spool, centre.config.partners.map((p) => p.id), centre.config.uploads.orphanGraceHours * 3600_000);
+  if (orphaned.length) centre.log.info({ orphans: orphaned.length, paths: orphaned.slice(0, 20) }, 'orphaned temporary files removed');
+  return { purged, bytes, ...history, partials, orphans: orphaned.length };
 }
 
 export const purge: Handler = async (_input, ctx) => {

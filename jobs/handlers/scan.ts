@@ -1,8 +1,10 @@
 // scan: claims complete files from every partner's inbound folder and gives each a checksum and a
 // ledger row before anything else happens to it; then asks for its ingest.
 import path from 'node:path';
-import { claimFile, listCompleteInbound, newFileId, parseWorkName } from '../../spool/claim.ts';
+import { claimFile, claimedOriginalName, dropClaimNote, listCompleteInbound, newFileId, parseWorkName } from '../../spool/claim.ts';
 import { sha256File } from '../../spool/checksum.ts';
+import { displayName, fileNameProblem } from '../../spool/names.ts';
+import { quarantineFile } from '../../spool/quarantine.ts';
 import { readdir } from 'node:fs/promises';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { reserveInboundNumbers } from '../../spool/ledger/index.ts';
@@ -11,7 +13,7 @@ import { HULFT_ORPHAN_GRACE_MS, isHulftLandingName } from '../../protocols/hulft
 export async function registerClaimedFile(ctx: JobContext, partnerId: string, fileId: string, workPath: string, originalName: string): Promise<void> {
   const { sha256, size } = await sha256File(workPath);
   const { ledger } = ctx.centre;
-  if (await ctx.centre.files.get(fileId)) return;
+  if (await ctx.centre.files.get(fileId)) return void (await dropClaimNote(ctx.centre.spool.work, fileId, partnerId));
   // Reserved here, in claim order, so that the numbers a file's outputs carry do not depend on
   // which worker routes it when: the same inbound files give byte-identical outbound files.
   const { inSeq, centreRefStart } = await reserveInboundNumbers(ledger, size);
@@ -21,7 +23,7 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
       partner_id: partnerId,
       direction: 'in',
       file_type: null,
-      name: originalName,
+      name: displayName(originalName),
       path: workPath,
       size,
       sha256,
@@ -40,7 +42,52 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
     },
     `claimed from ${partnerId}/inbound`,
   );
+  await dropClaimNote(ctx.centre.spool.work, fileId, partnerId);
   await ctx.enqueue({ kind: 'ingest', input: { fileId }, jobId: jobId('ingest', fileId) });
+}
+
+/**
+ * A file that cannot go through (an unusable name, a file the claim or the checksum cannot
+ * handle) goes to error/ under our own name, with a rejected ledger row carrying the partner's
+ * name and the reason, and an alert. The scan goes on with every other file.
+ */
+export async function quarantineInbound(ctx: JobContext, partnerId: string, fileId: string, currentPath: string, originalName: string, reason: string): Promise<void> {
+  const { centre } = ctx;
+  const alert = { alert: 'file-quarantined', partner: partnerId, fileId, fileName: displayName(originalName, 120), reason };
+  let moved: string | undefined;
+  try {
+    moved = await quarantineFile(centre.spool.error, currentPath, `${fileId}@${partnerId}`);
+    await centre.files.create(
+      {
+        id: fileId,
+        partner_id: partnerId,
+        direction: 'in',
+        file_type: null,
+        name: displayName(originalName),
+        path: moved,
+        size: null,
+        sha256: null,
+        sender_code: null,
+        receiver_code: null,
+        file_seq: null,
+        business_date: null,
+        record_count: null,
+        accepted_count: null,
+        rejected_count: null,
+        amount_total: null,
+        parent_id: null,
+        state: 'rejected',
+        reason: `quarantined: ${reason}`,
+        in_seq: null,
+        centre_ref_start: null,
+      },
+      `quarantined from ${partnerId}: ${reason}`,
+    );
+    await dropClaimNote(centre.spool.work, fileId, partnerId);
+    centre.log.error({ ...alert, path: moved }, 'inbound file moved to error/; the other files go on');
+  } catch (err) {
+    centre.log.error({ ...alert, err: (err as Error).message, path: moved }, 'inbound file could not be quarantined; the other files go on');
+  }
 }
 
 export const scan: Handler = async (input, ctx) => {
@@ -52,7 +99,14 @@ export const scan: Handler = async (input, ctx) => {
     // Files landed with their ledger row already (HULFT's post-receive job): only their ingest is due.
     const landed = new Map((await centre.files.list({ partnerId: partner.id, direction: 'in', state: 'received' })).map((f) => [f.path, f.id]));
     // Real time, not the centre clock: the quiet period is measured against file system times.
-    for (const candidate of await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, Date.now())) {
+    let candidates;
+    try {
+      candidates = await listCompleteInbound(centre.spool.inbound(partner.id), quietMs, Date.now());
+    } catch (err) {
+      centre.log.error({ alert: 'inbound-unreadable', partner: partner.id, err: (err as Error).message }, 'cannot list inbound; other partners go on');
+      continue;
+    }
+    for (const candidate of candidates) {
       const landedId = landed.get(candidate.path);
       if (landedId) {
         await ctx.enqueue({ kind: 'ingest', input: { fileId: landedId }, jobId: jobId('ingest', landedId) });
@@ -61,10 +115,21 @@ export const scan: Handler = async (input, ctx) => {
       // A HULFT landing whose job is between its rename and its ledger row: the job finishes it.
       if (partner.hulft && isHulftLandingName(candidate.name) && Date.now() - candidate.mtimeMs < HULFT_ORPHAN_GRACE_MS) continue;
       const fileId = newFileId('I');
-      const claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
-      if (!claimed) continue; // another worker took it
-      await registerClaimedFile(ctx, partner.id, fileId, claimed, candidate.name);
-      centre.log.info({ fileId, partner: partner.id, fileName: candidate.name, size: candidate.size }, 'file received');
+      const problem = fileNameProblem(candidate.name);
+      if (problem) {
+        await quarantineInbound(ctx, partner.id, fileId, candidate.path, candidate.name, problem);
+        continue;
+      }
+      let claimed: string | null = null;
+      try {
+        claimed = await claimFile(candidate.path, centre.spool.work, fileId, partner.id);
+        if (!claimed) continue; // another worker took it
+        await registerClaimedFile(ctx, partner.id, fileId, claimed, candidate.name);
+        centre.log.info({ fileId, partner: partner.id, fileName: displayName(candidate.name, 120), size: candidate.size }, 'file received');
+      } catch (err) {
+        if (claimed && (await centre.files.get(fileId).catch(() => undefined))) throw err; // registered: a job failure, not the file's
+        await quarantineInbound(ctx, partner.id, fileId, claimed ?? candidate.path, candidate.name, (err as Error).message);
+      }
     }
   }
 };
@@ -72,12 +137,19 @@ export const scan: Handler = async (input, ctx) => {
 /** Work files without a ledger row: claimed just before a crash. Returns how many were recovered. */
 export async function recoverUnregisteredWork(ctx: JobContext): Promise<number> {
   let recovered = 0;
-  for (const name of await readdir(ctx.centre.spool.work)) {
+  const work = ctx.centre.spool.work;
+  for (const name of await readdir(work)) {
     const parsed = parseWorkName(name);
     if (!parsed || !parsed.fileId.startsWith('I')) continue;
     if (await ctx.centre.files.get(parsed.fileId)) continue;
-    await registerClaimedFile(ctx, parsed.partnerId, parsed.fileId, path.join(ctx.centre.spool.work, name), parsed.originalName);
-    recovered++;
+    const originalName = (await claimedOriginalName(work, name)) ?? `(name lost in a crash; claimed as ${name})`;
+    try {
+      await registerClaimedFile(ctx, parsed.partnerId, parsed.fileId, path.join(work, name), originalName);
+      recovered++;
+    } catch (err) {
+      if (await ctx.centre.files.get(parsed.fileId).catch(() => undefined)) throw err;
+      await quarantineInbound(ctx, parsed.partnerId, parsed.fileId, path.join(work, name), originalName, (err as Error).message);
+    }
   }
   return recovered;
 }

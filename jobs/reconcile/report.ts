@@ -15,9 +15,19 @@ export function reportPath(spoolRoot: string, date: string): string {
 /** Free-text columns: a run of 12+ digits there is masked, so no whole card number gets through. */
 const FREE_TEXT = new Set(['expected', 'found', 'detail']);
 
-function csvCell(v: unknown, free: boolean): string {
+/**
+ * A spreadsheet runs a cell that starts with = + - @ (or a tab or CR before one) as a formula: such
+ * a cell gets a leading apostrophe, which shows it as text (OWASP CSV injection). Plain numbers,
+ * negative amounts included, stay numbers.
+ */
+export function neutraliseFormula(s: string): string {
+  if (/^[-+]?\d+(\.\d+)?$/.test(s)) return s;
+  return /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+}
+
+export function csvCell(v: unknown, free: boolean): string {
   if (v === undefined || v === null) return '';
-  const s = free ? maskCardNumbersIn(String(v)) : String(v);
+  const s = neutraliseFormula(free ? maskCardNumbersIn(String(v)) : String(v));
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

@@ -2,6 +2,7 @@
 // account on our listener. Explicit FTPS is the default everywhere; plain FTP is opt-in per partner.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
 
 /** A partner's FTP server we push to / pull from. */
 export const ftpEndpointSchema = z
@@ -35,6 +36,7 @@ export const ftpListenerSchema = z
     tls: z.object({ cert: secretRefSchema, key: secretRefSchema }).strict().optional(),
     idleTimeoutSeconds: z.number().int().positive().default(300),
     maxSessionsPerPartner: z.number().int().positive().default(4),
+    ...admissionFields,
   })
   .strict()
   .refine((l) => l.pasvMin <= l.pasvMax, { message: 'pasvMin must not exceed pasvMax', path: ['pasvMax'] });

@@ -10,10 +10,14 @@
 // ftp-srv sends only once the connection counts: both sides wait and the transfer fails with 425.
 // Here the data connection counts as soon as TCP connects; the TLS socket wraps it at once and
 // completes the handshake whenever the client starts it (writes before then are buffered).
+// A data connection from any address but the control connection's is dropped, and the port keeps
+// waiting for the partner's own (ftp-srv closed the partner's session instead: anyone who could
+// reach the passive port range could cut every transfer). Plain and TLS alike.
 import { createRequire } from 'node:module';
 import { constants as cryptoConstants } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { normaliseAddress } from '../admission.ts';
 
 const require = createRequire(import.meta.url);
 const Passive = require('ftp-srv/src/connector/passive.js') as { prototype: PassiveLike & { setupServer(): Promise<net.Server> } };
@@ -37,13 +41,14 @@ const proto = Passive.prototype as PassiveLike & { setupServer(): Promise<net.Se
 if (!proto[PATCHED]) {
   proto[PATCHED] = true;
   const original = proto.setupServer;
+  void original;
   proto.setupServer = function (this: PassiveLike): Promise<net.Server> {
-    if (!this.connection.secure) return original.call(this);
+    const secureData = this.connection.secure;
     this.closeServer();
     return this.server.getNextPasvPort().then((port) => {
       this.dataSocket = null;
       let context = contexts.get(this.server);
-      if (!context) {
+      if (secureData && !context) {
         // Data connections speak TLS 1.2 without session tickets: a TLS 1.3 server sends tickets
         // after the handshake, an uploading client (lftp) never reads them, and closing a socket
         // with unread bytes sends RST instead of FIN: the upload then ends in ECONNRESET (and is
@@ -54,20 +59,29 @@ if (!proto[PATCHED]) {
       let idle: NodeJS.Timeout | undefined;
 
       const dataServer = net.createServer({ pauseOnConnect: true }, (raw) => {
-        if (raw.remoteAddress !== this.connection.commandSocket.remoteAddress) {
+        if (normaliseAddress(raw.remoteAddress) !== normaliseAddress(this.connection.commandSocket.remoteAddress)) {
+          this.log.error({ dataFrom: raw.remoteAddress, controlFrom: this.connection.commandSocket.remoteAddress }, 'passive data connection from another address dropped');
           raw.destroy();
-          void this.connection.reply(550, 'Remote addresses do not match').then(() => this.connection.close());
           return;
         }
+        if (this.dataSocket) return void raw.destroy(); // one data connection per transfer
         clearTimeout(idle);
-        const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context }) as tls.TLSSocket & { connected?: boolean };
+        if (!secureData) {
+          const plain = raw as net.Socket & { connected?: boolean };
+          plain.on('error', (err) => this.server?.emit('client-error', { connection: this.connection, context: 'dataSocket', error: err }));
+          plain.once('close', () => this.closeServer());
+          plain.connected = true;
+          this.dataSocket = plain;
+          return;
+        }
+        const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: context! }) as tls.TLSSocket & { connected?: boolean };
         secure.on('error', (err) => this.server?.emit('client-error', { connection: this.connection, context: 'dataSocket', error: err }));
         secure.once('close', () => this.closeServer());
         secure.pause();
         secure.connected = true;
         this.dataSocket = secure;
       });
-      dataServer.maxConnections = 1;
+      // Not maxConnections = 1: a stranger's connection would take the one place until dropped.
       dataServer.on('error', (err) => this.server?.emit('client-error', { connection: this.connection, context: 'dataServer', error: err }));
       dataServer.once('close', () => {
         clearTimeout(idle);
@@ -128,5 +142,30 @@ if (!authCommand[PATCHED]) {
       this.commandSocket = secureSocket;
       this.secure = true;
     });
+  };
+}
+
+// 3. USER: a server may refuse a login name before the password is sent (a TLS account on a plain
+//    connection: its password must never cross in clear). The check is registered per server.
+type UserCheck = (connection: unknown, username: string) => string | undefined;
+const userChecks = new WeakMap<object, UserCheck>();
+
+/** Registers the USER check of one FtpSrv: it returns the 530 text to refuse with, or undefined. */
+export function setUserCheck(server: object, check: UserCheck): void {
+  userChecks.set(server, check);
+}
+
+const userCommand = require('ftp-srv/src/commands/registration/user.js') as {
+  handler: (this: { server: object; username?: string; reply(code: number, msg?: string): Promise<unknown> }, args: { command: { arg: string | null } }) => unknown;
+  [PATCHED]?: boolean;
+};
+if (!userCommand[PATCHED]) {
+  userCommand[PATCHED] = true;
+  const original = userCommand.handler;
+  userCommand.handler = function (this, args) {
+    const check = userChecks.get(this.server);
+    const refusal = check && args.command.arg ? check(this, args.command.arg) : undefined;
+    if (refusal) return this.reply(530, refusal);
+    return original.call(this, args);
   };
 }

@@ -12,7 +12,7 @@ import { lstat, open, readdir, rename } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
-import { beginLanding, type Landing } from '../../spool/landing.ts';
+import { LandingRefused, beginLanding, type Landing, type LandingLimits } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from '../sftp/virtual-root.ts';
 
@@ -28,6 +28,8 @@ export interface FsHooks {
   downloadStarted(name: string, size: number): void;
   /** Data is moving: the control connection is not idle (long transfers outlast the idle timeout). */
   touch(): void;
+  /** This partner's upload size limit and the disk's free-space reserve. */
+  landingLimits?: LandingLimits;
 }
 
 type FakeStats = Pick<Stats, 'size' | 'mode' | 'mtime' | 'uid' | 'gid'> & { name: string; isDirectory(): boolean };
@@ -67,6 +69,8 @@ class LandingStream extends Writable {
 
   private append(chunk: Buffer, done: (err?: Error | null) => void): void {
     this.hooks.touch();
+    const refusal = this.landing.admit(this.position + chunk.length);
+    if (refusal) return done(refusal); // ftp-srv answers 550 with the message; the upload is aborted
     this.landing.handle.write(chunk, 0, chunk.length, this.position).then(({ bytesWritten }) => {
       this.position += bytesWritten;
       done();
@@ -193,7 +197,16 @@ export class LandingFileSystem extends ftpSrv.FileSystem {
     const v = this.resolvePath(fileName);
     if (v.kind !== 'file' || v.area !== 'inbound') throw new PermissionError('uploads go to /inbound');
     if (append || (start ?? 0) > 0) throw new PermissionError('whole files only: no append, no restart');
-    const landing = await beginLanding(v.dir, v.name);
+    let landing: Landing;
+    try {
+      landing = await beginLanding(v.dir, v.name, this.hooks.landingLimits);
+    } catch (err) {
+      if (err instanceof LandingRefused) {
+        this.hooks.refused(`upload of ${v.name}: ${err.message}`);
+        throw new FtpFsError(err.message, err.reason === 'disk-full' ? 452 : 552);
+      }
+      throw err;
+    }
     const stream = new LandingStream(landing, v.name, () => this.controlClosed, this.hooks);
     this.openUploads.add(stream);
     stream.once('close', () => this.openUploads.delete(stream));

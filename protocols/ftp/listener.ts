@@ -1,21 +1,27 @@
 // Our FTP server for partners (ftp-srv): explicit FTPS (AUTH TLS) required unless the partner's
 // account is marked plain, passive mode only within the configured port range, the partner's
 // virtual root (see landing-fs.ts), a per-partner session limit, and an audit trail.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
+import { AdmissionGate, type Ticket } from '../admission.ts';
 import { passwordMatches } from '../sftp/authorized-keys.ts';
 import type { FtpListenerSettings, PartnerFtpAccount } from './config.ts';
 import { FtpFsError, LandingFileSystem } from './landing-fs.ts';
-import './ftp-srv-fixes.ts';
+import { setUserCheck } from './ftp-srv-fixes.ts';
+import { LoginFailures, sleep } from '../login-failures.ts';
+import { normaliseAddress } from '../admission.ts';
 
 // Active mode makes us connect out to an address the client names (FTP bounce): passive only.
 // No folders, deletions, appends or SITE commands in a partner's tree.
 const REFUSED_COMMANDS = ['PORT', 'EPRT', 'APPE', 'STOU', 'MKD', 'RMD', 'DELE', 'SITE', 'ALLO'];
+/** Wrong passwords one control connection may send before we close it. */
+const FAILURES_PER_CONNECTION = 3;
+const TLS_REQUIRED = 'TLS required: use AUTH TLS before USER';
 
 interface Account {
   partnerId: string;
@@ -40,8 +46,18 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
   const pendingAudits = new Set<Promise<void>>();
   let server: InstanceType<typeof ftpSrv.FtpSrv> | undefined;
   let boundPort = 0;
+  const gate = new AdmissionGate(settings, log, 'ftp');
+  let tickets = new WeakMap<Socket, Ticket>();
+  const ticketOf = new WeakMap<FtpConnection, Ticket>();
 
+  const failures = new LoginFailures(settings, log, 'ftp');
+  const failuresOn = new WeakMap<FtpConnection, number>();
+  // An unknown name gets what a known one would: the same password comparison and answers.
+  const dummyPassword = Buffer.alloc(32, 0x20);
   const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
+    // Refusals and downloads go to the log as well as the audit table (PCI DSS 10.2).
+    if (event === 'login_refused' || event === 'refused') log.warn({ partnerId, event, remote, detail }, 'ftp refused');
+    else if (event === 'download') log.info({ partnerId, event, remote, detail }, 'ftp download');
     const p = recordAudit(ctx.ledger, { partnerId, protocol: 'ftp', event, remote, detail })
       .catch((err: Error) => log.error({ err: err.message, event }, 'audit write failed'))
       .finally(() => pendingAudits.delete(p));
@@ -58,21 +74,34 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
 
   type LoginData = { connection: FtpConnection; username: string; password: string };
   const onLogin = ({ connection, username, password }: LoginData, resolve: (r: { fs: LandingFileSystem }) => void, reject: (e: Error) => void) => {
+    void checkLogin({ connection, username, password }, resolve, reject).catch((err: Error) => reject(err));
+  };
+  const checkLogin = async ({ connection, username, password }: LoginData, resolve: (r: { fs: LandingFileSystem }) => void, reject: (e: Error) => void) => {
     const remote = remoteOf(connection);
+    const address = normaliseAddress(remote.slice(0, remote.lastIndexOf(':')));
     const acc = byUser.get(username);
-    const refuse = (partnerId: string | null, detail: string, message = 'Authentication failed') => {
+    const verdict = failures.check(username, address);
+    if (verdict.delayMs) await sleep(verdict.delayMs);
+    const refuse = (partnerId: string | null, detail: string) => {
       audit(partnerId, 'login_refused', remote, `${username}: ${detail}`);
-      reject(new FtpFsError(message, 530));
+      failures.failed(username, address, partnerId);
+      const n = (failuresOn.get(connection) ?? 0) + 1;
+      failuresOn.set(connection, n);
+      reject(new FtpFsError('Authentication failed', 530));
+      // Let the 530 go out, then hang up: a guesser needs a new connection (and a new grace time).
+      if (n >= FAILURES_PER_CONNECTION) setTimeout(() => void (connection as unknown as { close(): Promise<unknown> }).close(), 50).unref();
     };
+    const matches = passwordMatches(acc?.password ?? dummyPassword, password);
+    if (verdict.locked) return refuse(acc?.partnerId ?? null, 'locked out after repeated failures');
     if (!acc) return refuse(null, 'unknown user');
-    if (!acc.plain && !(connection as unknown as { secure: boolean }).secure) {
-      return refuse(acc.partnerId, 'plain FTP refused (explicit FTPS required)', 'TLS required: use AUTH TLS');
-    }
-    if (!passwordMatches(acc.password, password)) return refuse(acc.partnerId, 'wrong password');
+    if (!acc.plain && !(connection as unknown as { secure: boolean }).secure) return refuse(acc.partnerId, 'plain FTP refused (explicit FTPS required)');
+    if (!matches) return refuse(acc.partnerId, 'wrong password');
+    failures.succeeded(username);
     const active = sessionsByPartner.get(acc.partnerId) ?? 0;
     if (active >= settings.maxSessionsPerPartner) return refuse(acc.partnerId, `too many sessions (${active} of ${settings.maxSessionsPerPartner})`);
     sessionsByPartner.set(acc.partnerId, active + 1);
     partnerOf.set(connection, acc.partnerId);
+    ticketOf.get(connection)?.loggedIn();
     const partnerId = acc.partnerId;
     audit(partnerId, 'login_ok', remote, (connection as unknown as { secure: boolean }).secure ? 'ftps' : 'plain ftp');
 
@@ -80,6 +109,7 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
     let lastTouch = 0;
     const fs = new LandingFileSystem(connection, {
       dirs: { inbound: ctx.spool.inbound(partnerId), outbound: ctx.spool.outbound(partnerId) },
+      landingLimits: ctx.limitsFor?.(partnerId),
       refused: (detail) => audit(partnerId, 'refused', remote, detail),
       uploaded: (name, finalPath, bytes) => {
         audit(partnerId, 'upload', remote, `${name} ${bytes} bytes`);
@@ -147,11 +177,24 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
       for (const [sig, before] of signalListeners) {
         for (const l of process.listeners(sig)) if (!before.includes(l)) process.off(sig, l);
       }
+      tickets = gate.guard((server as unknown as { server: NetServer }).server);
       server.on('login', onLogin as never);
+      // On a connection without TLS, only a plain account's name gets a 331: every other name,
+      // known or not, is refused at USER with the same answer, before any password crosses in clear.
+      setUserCheck(server, (connection, username) => {
+        if ((connection as { secure?: boolean }).secure) return undefined;
+        const acc = byUser.get(username);
+        if (acc?.plain) return undefined;
+        audit(acc?.partnerId ?? null, 'login_refused', remoteOf(connection as FtpConnection), `${username}: plain FTP refused at USER (explicit FTPS required)`);
+        return TLS_REQUIRED;
+      });
       server.on('disconnect', onDisconnect as never);
       // ftp-srv closes a connection whose command socket times out.
-      server.on('connect' as never, (({ connection }: { connection: { commandSocket: { setTimeout(ms: number): void } } }) =>
-        connection.commandSocket.setTimeout(idleMs)) as never);
+      server.on('connect' as never, (({ connection }: { connection: FtpConnection & { commandSocket: Socket } }) => {
+        const ticket = tickets.get(connection.commandSocket);
+        if (ticket) ticketOf.set(connection, ticket);
+        connection.commandSocket.setTimeout(idleMs);
+      }) as never);
       server.on('client-error', ({ error }: { error: Error }) => log.debug({ err: error.message }, 'ftp client error'));
       await server.listen();
       boundPort = ((server as unknown as { server: { address(): AddressInfo } }).server.address()).port;

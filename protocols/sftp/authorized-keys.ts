@@ -31,6 +31,20 @@ export function findKey(keys: AuthorizedKey[], offered: Buffer): AuthorizedKey |
   return keys.find((k) => k.blob.length === offered.length && timingSafeEqual(k.blob, offered));
 }
 
+/**
+ * The user-key signature algorithms we accept: ed25519, ECDSA and RSA with SHA-2 only. ssh-rsa
+ * signs with SHA-1 and DSA keys are 1024-bit SHA-1: both refused (PCI DSS 4.2.1, 8.3.2).
+ */
+export function acceptableSignature(keyAlgo: string, hashAlgo: string | undefined): boolean {
+  if (keyAlgo === 'ssh-ed25519' || /^ecdsa-sha2-nistp(256|384|521)$/.test(keyAlgo)) return true;
+  return keyAlgo === 'ssh-rsa' && (hashAlgo === 'sha256' || hashAlgo === 'sha512');
+}
+
+/** A key type no account may list (check-config refuses it). */
+export function refusedKeyType(line: string): string | undefined {
+  return /(^|\s)ssh-dss\s/.test(` ${line.trim()} `) ? 'DSA keys (ssh-dss) are refused: use ed25519, ECDSA or RSA of 3072 bits' : undefined;
+}
+
 /** The client proved it holds the private key: the signature over the session blob verifies. */
 export function signatureVerifies(key: AuthorizedKey, ctx: PublicKeyAuthContext): boolean {
   if (!ctx.signature || !ctx.blob) return false;

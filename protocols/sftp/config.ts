@@ -2,6 +2,8 @@
 // account on our listener. Secrets (keys, passwords) are references, never values.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
+import { refusedKeyType } from './authorized-keys.ts';
 
 const seconds = (fallback: number) => z.number().int().positive().default(fallback);
 
@@ -34,6 +36,7 @@ export const sftpListenerSchema = z
     hostKey: secretRefSchema,
     idleTimeoutSeconds: seconds(300),
     maxSessionsPerPartner: z.number().int().positive().default(4),
+    ...admissionFields,
   })
   .strict();
 export type SftpListenerSettings = z.infer<typeof sftpListenerSchema>;
@@ -44,7 +47,17 @@ export const sftpAccountSchema = z
     /** Login name; defaults to the partner id. */
     user: z.string().min(1).optional(),
     /** authorized_keys lines ("ssh-ed25519 AAAA... comment"). */
-    publicKeys: z.array(z.string().min(1)).default([]),
+    publicKeys: z
+      .array(
+        z
+          .string()
+          .min(1)
+          .superRefine((line, ctx) => {
+            const problem = refusedKeyType(line);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          }),
+      )
+      .default([]),
     /** Only honoured when allowPassword is true. */
     password: secretRefSchema.optional(),
     allowPassword: z.boolean().default(false),

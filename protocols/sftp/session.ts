@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
 import type { Logger } from 'pino';
-import { beginLanding, type Landing } from '../../spool/landing.ts';
+import { LandingRefused, beginLanding, type Landing, type LandingLimits } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { AuditEvent } from '../../spool/ledger/audit.ts';
 import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from './virtual-root.ts';
@@ -21,6 +21,41 @@ const MAX_READ = 256 * 1024;
 // silently (and the commit fsyncs before anything appears in inbound).
 const BATCH_BYTES = 1 << 20;
 const MAX_FLUSHES_IN_FLIGHT = 4;
+// Above this many bytes held for one handle, acknowledgements wait for the disk: a client that
+// waits for its answers (every real one keeps a bounded number in flight) slows down to disk speed.
+const ACK_HOLD_BYTES = MAX_FLUSHES_IN_FLIGHT * BATCH_BYTES;
+
+/**
+ * Bounds on what one partner's session may make us hold. A client that pipelines requests without
+ * waiting for answers gets refusals above these, never our memory: OpenSSH keeps 64 requests of
+ * 32 KiB in flight, our own client 64 of up to 255 KiB.
+ */
+export interface SessionLimits {
+  /** Open file and folder handles. */
+  maxHandles: number;
+  /** Requests received and not yet answered. */
+  maxOutstandingRequests: number;
+  /** Upload bytes received and not yet on disk, over all handles. */
+  maxBufferedWriteBytes: number;
+  /** Download bytes being read or waiting for the client's window, over all handles. */
+  maxBufferedReadBytes: number;
+}
+
+export const DEFAULT_SESSION_LIMITS: SessionLimits = {
+  maxHandles: 64,
+  maxOutstandingRequests: 1024,
+  maxBufferedWriteBytes: 16 << 20,
+  maxBufferedReadBytes: 32 << 20,
+};
+
+/** Bytes ssh2 holds for this channel because the client has not opened its window for them. */
+function outgoingBacklog(sftp: SFTPWrapper): number {
+  const queued = (sftp as unknown as { _buffer?: Buffer[] })._buffer;
+  if (!Array.isArray(queued)) return 0;
+  let n = 0;
+  for (const b of queued) n += b.length;
+  return n;
+}
 
 interface WriteBatch {
   offset: number;
@@ -35,12 +70,27 @@ export interface SessionHooks {
   audit(event: AuditEvent, detail: string): void;
   /** Any request counts as activity for the idle timeout. */
   touch(): void;
+  limits?: Partial<SessionLimits>;
+  /** This partner's upload size limit and the disk's free-space reserve. */
+  landingLimits?: LandingLimits;
   landed(finalPath: string): void;
   pickedUp(name: string, bytes: number): void;
 }
 
 type OpenHandle =
-  | { kind: 'upload'; name: string; landing: Landing; pending: Set<Promise<void>>; failed?: Error; batch: WriteBatch; openedAt: number }
+  | {
+      kind: 'upload';
+      name: string;
+      landing: Landing;
+      pending: Set<Promise<void>>;
+      failed?: Error;
+      batch: WriteBatch;
+      openedAt: number;
+      /** Bytes received for this handle and not yet written. */
+      held: number;
+      /** Acknowledgements waiting for the disk to catch up. */
+      waiters: Array<() => void>;
+    }
   | { kind: 'download'; name: string; fh: FileHandle; size: number; sent: number }
   | { kind: 'dir'; entries: FileEntry[]; done: boolean };
 
@@ -73,15 +123,30 @@ export class SftpSession {
   private readonly handles = new Map<number, OpenHandle>();
   private nextHandle = 1;
   private ended = false;
+  private readonly limits: SessionLimits;
+  private outstanding = 0;
+  private heldWriteBytes = 0;
+  private heldReadBytes = 0;
+  private overloadLogged = false;
 
   constructor(
     private readonly sftp: SFTPWrapper,
     private readonly hooks: SessionHooks,
   ) {
+    this.limits = { ...DEFAULT_SESSION_LIMITS, ...hooks.limits };
     const on = (event: string, fn: (reqid: number, ...args: never[]) => Promise<void>) =>
       sftp.on(event as 'OPEN', ((reqid: number, ...args: never[]) => {
         hooks.touch();
-        fn.call(this, reqid, ...args).catch((err: unknown) => this.fail(reqid, err));
+        if (this.outstanding >= this.limits.maxOutstandingRequests) {
+          // Answered at once, holding nothing; a refused WRITE also fails its upload (no holes).
+          if (event === 'WRITE') this.failUpload(args[0] as unknown as Buffer, 'too many outstanding requests');
+          this.overloaded(`more than ${this.limits.maxOutstandingRequests} requests outstanding`);
+          return void sftp.status(reqid, STATUS_CODE.FAILURE, 'too many outstanding requests');
+        }
+        this.outstanding++;
+        fn.call(this, reqid, ...args)
+          .catch((err: unknown) => this.fail(reqid, err))
+          .finally(() => this.outstanding--);
       }) as never);
     on('OPEN', this.onOpen);
     on('WRITE', this.onWrite);
@@ -114,6 +179,7 @@ export class SftpSession {
     for (const [id, h] of this.handles) {
       this.handles.delete(id);
       if (h.kind === 'upload') {
+        this.releaseAcks(h, true);
         await Promise.allSettled([...h.pending]);
         await h.landing.abort();
         this.hooks.audit('refused', `upload of ${h.name} aborted: connection ended before close`);
@@ -134,6 +200,11 @@ export class SftpSession {
       this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'refused');
       return;
     }
+    if (err instanceof LandingRefused) {
+      this.hooks.audit('refused', err.message);
+      this.sftp.status(reqid, STATUS_CODE.FAILURE, err.message);
+      return;
+    }
     if (err instanceof NotInTree) {
       this.sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE, err.message);
       return;
@@ -150,6 +221,27 @@ export class SftpSession {
 
   private resolve(p: string): VirtualPath {
     return resolveVirtualPath(this.hooks.dirs, '/', p);
+  }
+
+  /** Logs (once per session) that the client is over a bound: a flood, or a broken client. */
+  private overloaded(what: string): void {
+    if (this.overloadLogged) return;
+    this.overloadLogged = true;
+    this.hooks.log.warn({ partnerId: this.hooks.partnerId, limit: what }, 'sftp client over a session bound: requests refused');
+    this.hooks.audit('refused', `requests refused: ${what}`);
+  }
+
+  private failUpload(handle: Buffer, why: string): void {
+    const id = Buffer.isBuffer(handle) && handle.length === 4 ? handle.readUInt32BE(0) : -1;
+    const h = this.handles.get(id);
+    if (h?.kind === 'upload') h.failed ??= new Error(why);
+  }
+
+  private checkHandleRoom(): void {
+    if (this.handles.size >= this.limits.maxHandles) {
+      this.overloaded(`more than ${this.limits.maxHandles} open handles`);
+      throw new Refused(STATUS_CODE.FAILURE, 'too many open handles');
+    }
   }
 
   private newHandle(h: OpenHandle): Buffer {
@@ -178,13 +270,22 @@ export class SftpSession {
   private async onOpen(reqid: number, filename: string, flags: number): Promise<void> {
     const v = this.resolve(filename);
     if (v.kind !== 'file') throw new Refused(STATUS_CODE.FAILURE, 'not a file');
+    this.checkHandleRoom();
     const writing = (flags & (OPEN_MODE.WRITE | OPEN_MODE.APPEND | OPEN_MODE.CREAT | OPEN_MODE.TRUNC)) !== 0;
     if (writing) {
       if (v.area !== 'inbound' || flags & OPEN_MODE.READ || flags & OPEN_MODE.APPEND) {
         throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'uploads go to /inbound, whole files only');
       }
-      const landing = await beginLanding(v.dir, v.name);
-      this.sftp.handle(reqid, this.newHandle({ kind: 'upload', name: v.name, landing, pending: new Set(), batch: { offset: 0, length: 0, chunks: [] }, openedAt: Date.now() }));
+      let landing: Landing;
+      try {
+        landing = await beginLanding(v.dir, v.name, this.hooks.landingLimits);
+      } catch (err) {
+        if (!(err instanceof LandingRefused)) throw err;
+        this.hooks.audit('refused', `upload of ${v.name}: ${err.message}`);
+        this.hooks.log.warn({ partnerId: this.hooks.partnerId, fileName: v.name, reason: err.reason }, 'sftp upload refused');
+        throw new Refused(STATUS_CODE.FAILURE, err.message);
+      }
+      this.sftp.handle(reqid, this.newHandle({ kind: 'upload', name: v.name, landing, pending: new Set(), batch: { offset: 0, length: 0, chunks: [] }, openedAt: Date.now(), held: 0, waiters: [] }));
       return;
     }
     if (v.area !== 'outbound') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'downloads come from /outbound');
@@ -202,43 +303,79 @@ export class SftpSession {
   private async onWrite(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
     const [, h] = this.handleOf(handle);
     if (h.kind !== 'upload') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'not open for writing');
-    if (h.failed) return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'write failed');
+    if (h.failed) return void this.sftp.status(reqid, STATUS_CODE.FAILURE, h.failed instanceof LandingRefused ? h.failed.message : 'write failed');
+    const refusal = h.landing.admit(offset + data.length);
+    if (refusal) {
+      h.failed = refusal;
+      this.hooks.audit('refused', `upload of ${h.name}: ${refusal.message}`);
+      this.hooks.log.warn({ partnerId: this.hooks.partnerId, fileName: h.name, reason: refusal.reason }, 'sftp upload refused');
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, refusal.message);
+    }
+    if (this.heldWriteBytes + data.length > this.limits.maxBufferedWriteBytes) {
+      h.failed = new Error(`more than ${this.limits.maxBufferedWriteBytes} bytes of writes outstanding`);
+      this.overloaded(h.failed.message);
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'too many outstanding writes');
+    }
     const b = h.batch;
     if (b.length > 0 && offset !== b.offset + b.length) this.flush(h); // not contiguous: write what we have
-    if (b.length === 0) b.offset = offset;
+    if (h.batch.length === 0) h.batch.offset = offset;
     // ssh2 may reuse the packet buffer: keep a copy.
-    b.chunks.push(Buffer.from(data));
-    b.length += data.length;
-    if (b.length >= BATCH_BYTES) this.flush(h);
-    // Backpressure: with too many disk writes in flight, acknowledge only when one finishes.
-    while (h.pending.size >= MAX_FLUSHES_IN_FLIGHT) await Promise.race(h.pending);
+    h.batch.chunks.push(Buffer.from(data));
+    h.batch.length += data.length;
+    h.held += data.length;
+    this.heldWriteBytes += data.length;
+    if (h.batch.length >= BATCH_BYTES && h.pending.size < MAX_FLUSHES_IN_FLIGHT) this.flush(h);
+    // Backpressure: while the disk is behind, the acknowledgement waits (in order, woken once).
+    if (h.held > ACK_HOLD_BYTES) await new Promise<void>((resolve) => h.waiters.push(resolve));
     this.sftp.status(reqid, h.failed ? STATUS_CODE.FAILURE : STATUS_CODE.OK);
   }
 
   /** Writes the gathered batch at its offset (positional, so batches may finish in any order). */
   private flush(h: OpenHandle & { kind: 'upload' }): void {
-    const { offset, chunks } = h.batch;
+    const { offset, chunks, length } = h.batch;
     if (chunks.length === 0) return;
     h.batch = { offset: 0, length: 0, chunks: [] };
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    const write: Promise<void> = h.landing.handle.write(data, 0, data.length, offset).then(
-      () => void h.pending.delete(write),
-      (err: Error) => {
-        h.failed ??= err;
-        h.pending.delete(write);
-      },
-    );
+    const done = (err?: Error) => {
+      if (err) h.failed ??= err;
+      h.pending.delete(write);
+      h.held -= length;
+      this.heldWriteBytes -= length;
+      if (h.batch.length >= BATCH_BYTES && h.pending.size < MAX_FLUSHES_IN_FLIGHT) this.flush(h);
+      this.releaseAcks(h, false);
+    };
+    const write: Promise<void> = h.landing.handle.write(data, 0, data.length, offset).then(() => done(), done);
     h.pending.add(write);
+  }
+
+  /** Answers the writes that waited for the disk, once it caught up (or at once when ending). */
+  private releaseAcks(h: OpenHandle & { kind: 'upload' }, all: boolean): void {
+    if (h.waiters.length === 0 || (!all && h.held > ACK_HOLD_BYTES && !h.failed)) return;
+    const waiters = h.waiters;
+    h.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   private async onRead(reqid: number, handle: Buffer, offset: number, length: number): Promise<void> {
     const [, h] = this.handleOf(handle);
     if (h.kind !== 'download') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'not open for reading');
-    const buf = Buffer.allocUnsafe(Math.min(length, MAX_READ));
-    const { bytesRead } = await h.fh.read(buf, 0, buf.length, offset);
-    if (bytesRead === 0) return void this.sftp.status(reqid, STATUS_CODE.EOF);
-    h.sent += bytesRead;
-    this.sftp.data(reqid, buf.subarray(0, bytesRead));
+    const want = Math.min(length, MAX_READ);
+    // Data the client asked for but does not take (its window stays shut) waits in ssh2's buffer:
+    // count it, so that a client which stops reading cannot make us hold the file many times over.
+    if (this.heldReadBytes + outgoingBacklog(this.sftp) + want > this.limits.maxBufferedReadBytes) {
+      this.overloaded(`more than ${this.limits.maxBufferedReadBytes} bytes of reads outstanding`);
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'too many outstanding reads');
+    }
+    this.heldReadBytes += want;
+    try {
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await h.fh.read(buf, 0, buf.length, offset);
+      if (bytesRead === 0) return void this.sftp.status(reqid, STATUS_CODE.EOF);
+      h.sent += bytesRead;
+      this.sftp.data(reqid, buf.subarray(0, bytesRead));
+    } finally {
+      this.heldReadBytes -= want;
+    }
   }
 
   private async onClose(reqid: number, handle: Buffer): Promise<void> {
@@ -257,7 +394,7 @@ export class SftpSession {
     if (h.failed) {
       await h.landing.abort();
       this.hooks.audit('refused', `upload of ${h.name} aborted: ${h.failed.message}`);
-      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, 'upload failed');
+      return void this.sftp.status(reqid, STATUS_CODE.FAILURE, h.failed instanceof LandingRefused ? h.failed.message : 'upload failed');
     }
     try {
       const closedAt = Date.now();
@@ -301,6 +438,7 @@ export class SftpSession {
   private async onOpendir(reqid: number, p: string): Promise<void> {
     const v = this.resolve(p);
     if (v.kind === 'file') throw new Refused(STATUS_CODE.FAILURE, 'not a folder');
+    this.checkHandleRoom();
     let entries: FileEntry[];
     if (v.kind === 'root') {
       entries = (['inbound', 'outbound'] as const).map((area) => {

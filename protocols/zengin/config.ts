@@ -2,6 +2,7 @@
 // Passwords and TLS keys are secret references (file or environment), never values.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
 
 const centreCode = z.string().regex(/^[0-9A-Fa-f]{14}$/, '14 hex digits (7 bytes)');
 const zenginName = z.string().regex(/^[A-Z0-9]{12}$/, '12 upper-case letters or digits');
@@ -72,7 +73,8 @@ export type ZenginEndpointInput = z.input<typeof zenginEndpointSchema>;
 
 export const zenginListenerSchema = z
   .object({
-    host: z.string().default('0.0.0.0'),
+    /** Loopback unless set: a centre chooses to listen on a network address. */
+    host: z.string().default('127.0.0.1'),
     /** Plain TCP port; null for a TLS-only centre. */
     port: port.nullable().default(5020),
     tlsPort: port.optional(),
@@ -88,7 +90,9 @@ export const zenginListenerSchema = z
     /** Our centre code as secondary (the 相手センター確認コード callers must send). */
     ownCode: centreCode,
     inactivitySeconds: z.number().positive().max(3600).default(30),
+    /** Logged-in sessions; connections not yet logged in are capped apart (admissionFields). */
     maxSessions: z.number().int().min(1).max(10_000).default(64),
+    ...admissionFields,
   })
   .strict()
   .refine((s) => s.tlsPort === undefined || s.tls !== undefined, { message: 'tlsPort needs tls settings', path: ['tls'] })
@@ -121,6 +125,8 @@ export const zenginAccountSchema = z
       .optional(),
     /** Or the certificate subject's CN. */
     clientCertSubject: z.string().min(1).optional(),
+    /** Only over the TLS port: a 開局要求 on the plain port is refused (0x99), whatever the password. */
+    requireTls: z.boolean().default(false),
     /** Answer モード変更要求 (else 0x17 mode change refused). */
     allowModeChange: z.boolean().default(false),
     /** Service hours in Asia/Tokyo, 'HH:MM'; outside them 開局要求 gets 0x13. */

@@ -10,6 +10,8 @@ import { zenginAccountSchema, zenginListenerSchema, type ZenginAccountInput, typ
 import { codeBytes, passwordBytes } from './messages.ts';
 import { RestartStore, partialsRoot } from './restart-store.ts';
 import { serveConnection, type ResolvedAccount } from './secondary.ts';
+import { AdmissionGate, type Ticket } from '../admission.ts';
+import { LoginFailures } from '../login-failures.ts';
 
 export interface ZenginListener extends ProtocolListener {
   /** The bound TLS port, once started (0 when there is no TLS listener). */
@@ -25,11 +27,16 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
   const sessions = new Set<Promise<void>>();
   let plainPort = 0;
   let tlsPort = 0;
+  const gate = new AdmissionGate(settings, ctx.log, 'zengin');
+  const tickets: Array<WeakMap<net.Socket, Ticket>> = [];
 
   const serve = (socket: net.Socket, deps: Parameters<typeof serveConnection>[1]) => {
     sockets.add(socket);
     socket.setNoDelay(true);
-    const done = serveConnection(socket, deps)
+    // A TLS socket's ticket is its TCP socket's (the gate runs before the handshake).
+    const raw = (socket as net.Socket & { _parent?: net.Socket })._parent ?? socket;
+    const ticket = tickets.map((t) => t.get(raw)).find(Boolean);
+    const done = serveConnection(socket, { ...deps, onLoggedIn: () => ticket?.loggedIn() })
       .catch((err) => ctx.log.error({ err }, 'zengin session crashed'))
       .finally(() => {
         sockets.delete(socket);
@@ -69,10 +76,12 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
         accounts: byCode,
         partials: new RestartStore(partialsRoot(ctx.spool.work)),
         inactivityMs: settings.inactivitySeconds * 1000,
+        failures: new LoginFailures(settings, ctx.log, 'zengin'),
       };
       if (settings.port !== null) {
         const server = net.createServer((socket) => serve(socket, deps));
-        server.maxConnections = settings.maxSessions;
+        server.maxConnections = settings.maxSessions + settings.maxUnauthenticated;
+        tickets.push(gate.guard(server));
         servers.push(server);
         plainPort = await listen(server, settings.port);
       }
@@ -90,7 +99,8 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
           },
           (socket) => serve(socket, deps),
         );
-        server.maxConnections = settings.maxSessions;
+        server.maxConnections = settings.maxSessions + settings.maxUnauthenticated;
+        tickets.push(gate.guard(server));
         server.on('tlsClientError', (err, socket) => {
           ctx.log.warn({ protocol: 'zengin', remote: `${socket.remoteAddress}:${socket.remotePort}`, err: err.message }, 'TLS handshake refused');
         });

@@ -6,10 +6,12 @@ import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { beginLanding } from '../../spool/landing.ts';
+import { LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../../spool/landing.ts';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { ListenerContext } from '../contract.ts';
+import { LoginFailures, sleep } from '../login-failures.ts';
+import { normaliseAddress } from '../admission.ts';
 import { defaultRecordLength, type ZenginAccount, type ZenginAccountFile } from './config.ts';
 import { dataTexts } from './data-source.ts';
 import { ConnectionClosedError, InactivityTimeoutError, ZenginLink } from './link.ts';
@@ -50,7 +52,14 @@ export interface SecondaryDeps {
   partials: RestartStore;
   inactivityMs: number;
   now?: () => Date;
+  /** Called once the partner logged in (the connection leaves the not-logged-in count). */
+  onLoggedIn?: () => void;
+  /** Failed 開局要求 per centre code and address: growing delay and lockout. */
+  failures?: LoginFailures;
 }
+
+/** Free space is checked again after this many bytes of one file. */
+const SPACE_CHECK_BYTES = 16 << 20;
 
 /** Ends the session: `result` goes in the due response or in a 閉局要求. */
 class SessionEnd extends Error {
@@ -111,7 +120,8 @@ class SecondarySession {
   private async fail(err: unknown): Promise<void> {
     if (err instanceof ConnectionClosedError || err instanceof InactivityTimeoutError) {
       this.log.info({ partner: this.login?.partnerId }, `session ended: ${err.message}`);
-      await this.audit('session_end', err.message);
+      // A connection that never sent a byte is no event for the audit trail (scanners, floods).
+      if (this.loggedIn || this.socket.bytesRead > 0) await this.audit('session_end', err.message);
       return;
     }
     const end = err instanceof SessionEnd ? err : err instanceof ProtocolError ? new SessionEnd(err.result, err.message) : new SessionEnd(Result.other, (err as Error).message);
@@ -171,11 +181,23 @@ class SecondarySession {
     this.openRequest = req;
     if (req.result !== Result.ok) throw new SessionEnd(Result.other, '開局要求 with a 処理結果', respond);
     if (!req.receiverCode.equals(this.deps.ownCode)) throw new SessionEnd(Result.receiverCodeWrong, '相手センター確認コード is not ours', respond);
-    const found = this.deps.accounts.get(req.senderCode.toString('hex'));
-    if (!found) throw new SessionEnd(Result.senderCodeWrong, `unknown centre code ${req.senderCode.toString('hex')}`, respond);
+    const codeHex = req.senderCode.toString('hex');
+    const address = normaliseAddress(this.socket.remoteAddress);
+    const verdict = this.deps.failures?.check(codeHex, address) ?? { delayMs: 0, locked: false };
+    if (verdict.delayMs) await sleep(verdict.delayMs);
+    const found = this.deps.accounts.get(codeHex);
+    const failed = (result: number, why: string) => {
+      this.deps.failures?.failed(codeHex, address, found?.partnerId ?? null);
+      return new SessionEnd(result, why, respond);
+    };
+    if (!found) throw failed(Result.senderCodeWrong, `unknown centre code ${codeHex}`);
     this.login = found;
     const { account } = found;
-    if (!timingSafeEqual(req.password, found.password)) throw new SessionEnd(Result.passwordWrong, 'password wrong', respond);
+    // A locked-out code gets the answer of a wrong password.
+    if (verdict.locked) throw failed(Result.passwordWrong, 'locked out after repeated failures');
+    if (!timingSafeEqual(req.password, found.password)) throw failed(Result.passwordWrong, 'password wrong');
+    this.deps.failures?.succeeded(codeHex);
+    if (account.requireTls && !('encrypted' in this.socket)) throw new SessionEnd(Result.other, 'this partner must log in over TLS', respond);
     const certProblem = this.checkClientCert(account);
     if (certProblem) throw new SessionEnd(Result.other, certProblem, respond);
     if (ttc.form !== account.form) throw new SessionEnd(Result.other, `connection form ${ttc.form}, agreed ${account.form}`, respond);
@@ -188,6 +210,7 @@ class SecondarySession {
     this.link.timeoutMs = (account.timeoutSeconds ?? this.deps.inactivityMs / 1000) * 1000;
     await this.link.send(this.sessionResponse(req, SessionKind.openResponse));
     this.loggedIn = true;
+    this.deps.onLoggedIn?.();
     this.log.info({ partner: found.partnerId, mode: this.mode }, 'logged in');
     await this.audit('login_ok', `mode=${this.mode === '0' ? '連絡' : '照会'} tls=${'encrypted' in this.socket}`);
   }
@@ -265,6 +288,15 @@ class SecondarySession {
     if (req.recordLength !== recordLength) throw new SessionEnd(Result.recordLengthWrong, `record length ${req.recordLength}, agreed ${recordLength}`, respond);
     if (req.restartFrom !== 0 || req.restartTo !== 0) throw new SessionEnd(Result.other, '再送指定 must be 0, 0 in a request', respond);
     const partnerId = this.login!.partnerId;
+    const limits = this.deps.ctx.limitsFor?.(partnerId) ?? {};
+    const announced = sizeRefusal(req.recordCount * recordLength, limits.maxBytes);
+    if (announced) throw new SessionEnd(Result.other, announced.message, respond);
+    try {
+      await assertFreeSpace(this.deps.ctx.spool.inbound(partnerId), limits.reserveBytes);
+    } catch (err) {
+      if (err instanceof LandingRefused) throw new SessionEnd(Result.other, err.message, respond);
+      throw err;
+    }
     let partial: PartialFile;
     try {
       partial = await this.deps.partials.open({ partnerId, fileName: req.fileName, accessKey: req.accessKey, textCount: req.textCount, recordCount: req.recordCount, recordLength }, !restart, () => this.link.destroy());
@@ -279,7 +311,11 @@ class SecondarySession {
       await this.link.send(encodeFileControl(answer, this.form));
       this.link.resetWindow();
       this.log.info({ partner: partnerId, file: req.fileName, from: partial.heldTexts + 1 }, restart ? 'receiving (restart)' : 'receiving');
-      const end = await this.receiveTexts(req, partial);
+      const end = await this.receiveTexts(req, partial, limits).catch((err: unknown) => {
+        // Refused for its size or the disk: nothing to resume, the partial goes.
+        if (err instanceof SessionEnd && err.cause instanceof LandingRefused) state.outcome = 'discard';
+        throw err;
+      });
       const endRaw = end.raw;
       const endReq = end.fc;
       const fail = (result: number, why: string) => {
@@ -302,7 +338,7 @@ class SecondarySession {
       // not hold; if the connection dies in between, the sender's retry is answered 0x16.
       const at = new Date();
       const name = `${req.fileName}_${file.fileType}_${tokyoDate(at)}${tokyoTime(at)}_${sha256.slice(0, 8)}`;
-      const landing = await beginLanding(this.deps.ctx.spool.inbound(partnerId), name);
+      const landing = await beginLanding(this.deps.ctx.spool.inbound(partnerId), name, { maxBytes: limits.maxBytes });
       let landed: { path: string; size: number };
       try {
         await partial.handOver(landing.tempPath);
@@ -327,8 +363,10 @@ class SecondarySession {
   }
 
   /** Takes data messages until 終了要求; anything else ends the session. */
-  private async receiveTexts(req: FileControl, partial: PartialFile): Promise<{ fc: FileControl; raw: Buffer }> {
+  private async receiveTexts(req: FileControl, partial: PartialFile, limits: { maxBytes?: number; reserveBytes?: number }): Promise<{ fc: FileControl; raw: Buffer }> {
     const recordLength = partial.key.recordLength;
+    let nextSpaceCheck = partial.records * recordLength + SPACE_CHECK_BYTES;
+    const refuse = (refusal: LandingRefused) => Object.assign(new SessionEnd(Result.other, refusal.message), { cause: refusal });
     for (;;) {
       const msg = await this.link.readMessage();
       const ttc = decodeTtc(msg);
@@ -344,6 +382,18 @@ class SecondarySession {
       if (payload.length % recordLength !== 0) throw new SessionEnd(Result.recordLengthWrong, `data message ${ttc.seq} of ${payload.length} bytes is not whole ${recordLength}-byte records`);
       if (req.recordCount !== 0 && partial.records + payload.length / recordLength > req.recordCount) {
         throw new SessionEnd(Result.recordCountDiffers, `more than the ${req.recordCount} records announced`);
+      }
+      const end = partial.records * recordLength + payload.length;
+      const tooLarge = sizeRefusal(end, limits.maxBytes);
+      if (tooLarge) throw refuse(tooLarge);
+      if (limits.reserveBytes && end >= nextSpaceCheck) {
+        nextSpaceCheck = end + SPACE_CHECK_BYTES;
+        try {
+          await assertFreeSpace(this.deps.ctx.spool.inbound(this.login!.partnerId), limits.reserveBytes);
+        } catch (err) {
+          if (err instanceof LandingRefused) throw refuse(err);
+          throw err;
+        }
       }
       const problem = await partial.append(payload);
       if (problem) throw new SessionEnd(Result.other, problem);

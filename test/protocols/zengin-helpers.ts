@@ -10,6 +10,7 @@ import { SpoolTree } from '../../spool/tree.ts';
 import { openLedger, type Ledger } from '../../spool/ledger/index.ts';
 import { createZenginListener, type ZenginListener } from '../../protocols/zengin/listener.ts';
 import type { ZenginAccountInput, ZenginEndpointInput, ZenginListenerInput } from '../../protocols/zengin/config.ts';
+import type { ListenerContext } from '../../protocols/contract.ts';
 
 export const CENTRE_CODE = 'F0F0F0F0F00001';
 export const MERCHANT_CODE = 'F1F0F0F0F00001';
@@ -36,7 +37,13 @@ export const merchantFiles = [
 ];
 
 export async function startHarness(
-  options: { listener?: Partial<ZenginListenerInput>; account?: Partial<ZenginAccountInput>; extraAccounts?: Record<string, ZenginAccountInput>; password?: string } = {},
+  options: {
+    listener?: Partial<ZenginListenerInput>;
+    account?: Partial<ZenginAccountInput>;
+    extraAccounts?: Record<string, ZenginAccountInput>;
+    password?: string;
+    limitsFor?: ListenerContext['limitsFor'];
+  } = {},
 ): Promise<Harness> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'zengin-'));
   const spool = new SpoolTree(path.join(dir, 'spool'));
@@ -64,6 +71,7 @@ export async function startHarness(
       log: pino({ level: process.env.ZENGIN_TEST_LOG ?? 'silent' }),
       onLanded: (_p, finalPath) => void landed.push(finalPath),
       onPickedUp: (partnerId, fileName, bytes) => void pickedUp.push({ partnerId, fileName, bytes }),
+      limitsFor: options.limitsFor,
     },
   );
   await listener.start();

@@ -111,3 +111,21 @@ test('an account pinned to a client certificate: another valid certificate or th
     await h.close();
   }
 });
+
+test('an account with requireTls: refused on the plain port (0x99, audited), accepted over TLS; the listener defaults to loopback', async () => {
+  const h = await tlsHarness(false, { requireTls: true });
+  try {
+    const data = makeFile('31', 10, 200);
+    const src = path.join(h.dir, 'plain.dat');
+    await writeFile(src, data);
+    const plain = new ZenginClient(await h.endpoint({ port: h.listener.port, restartAttempts: 0 }));
+    await assert.rejects(plain.push(src, '31'), (e: unknown) => e instanceof ZenginError && e.result === Result.other);
+    const rows = await listAudit(h.ledger, { protocol: 'zengin' });
+    assert.ok(rows.some((r) => r.event === 'login_refused' && /must log in over TLS/.test(String(r.detail))));
+    await pushOver(h, { ca: file('ca.crt'), servername: 'localhost' });
+  } finally {
+    await h.close();
+  }
+  const { zenginListenerSchema } = await import('../../protocols/zengin/config.ts');
+  assert.equal(zenginListenerSchema.parse({ ownCode: 'F0F0F0F0F00001' }).host, '127.0.0.1');
+});

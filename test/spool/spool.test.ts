@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SpoolTree, isTemporaryName, tokyoDate } from '../../spool/tree.ts';
 import { beginLanding, landFile, UnsafeNameError } from '../../spool/landing.ts';
-import { claimFile, listCompleteInbound, parseWorkName, newFileId } from '../../spool/claim.ts';
+import { claimFile, claimedOriginalName, listCompleteInbound, parseWorkName, newFileId } from '../../spool/claim.ts';
 import { publishFile, temporaryPathFor } from '../../spool/atomic.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { archiveFile } from '../../spool/archive.ts';
@@ -46,9 +46,13 @@ describe('spool', () => {
   });
 
   it('refuses unsafe names', async () => {
-    for (const bad of ['../x', '/etc/passwd', 'a/b', '.hidden', '..', 'nul\0byte', '']) {
-      await assert.rejects(landFile(tree.inbound('m001'), bad, SJIS_BYTES), UnsafeNameError, bad);
+    const bads = ['../x', '/etc/passwd', 'a/b', '.hidden', '..', 'nul\0byte', '', 'x'.repeat(241), 'ア'.repeat(81), 'a\r\nb.dat', 'a\nb', 'tab\there', 'evil\u202Etxt.exe', 'iso\u2066late', 'c1\u0085x', 'bad\ufffdutf8'];
+    for (const bad of bads) {
+      await assert.rejects(landFile(tree.inbound('m001'), bad, SJIS_BYTES), UnsafeNameError, JSON.stringify(bad));
     }
+    // Counted in bytes: 77 katakana are 231 bytes, and fit.
+    const ok = await landFile(tree.inbound('m001'), 'ア'.repeat(77), SJIS_BYTES);
+    await rm(ok.path);
   });
 
   it('waits for the quiet period for files that were not renamed into place', async () => {
@@ -72,7 +76,8 @@ describe('spool', () => {
     assert.equal(winners.length, 1);
     const parsed = parseWorkName(path.basename(winners[0]!));
     assert.equal(parsed?.partnerId, 'm001');
-    assert.equal(parsed?.originalName, 'sales.dat');
+    assert.equal(parsed?.originalName, undefined, 'the partner\'s name is not part of the work name');
+    assert.equal(await claimedOriginalName(tree.work, path.basename(winners[0]!)), 'sales.dat');
     assert.ok(ids.includes(parsed!.fileId));
     const { sha256, size } = await sha256File(winners[0]!);
     assert.equal(size, SJIS_BYTES.length);
