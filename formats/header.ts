@@ -50,6 +50,9 @@ export function sniffHeader(firstBytes: Buffer, encodingHint?: Encoding): Header
   if (firstBytes.length < 120) throw new FormatError(`not a header record: only ${firstBytes.length} bytes`, 'E101');
   const b0 = firstBytes[0];
   const encodingFamily = b0 === 0x31 ? 'ascii' : b0 === 0xf1 ? 'ebcdic' : null;
+  // A data, trailer or end record first is a known record out of order (E103), not an unknown one.
+  const outOfOrder = b0 === 0x32 || b0 === 0x38 || b0 === 0x39 ? String.fromCharCode(b0) : b0 === 0xf2 || b0 === 0xf8 || b0 === 0xf9 ? String.fromCharCode(b0 - 0xc0) : null;
+  if (outOfOrder) throw new FormatError(`records out of order: the first record is recordType '${outOfOrder}', not the header '1'`, 'E103');
   if (!encodingFamily) throw new FormatError(`not a header record: first byte 0x${b0!.toString(16).padStart(2, '0')} is not recordType '1' in ASCII or EBCDIC`, 'E102');
   let canon = firstBytes;
   if (encodingFamily === 'ebcdic') {

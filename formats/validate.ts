@@ -39,6 +39,9 @@ export interface ValidationReport {
   errors: FormatErrorRecord[];
   /** every error found, also those beyond maxErrors */
   errorCount: number;
+  /** errors found beyond maxErrors, by code, and the first of them */
+  omittedByCode?: Partial<Record<ErrorCode, number>>;
+  firstOmitted?: FormatErrorRecord;
   /** data records */
   recordCount: number;
   acceptedCount: number;
@@ -82,6 +85,10 @@ export async function validateFile(path: string, opts: ValidateOptions): Promise
   const push = (e: FormatErrorRecord) => {
     report.errorCount++;
     if (report.errors.length < maxErrors) report.errors.push(e);
+    else {
+      report.firstOmitted ??= e;
+      (report.omittedByCode ??= {})[e.code] = (report.omittedByCode[e.code] ?? 0) + 1;
+    }
     if (isStructural(e.code)) structural = true;
   };
 
@@ -253,7 +260,10 @@ function familyFor(header: HeaderInfo): Family {
 }
 
 function finish(report: ValidationReport, structural: boolean, policy: 'file' | 'record'): ValidationReport {
-  report.fileRejected = structural || (policy === 'file' && report.errorCount > 0);
+  // A file none of whose records could be accepted is rejected as a whole, whatever the policy:
+  // nothing of it goes on, and it must not hold its fileSeq against the corrected resend (E108).
+  const noneAccepted = report.recordCount > 0 && report.rejectedRecordNos.length >= report.recordCount;
+  report.fileRejected = structural || noneAccepted || (policy === 'file' && report.errorCount > 0);
   report.rejectedCount = report.fileRejected ? report.recordCount : report.rejectedRecordNos.length;
   report.acceptedCount = report.recordCount - report.rejectedCount;
   if (report.fileRejected) {

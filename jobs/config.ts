@@ -3,7 +3,8 @@
 // environment variables; the YAML never holds one.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
+import { knownKeysAt, lineOf, nearestKey } from './config-lines.ts';
 import { z } from 'zod';
 import { cronProblem } from './cron.ts';
 import { localEndpointSchema } from '../protocols/local/client.ts';
@@ -120,6 +121,10 @@ export const configSchema = z
     /** A file with no temporary name is picked up once it has not changed for this long. */
     quietPeriodSeconds: z.number().int().min(0).max(3600).default(5),
     retentionDays: z.number().int().min(1).max(3650).default(90),
+    /** How long a one-off command (cycle, reconcile, ...) waits for a Redis queue before giving up. */
+    queueWaitSeconds: z.number().min(0).max(3600).default(30),
+    /** Errors listed in one 91 notice; the rest are counted in its closing record. */
+    maxErrorsPerFile: z.number().int().min(1).max(100_000).default(1000),
     deliver: z
       .object({
         maxAttempts: z.number().int().min(1).max(100).default(5),
@@ -240,14 +245,20 @@ export function parseConfig(text: string, file: string): TsunagiConfig {
   }
   const result = configSchema.safeParse(doc.toJS() ?? {});
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      // Point at the deepest node of the path that exists in the YAML.
-      let line: number | undefined;
-      for (let n = issue.path.length; n >= 0 && line === undefined; n--) {
-        const node = doc.getIn(issue.path.slice(0, n) as unknown[], true);
-        if (isNode(node) && node.range) line = lineCounter.linePos(node.range[0]).line;
+    const data = doc.toJS() ?? {};
+    const problems = result.error.issues.flatMap((issue) => {
+      // An unknown key: its own line, and the known key it was probably meant to be.
+      if (issue.code === 'unrecognized_keys') {
+        const known = knownKeysAt(configSchema, issue.path, data);
+        return issue.keys.map((key) => {
+          const line = lineOf(doc, lineCounter, [...issue.path, key]);
+          const near = nearestKey(key, known);
+          return `${formatPath([...issue.path, key])}${line ? ` (line ${line})` : ''}: unknown key '${key}'${near ? `; did you mean '${near}'?` : ''}`;
+        });
       }
-      return `${formatPath(issue.path)}${line ? ` (line ${line})` : ''}: ${describeIssue(issue)}`;
+      const line = lineOf(doc, lineCounter, issue.path);
+      const missing = issue.code === 'invalid_type' && doc.getIn(issue.path as unknown[]) === undefined;
+      return [`${formatPath(issue.path)}${line ? ` (line ${line})` : ''}: ${missing ? 'missing, ' : ''}${describeIssue(issue)}`];
     });
     throw new ConfigError(file, problems);
   }

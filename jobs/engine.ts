@@ -9,6 +9,7 @@ import { EmbeddedRunner } from './runners/embedded.ts';
 import { ThreadPool } from './runners/thread-pool.ts';
 import { BullmqQueues, BullmqWorkers, redisConnection } from './runners/bullmq.ts';
 import type { Queue } from 'bullmq';
+import { QueueUnavailableError, redisAddress, waitForQueue } from './queue-wait.ts';
 
 export interface Engine {
   readonly kind: 'embedded' | 'bullmq';
@@ -34,6 +35,8 @@ export interface EngineOptions {
   /** BullMQ lock/stall timings (tests use short ones). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
+  /** Redis down at start: 'give-up' after queueWaitSeconds (one-off commands, the default), or wait 'forever' (serve, worker). */
+  waitForQueue?: 'give-up' | 'forever';
 }
 
 /** Files still on their way in the ledger: what a drain waits for besides the queues. */
@@ -67,6 +70,9 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
       queueDepth: async () => runner.pendingCount(),
     };
   }
+  // A one-off command gives up after queueWaitSeconds; serve and worker wait, saying so once.
+  const forever = options.waitForQueue === 'forever';
+  await waitForQueue(centre.config.queue, forever ? { log: centre.log } : { giveUpMs: centre.config.queueWaitSeconds * 1000 });
   const queues = new BullmqQueues(redisConnection(centre.config.queue));
   const ctx = makeJobContext(centre, (r) => queues.enqueue(r));
   const workers = options.workers === false ? undefined : new BullmqWorkers(queues, HANDLERS, ctx, { concurrency, configFile: centre.config.file, lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.stalledIntervalMs });
@@ -86,7 +92,12 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
       let graceUntil = 0;
       for (;;) {
         await new Promise((r) => setTimeout(r, 150));
-        if ((await queues.pending()) > 0) {
+        // Redis lost mid-run: a one-off command gives up after queueWaitSeconds rather than hang.
+        const pending = await Promise.race([
+          queues.pending(),
+          new Promise<never>((_, reject) => setTimeout(() => reject(new QueueUnavailableError(`Redis at ${redisAddress(centre.config.queue)} stopped answering for ${centre.config.queueWaitSeconds} s; start Redis, then run again (finished work stays done)`)), centre.config.queueWaitSeconds * 1000 || 1).unref()),
+        ]);
+        if (pending > 0) {
           quiet = 0;
           graceUntil = 0;
           continue;

@@ -88,6 +88,8 @@ export async function publishOutbound(ctx: JobContext, out: PublishedOutbound): 
       state: 'ready',
     },
     out.reason,
+    undefined,
+    ctx.now().getTime(), // the centre clock: result deadlines count from when the centre made it
   );
 }
 

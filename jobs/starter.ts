@@ -69,7 +69,7 @@ partners:
     name: TOKYO DEPARTMENT STORE
     role: merchant
     code: "1000000001"
-    merchantNos: ["101000000000001", "101000000000002"]
+    merchantNos: ["101000000000001", "101000000000002", "100000000000001"]   # the last one is 'tsunagi gen's default
     send: ["31", "41", "61"]
     receive: ["33", "42", "51", "52", "71", "91"]
     jmanagerCycles: [D, M]

@@ -2,6 +2,11 @@
 import { EXIT_USAGE, UsageError, type Command } from './cli-kit.ts';
 import { ConfigError } from '../jobs/config.ts';
 import { redact } from '../jobs/log.ts';
+import { BusinessDateError } from '../jobs/business-day.ts';
+import { endQuietlyOnClosedPipe } from './lib/whole-output.ts';
+import { packageVersion } from './lib/supervision.ts';
+import { StartupError } from './lib/startup.ts';
+import { QueueUnavailableError } from '../jobs/queue-wait.ts';
 
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   init: () => import('./commands/init.ts'),
@@ -34,12 +39,17 @@ async function help(): Promise<string> {
     const { command } = await load();
     lines.push(`  ${name.padEnd(14)} ${command.summary}`);
   }
-  lines.push('', 'global: --config FILE (or TSUNAGI_CONFIG; default ./tsunagi.yaml)', 'exit codes: 0 ok, 2 bad usage or config, 3 some file or record rejected or failed', '');
+  lines.push('', 'global: --config FILE (or TSUNAGI_CONFIG; default ./tsunagi.yaml); tsunagi --version', 'exit codes: 0 ok, 1 could not run (a listener, the ledger or Redis failed; one line says which), 2 bad usage or config, 3 some file or record rejected or failed', '');
   return lines.join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
+  endQuietlyOnClosedPipe();
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    process.stdout.write(`tsunagi ${packageVersion()}\n`);
+    return 0;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(await help());
     return name ? 0 : EXIT_USAGE;
@@ -57,9 +67,22 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof BusinessDateError) {
       process.stderr.write(`tsunagi ${name}: ${redact(err.message)}\n`);
       return EXIT_USAGE;
+    }
+    if (err instanceof StartupError || err instanceof QueueUnavailableError) {
+      process.stderr.write(`tsunagi ${name}: ${redact(err.message)}\n`);
+      // Whatever a half-started library left running must not keep the process alive.
+      setTimeout(() => process.exit(1), 3000).unref();
+      return 1;
+    }
+    // The machine said no (a refused connection, a missing file): one line, not a stack trace.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      process.stderr.write(`tsunagi ${name}: ${redact((err as Error).message.split('\n')[0]!)}\n`);
+      setTimeout(() => process.exit(1), 3000).unref();
+      return 1;
     }
     process.stderr.write(`tsunagi ${name}: ${redact((err as Error).stack ?? String(err))}\n`);
     return 1;

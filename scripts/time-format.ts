@@ -1,10 +1,14 @@
 import { UsageError } from './cli-kit.ts';
+import { parseYmd } from '../jobs/jmanager/periods.ts';
 
 /** Epoch-ms bounds of one Asia/Tokyo calendar day. */
 export function tokyoDayRange(yyyymmdd: string): { from: number; to: number } {
-  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(yyyymmdd);
-  const from = m ? Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])) - 9 * 3600_000 : NaN;
-  if (!m || Number.isNaN(from) || new Date(from + 9 * 3600_000).getUTCDate() !== Number(m[3])) throw new UsageError(`date '${yyyymmdd}': expected a real YYYYMMDD`);
+  let from: number;
+  try {
+    from = parseYmd(yyyymmdd) - 9 * 3600_000;
+  } catch {
+    throw new UsageError(`date '${yyyymmdd}': expected a real YYYYMMDD`);
+  }
   return { from, to: from + 86400_000 };
 }
 

@@ -71,6 +71,7 @@ async function validate(ctx: JobContext, file: FileRow): Promise<ValidationRepor
       routeCodes: byCompany ? new Set(ctx.routes.companyByCode.keys()) : undefined,
       ownMerchantNos: partner.role === 'merchant' ? new Set(partner.merchantNos) : undefined,
       today: tokyoDate(ctx.now()),
+      maxErrors: ctx.centre.config.maxErrorsPerFile,
     });
   } catch (err) {
     if (err instanceof FormatError) return unreadable(file, err);
@@ -84,8 +85,9 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
   const plan = planOutbound(ctx, file, partner, '91');
   const temp = temporaryPathFor(path.join(ctx.centre.spool.outbound(partner.id), plan.name));
   const format = partner.formats['91'];
+  let written: { records: number };
   try {
-    await writeRejectNotice(
+    written = await writeRejectNotice(
       report,
       {
         centreCode: ctx.centre.config.centre.code,
@@ -96,6 +98,7 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
         fileSeq: plan.fileSeq,
         encoding: format?.encoding,
         framing: format?.framing,
+        maxErrors: ctx.centre.config.maxErrorsPerFile,
       },
       temp,
     );
@@ -107,7 +110,7 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
       tempPath: temp,
       size,
       sha256,
-      recordCount: report.errors.length,
+      recordCount: written.records,
       amountTotal: null,
       parentId: file.id,
       reason: `rejection notice for ${file.name}: ${report.errorCount} errors`,
@@ -177,7 +180,9 @@ function rejectAsDuplicate(report: ValidationReport, detail: string): void {
   report.errors.unshift(makeDuplicateFileError(`duplicate of ${detail}`.slice(0, 60)));
   report.errorCount++;
   report.fileRejected = true;
+  // The counts are the file's: rejected whole, every data record is rejected.
   report.acceptedCount = 0;
+  report.rejectedCount = report.recordCount;
 }
 
 /** The file's net amount, for the ledger row (sales trailer: sales minus refunds). */

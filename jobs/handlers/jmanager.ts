@@ -3,8 +3,9 @@
 import { tokyoDate } from '../../spool/tree.ts';
 import type { Handler } from '../context.ts';
 import { buildDueJmanagerFiles } from '../jmanager/build.ts';
+import { checkBusinessDate } from '../business-day.ts';
 
 export const jmanager: Handler = async (input, ctx) => {
-  const date = typeof input.date === 'string' ? input.date : tokyoDate(ctx.now());
-  await buildDueJmanagerFiles(ctx, date);
+  const date = input.date === undefined ? tokyoDate(ctx.now()) : checkBusinessDate(input.date, ctx.now(), 'jmanager date');
+  await buildDueJmanagerFiles(ctx, date, { force: input.force === true });
 };

@@ -4,8 +4,9 @@
 import { tokyoDate } from '../../spool/tree.ts';
 import type { Handler } from '../context.ts';
 import { addDays } from '../jmanager/periods.ts';
-import { runReconciliation } from '../reconcile/run.ts';
+import { reconcileWithRechecks } from '../reconcile/run.ts';
+import { checkBusinessDate } from '../business-day.ts';
 
 export const reconcile: Handler = async (input, ctx) => {
-  await runReconciliation(ctx, typeof input.date === 'string' ? input.date : addDays(tokyoDate(ctx.now()), -1));
+  await reconcileWithRechecks(ctx, input.date === undefined ? addDays(tokyoDate(ctx.now()), -1) : checkBusinessDate(input.date, ctx.now(), 'reconciliation date'));
 };

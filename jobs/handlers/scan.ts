@@ -41,6 +41,8 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
       centre_ref_start: centreRefStart,
     },
     `claimed from ${partnerId}/inbound`,
+    undefined,
+    ctx.now().getTime(), // the centre clock: a replayed day's files belong to that day
   );
   await dropClaimNote(ctx.centre.spool.work, fileId, partnerId);
   await ctx.enqueue({ kind: 'ingest', input: { fileId }, jobId: jobId('ingest', fileId) });

@@ -12,6 +12,7 @@ import { planPeriodOutbound, publishOutbound, requestDelivery } from '../outboun
 import { withAggregates } from './aggregates.ts';
 import { writeJmanagerFile } from './file.ts';
 import { lastCompletedPeriod, type Period } from './periods.ts';
+import { checkBusinessDate } from '../business-day.ts';
 
 export interface BuiltJmanagerFile {
   partnerId: string;
@@ -59,12 +60,40 @@ export async function buildJmanagerFile(ctx: JobContext, partner: PartnerConfig,
   }
 }
 
+/**
+ * Whether the terminal data of a period's last day is in: a loaded 81 file made after that day, or
+ * terminal transactions of that day or later. A 71 built before that would freeze an incomplete
+ * aggregate under a name that is then never built again.
+ */
+export async function terminalDataLoaded(ctx: JobContext, lastDay: string): Promise<boolean> {
+  const { db } = ctx.centre.ledger;
+  const file = await db('terminal_loads as l').join('files as f', 'f.id', 'l.file_id').where('f.business_date', '>', lastDay).first(db.raw('1 as x'));
+  if (file) return true;
+  return Boolean(await db('terminal_txns').where('txn_date', '>=', lastDay).first(db.raw('1 as x')));
+}
+
+export interface BuildDueOptions {
+  /** Build even when the period's terminal data has not been loaded (the operator knows it never will be). */
+  force?: boolean;
+}
+
 /** Every head office's due 71 files for `runDate`; each is requested for delivery. */
-export async function buildDueJmanagerFiles(ctx: JobContext, runDate: string): Promise<BuiltJmanagerFile[]> {
+export async function buildDueJmanagerFiles(ctx: JobContext, runDate: string, options: BuildDueOptions = {}): Promise<BuiltJmanagerFile[]> {
+  // A run date in the future would build periods that have not ended.
+  checkBusinessDate(runDate, ctx.now(), 'jmanager run date');
   const built: BuiltJmanagerFile[] = [];
+  const ready = new Map<string, boolean>();
   for (const partner of headOffices(ctx)) {
     for (const cycle of new Set(partner.jmanagerCycles)) {
-      const file = await buildJmanagerFile(ctx, partner, lastCompletedPeriod(cycle, runDate));
+      const period = lastCompletedPeriod(cycle, runDate);
+      if (!options.force) {
+        if (!ready.has(period.to)) ready.set(period.to, await terminalDataLoaded(ctx, period.to));
+        if (!ready.get(period.to)) {
+          ctx.centre.log.warn({ partner: partner.id, cycle, from: period.from, to: period.to }, `jmanager: 71 for ${period.from}-${period.to} not built yet: no terminal data (81) loaded for ${period.to}; it is built once that arrives (or with jmanager build --force)`);
+          continue;
+        }
+      }
+      const file = await buildJmanagerFile(ctx, partner, period);
       built.push(file);
       // Asked again on a retry too: a crash between publishing and enqueueing must not strand it.
       await requestDelivery(ctx, file.fileId);

@@ -14,7 +14,9 @@ const DAY = 86_400_000;
 export function parseYmd(ymd: string): number {
   const m = /^(\d{4})(\d{2})(\d{2})$/.exec(ymd);
   const t = m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!) : NaN;
-  if (!m || Number.isNaN(t) || new Date(t).getUTCDate() !== +m[3]!) throw new Error(`'${ymd}' is not a real YYYYMMDD date`);
+  // Date.UTC rolls 20261301 over into 2027-01-01: the year, month and day must all come back as given.
+  const back = new Date(t);
+  if (!m || Number.isNaN(t) || back.getUTCFullYear() !== +m[1]! || back.getUTCMonth() + 1 !== +m[2]! || back.getUTCDate() !== +m[3]!) throw new Error(`'${ymd}' is not a real YYYYMMDD date`);
   return t;
 }
 

@@ -81,6 +81,10 @@ export interface ReconcileSummary {
   reportPath: string;
   discrepancies: number;
   counts: Record<Category, number>;
+  /** checks that could not run for the day (no data), said so rather than shown as 0 */
+  notRun?: string[];
+  /** how the day was judged */
+  notes?: string[];
   tookMs: number;
 }
 

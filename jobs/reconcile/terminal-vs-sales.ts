@@ -1,5 +1,6 @@
-// Reconciliation 2, terminal vs sales, for one business date: every authorised transaction of the
-// 81 journal (approval number set) should be in a 31 the merchant sent (we see accepted 31 records
+// Reconciliation 2, terminal vs sales, for one business date: every transaction of the 81 journal
+// is matched (offline sales without an approval number too); every authorised one (approval
+// number set) should be in a 31 the merchant sent (we see accepted 31 records
 // as sent_records), matched on merchantNo + terminalId + slipNo + date. Only merchant numbers the
 // journal covers that day are checked for "no terminal transaction": a merchant whose terminals
 // the online centre does not serve would otherwise flood the report.
@@ -35,6 +36,9 @@ function makeJudge(date: string, emit: Emit) {
       const t = ts[0]!;
       for (const extra of ts.slice(1)) emit({ check: 2, category: 'duplicate', ...termKeys(extra), expected: 'one terminal transaction', found: `${ts.length} in the 81 journal`, detail: `first: ${t.file_id} record ${t.record_no}` });
       if (!ss) {
+        // An offline sale under the floor limit has no approval number: it is matched when
+        // submitted, but its absence from the 31s is not a 売上計上漏れ the terminal can prove.
+        if (!authorised(t.approval_no)) return;
         emit({ check: 2, category: 'never submitted', ...termKeys(t), expected: `a 31 sale of ${Number(t.amount)}`, found: 'none', detail: `approval ${t.approval_no.trim()}` });
         return;
       }
@@ -166,13 +170,18 @@ async function hasUnorderedKeys(ledger: Ledger, date: string): Promise<boolean> 
   return Boolean(s);
 }
 
+/** Whether the day has any 81 terminal data: without it, the check cannot say anything. */
+export async function hasTerminalData(ledger: Ledger, date: string): Promise<boolean> {
+  return Boolean(await ledger.db('terminal_txns').where('txn_date', date).first(ledger.db.raw('1 as x')));
+}
+
 export async function checkTerminalVsSales(ctx: JobContext, date: string, emit: Emit): Promise<void> {
   const { ledger } = ctx.centre;
   if (await hasUnorderedKeys(ledger, date)) return checkInMemory(ctx, date, emit);
   const covered = new Set(((await ledger.db('terminal_txns').where('txn_date', date).distinct('merchant_no')) as { merchant_no: string }[]).map((r) => r.merchant_no.trim()));
   const judge = makeJudge(date, emit);
   const merge = async (terminal: Cursor<TerminalSide>, sales: Cursor<SalesSide>) => {
-    const ts = new Grouper(terminal, (t) => authorised(t.approval_no));
+    const ts = new Grouper(terminal, () => true);
     const ss = new Grouper(sales, (s) => covered.has(s.merchant_no.trim()));
     for (;;) {
       const t = await ts.peek();
@@ -222,7 +231,7 @@ async function checkInMemory(ctx: JobContext, date: string, emit: Emit): Promise
   const terminal = (await db('terminal_txns').where('txn_date', date).select(TERMINAL_COLUMNS)) as TerminalSide[];
   const covered = new Set(terminal.map((t) => t.merchant_no.trim()));
   const sales = (await db('sent_records').where('use_date', date).select(SALES_COLUMNS)) as SalesSide[];
-  const terminalByKey = byKey(terminal.filter((t) => authorised(t.approval_no)));
+  const terminalByKey = byKey(terminal);
   const salesByKey = byKey(sales.filter((s) => covered.has(s.merchant_no.trim())));
   terminal.length = 0; // let the unfiltered rows go before the comparison allocates
   sales.length = 0;

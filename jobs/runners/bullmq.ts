@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { CPU_HEAVY_KINDS, JOB_KINDS, jobId, type Handler, type JobContext, type JobKind, type JobRequest } from '../context.ts';
 import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { TsunagiConfig } from '../config.ts';
+import { QueueOutageReporter } from '../queue-wait.ts';
 
 const SANDBOX_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bullmq-sandbox.js');
 
@@ -119,13 +120,17 @@ export interface BullmqWorkersOptions {
 
 export class BullmqWorkers {
   private readonly workers: Worker[] = [];
+  /** A lost Redis is logged once, and once when it is back, not once per reconnect of every worker. */
+  private readonly outages: QueueOutageReporter;
 
   constructor(
     private readonly queues: BullmqQueues,
     private readonly handlers: Record<JobKind, Handler>,
     private readonly ctx: JobContext,
     private readonly options: BullmqWorkersOptions,
-  ) {}
+  ) {
+    this.outages = new QueueOutageReporter(ctx.centre.config.queue, ctx.centre.log);
+  }
 
   start(): void {
     // Worker threads read the config file themselves, and log at our level.
@@ -146,7 +151,7 @@ export class BullmqWorkers {
       worker.on('failed', (job, err) => {
         this.ctx.centre.log.warn({ kind, jobId: job?.id, attempts: job?.attemptsMade, error: err.message }, 'job failed');
       });
-      worker.on('error', (err) => this.ctx.centre.log.error({ kind, err }, 'worker error'));
+      worker.on('error', (err) => this.outages.error(err, kind));
       this.workers.push(worker);
     }
   }

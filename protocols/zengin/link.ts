@@ -2,7 +2,7 @@
 // optional 8-byte wrapper's length), enforces maxText and the inactivity timeout, and runs the
 // wrapper's logical-ACK window. Both roles use it; it knows nothing about sessions.
 import type { Socket } from 'node:net';
-import { CONTROL_LENGTH, ProtocolError, Result, TTC_LENGTH, encodeTtc, type Form } from './messages.ts';
+import { CONTROL_LENGTH, NotZenginError, ProtocolError, Result, TTC_LENGTH, encodeTtc, type Form } from './messages.ts';
 
 export const WRAPPER_LENGTH = 8;
 const WRAP_TEXT = 0x10;
@@ -17,6 +17,11 @@ const SEND_HIGH_WATER = 2 << 20;
 const CORK_BYTES = 1 << 20;
 
 export class ConnectionClosedError extends Error {}
+
+/** The first byte of a TTC header: 0x00/0x01 (host form) or 0x10/0x11 (PC form). */
+function checkTtcByte(b: number): void {
+  if (b !== 0x00 && b !== 0x01 && b !== 0x10 && b !== 0x11) throw new NotZenginError(Result.other, `not a 全銀 message: byte 0x${b.toString(16).padStart(2, '0')} where a TTC header starts`);
+}
 export class InactivityTimeoutError extends Error {}
 
 export type Frame = { ack: true } | { ack: false; message: Buffer };
@@ -124,6 +129,10 @@ export class ZenginLink {
     const deadline = Date.now() + this.timeoutMs;
     if (this.wrapper === undefined) {
       // Before login: a wrapped 開局要求 starts 00 4D 10 (length 77, text follows); a bare one 1x 00 00.
+      // Anything else (an HTTP request, a TLS hello) is no 全銀 peer: refuse at its first byte.
+      await this.need(1, deadline);
+      const first = this.peek(1)[0]!;
+      if (first !== 0x00) checkTtcByte(first);
       await this.need(3, deadline);
       const head = this.peek(3);
       this.wrapper = head.readUInt16BE(0) === WRAPPER_LENGTH + CONTROL_LENGTH && head[2] === WRAP_TEXT;
@@ -140,11 +149,17 @@ export class ZenginLink {
       }
       if (w[2] !== WRAP_TEXT) throw new ProtocolError(Result.other, `wrapper type 0x${w[2]!.toString(16)}`);
       textLength = length - WRAPPER_LENGTH;
+      if (textLength > 0) {
+        await this.need(1, deadline);
+        checkTtcByte(this.peek(1)[0]!);
+      }
       await this.need(Math.min(TTC_LENGTH, Math.max(textLength, 0)), deadline);
       if (textLength < TTC_LENGTH || this.peek(TTC_LENGTH).readUInt16BE(3) !== textLength) {
         throw new ProtocolError(Result.other, `wrapper length ${length} does not match the message`);
       }
     } else {
+      await this.need(1, deadline);
+      checkTtcByte(this.peek(1)[0]!);
       await this.need(TTC_LENGTH, deadline);
       textLength = this.peek(TTC_LENGTH).readUInt16BE(3);
     }

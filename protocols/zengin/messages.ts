@@ -58,6 +58,18 @@ export class ProtocolError extends Error {
   }
 }
 
+/** Bytes that are not a TTC header at all (an HTTP request, a TLS hello): not a 全銀 peer; close at once. */
+export class NotZenginError extends ProtocolError {}
+
+/**
+ * The 処理結果 a 閉局要求 can carry for `result`: the session-control table shares its numbers with
+ * the file-control one (0x13 is "outside service hours" there, "text count differs" here), so a
+ * file-level reason goes as 0x99 (other) rather than as a session code it does not mean.
+ */
+export function closeRequestResult(result: number): number {
+  return result === Result.ok || result === Result.unknownKind ? result : Result.other;
+}
+
 export interface TtcHeader {
   form: Form;
   isData: boolean;

@@ -10,6 +10,7 @@ import { ZenginLink } from './link.ts';
 import {
   FileKind,
   ProtocolError,
+  closeRequestResult,
   Result,
   SessionKind,
   bcdTimestamp,
@@ -117,9 +118,10 @@ export class PrimarySession {
       const answer = await session.expect(SessionKind.openResponse, '開局');
       const resp = decodeSessionControl(answer);
       if (resp.result !== Result.ok) throw new ZenginError(resp.result, '開局', 'the partner refused the login');
-      if (!resp.senderCode.equals(partner) || !resp.receiverCode.equals(own) || resp.mode !== mode) {
-        throw await session.abort(new ZenginError(Result.other, '開局', '開局応答 does not echo the centre codes and mode'));
-      }
+      const differs = !resp.senderCode.equals(partner) ? ['当方センター確認コード (their code)', resp.senderCode.toString('hex'), partner.toString('hex')]
+        : !resp.receiverCode.equals(own) ? ['相手センター確認コード (our code)', resp.receiverCode.toString('hex'), own.toString('hex')]
+        : resp.mode !== mode ? ['モード (mode)', resp.mode, mode] : null;
+      if (differs) throw await session.abort(new ZenginError(Result.other, '開局', `開局応答 does not echo the request: ${differs[0]} is '${differs[1]}', expected '${differs[2]}'`));
       return session;
     } catch (err) {
       link.destroy();
@@ -152,7 +154,7 @@ export class PrimarySession {
       const own = codeBytes(this.ep.ownCode);
       await this.link.send(
         encodeSessionControl(
-          { kind: SessionKind.closeRequest, result: err.result, receiverCode: codeBytes(this.ep.partnerCode), senderCode: own, timestamp: bcdTimestamp(), password: Buffer.alloc(6), applicationId: this.ep.applicationId, mode: this.mode },
+          { kind: SessionKind.closeRequest, result: closeRequestResult(err.result), receiverCode: codeBytes(this.ep.partnerCode), senderCode: own, timestamp: bcdTimestamp(), password: Buffer.alloc(6), applicationId: this.ep.applicationId, mode: this.mode },
           this.ep.form,
         ),
       );
@@ -168,8 +170,9 @@ export class PrimarySession {
   }
 
   private checkEcho(answer: FileControl, req: FileControl, stage: string): Promise<never> | null {
-    if (answer.fileName !== req.fileName || answer.accessKey !== req.accessKey) {
-      return this.abort(new ZenginError(Result.other, stage, `answer names ${answer.fileName}, asked for ${req.fileName}`)).then((e) => Promise.reject(e));
+    const differs = answer.fileName !== req.fileName ? ['全銀ファイル名 (fileName)', answer.fileName, req.fileName] : answer.accessKey !== req.accessKey ? ['ファイルアクセスキー (accessKey)', answer.accessKey, req.accessKey] : null;
+    if (differs) {
+      return this.abort(new ZenginError(Result.other, stage, `開始回答 does not echo the request: ${differs[0]} is '${differs[1]}', asked for '${differs[2]}'`)).then((e) => Promise.reject(e));
     }
     return null;
   }

@@ -18,7 +18,9 @@ import { ConnectionClosedError, InactivityTimeoutError, ZenginLink } from './lin
 import {
   CONTROL_LENGTH,
   FileKind,
+  NotZenginError,
   ProtocolError,
+  closeRequestResult,
   Result,
   SessionKind,
   countsFor,
@@ -124,6 +126,12 @@ class SecondarySession {
       if (this.loggedIn || this.socket.bytesRead > 0) await this.audit('session_end', err.message);
       return;
     }
+    if (err instanceof NotZenginError) {
+      // Not a 全銀 peer: nothing it could read is worth sending; close at once.
+      this.log.warn({ partner: this.login?.partnerId }, `session ended: ${err.message}`);
+      await this.audit(this.loggedIn ? 'refused' : 'login_refused', err.message);
+      return;
+    }
     const end = err instanceof SessionEnd ? err : err instanceof ProtocolError ? new SessionEnd(err.result, err.message) : new SessionEnd(Result.other, (err as Error).message);
     if (!(err instanceof SessionEnd) && !(err instanceof ProtocolError)) this.log.error({ err }, 'session failed');
     else this.log.warn({ partner: this.login?.partnerId, result: end.result }, `session ended: ${end.message}`);
@@ -148,10 +156,11 @@ class SecondarySession {
     }
     const base = (req && safeDecodeSession(req)) || this.openRequest;
     const partnerCode = this.login?.code ?? base?.senderCode ?? Buffer.alloc(7);
+    const kind = end.respond && req && isSessionKind(req[5]!) ? end.respond.kind : SessionKind.closeRequest;
     return encodeSessionControl(
       {
-        kind: end.respond && req && isSessionKind(req[5]!) ? end.respond.kind : SessionKind.closeRequest,
-        result: end.result,
+        kind,
+        result: kind === SessionKind.closeRequest ? closeRequestResult(end.result) : end.result,
         receiverCode: partnerCode,
         senderCode: this.deps.ownCode,
         timestamp: base?.timestamp ?? Buffer.alloc(6),

@@ -1,12 +1,14 @@
 import { ConfigError, formatPath, loadConfig } from '../../jobs/config.ts';
 import { as2CertificateReport } from '../../protocols/as2/index.ts';
 import { hulftConfigWarnings, hulftJobLineIssues } from '../../protocols/hulft/config.ts';
-import { parseCommandArgs, type Command } from '../cli-kit.ts';
+import { EXIT_USAGE, parseCommandArgs, type Command } from '../cli-kit.ts';
+import { formatProblem, preflight } from '../../jobs/preflight.ts';
+import { centreClock } from '../../jobs/runtime.ts';
 
 const usage = 'tsunagi check-config [--config FILE]';
 
 export const command: Command = {
-  summary: 'validate the config file and print what is wrong (exit 2)',
+  summary: 'validate the config file and every file, secret, folder and certificate it names; print what is wrong (exit 2)',
   usage,
   async run(argv) {
     const { values } = parseCommandArgs(argv, { config: { type: 'string' } }, usage);
@@ -18,6 +20,14 @@ export const command: Command = {
     const jobLines = config.hulft ? hulftJobLineIssues(config.hulft, config.file) : [];
     if (jobLines.length) throw new ConfigError(config.file, jobLines.map((i) => `${formatPath(i.path)}: ${i.message}`));
     for (const w of hulftConfigWarnings(config)) process.stderr.write(`warning: ${formatPath(w.path)}: ${w.message}\n`);
+    // Every file, secret and folder the config names, as serve and the jobs will need them.
+    const problems = preflight(config, centreClock()());
+    for (const p of problems) process.stderr.write(`${formatProblem(config.file, p)}\n`);
+    const errors = problems.filter((p) => p.level === 'error').length;
+    if (errors) {
+      process.stderr.write(`${config.file}: ${errors} problem${errors > 1 ? 's' : ''}\n`);
+      return EXIT_USAGE;
+    }
     const roles = new Map<string, number>();
     for (const p of config.partners) roles.set(p.role, (roles.get(p.role) ?? 0) + 1);
     process.stdout.write(

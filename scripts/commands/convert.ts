@@ -4,6 +4,7 @@ import { EXIT_OK, EXIT_REJECTED, UsageError, parseCommandArgs, type Command } fr
 import { ENCODINGS, FRAMINGS } from '../../formats/layouts.ts';
 import { convertFile, FormatError, type Encoding, type Framing } from '../../formats/index.ts';
 import { checkChoice, checkLayoutName } from './validate.ts';
+import { writeWhole } from '../lib/whole-output.ts';
 
 const usage = 'tsunagi convert IN --from LAYOUT --to LAYOUT --out OUT [--in-encoding E] [--in-framing F] [--out-encoding E] [--out-framing F]';
 
@@ -20,13 +21,13 @@ export const command: Command = {
     const input = positionals[0]!;
     if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
     try {
-      const r = await convertFile(input, {
+      const r = await writeWhole(values.out!, (temp) => convertFile(input, {
         from: checkLayoutName(values.from, '--from'), to: checkLayoutName(values.to, '--to')!,
         inEncoding: checkChoice<Encoding>(values['in-encoding'], ENCODINGS, '--in-encoding'),
         inFraming: checkChoice<Framing>(values['in-framing'], FRAMINGS, '--in-framing'),
         outEncoding: checkChoice<Encoding>(values['out-encoding'], ENCODINGS, '--out-encoding'),
         outFraming: checkChoice<Framing>(values['out-framing'], FRAMINGS, '--out-framing'),
-      }, values.out!);
+      }, temp));
       process.stdout.write(`wrote ${values.out}: ${r.records} records (${r.dataRecords} data) as ${r.layout}, ${r.encoding}, ${r.framing}\n`);
       return EXIT_OK;
     } catch (err) {

@@ -7,6 +7,7 @@ import { generateFile } from '../../formats/index.ts';
 import { openCentre } from '../../jobs/centre.ts';
 import { startEngine } from '../../jobs/engine.ts';
 import { runCycle, formatSummary } from '../../jobs/cycle.ts';
+import { centreClock } from '../../jobs/runtime.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { initCentre } from '../../jobs/starter.ts';
 import { tokyoDate } from '../../spool/tree.ts';
@@ -177,7 +178,7 @@ export const command: Command = {
     const osakaOutbox = path.join(dir, 'm-osaka-office', 'to-send');
     const osakaInbox = path.join(dir, 'm-osaka-office', 'received');
     for (const d of [merchantOutbox, merchantInbox, osakaOutbox, osakaInbox]) await mkdir(d, { recursive: true });
-    const today = tokyoDate(new Date());
+    const today = tokyoDate(centreClock()());
     const out = process.stdout;
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
     out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}; cc-beta on HULFT (a stand-in: tsunagi needs a licensed HULFT beside it)\n\nexample files:\n`);

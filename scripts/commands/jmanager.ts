@@ -7,11 +7,13 @@ import { queryAggregates, type AggregateRow } from '../../jobs/jmanager/aggregat
 import { buildDueJmanagerFiles } from '../../jobs/jmanager/build.ts';
 import { parseYmd } from '../../jobs/jmanager/periods.ts';
 import { tokyoDate } from '../../spool/tree.ts';
+import { checkBusinessDate } from '../../jobs/business-day.ts';
+import { centreClock } from '../../jobs/runtime.ts';
 import { formatTable, parseCommandArgs, printJson, UsageError, type Command } from '../cli-kit.ts';
 
 const usage = [
   'tsunagi jmanager query --merchant PARTNER --from YYYYMMDD --to YYYYMMDD [--store S] [--terminal T] [--card-company C] [--csv|--json] [--config FILE]',
-  '       tsunagi jmanager build [--date YYYYMMDD] [--json] [--config FILE]',
+  '       tsunagi jmanager build [--date YYYYMMDD] [--force] [--json] [--config FILE]   (--force: build periods whose 81 data never came)',
 ].join('\n');
 
 const COLUMNS: (keyof AggregateRow)[] = ['business_date', 'store_code', 'merchant_no', 'terminal_id', 'card_company_code', 'payment_kind', 'payment_method', 'sale_count', 'sale_amount', 'void_count', 'void_amount', 'return_count', 'return_amount'];
@@ -55,13 +57,14 @@ async function query(argv: string[]): Promise<number> {
 }
 
 async function build(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' }, date: { type: 'string' }, json: { type: 'boolean' } }, usage);
+  const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' }, date: { type: 'string' }, json: { type: 'boolean' }, force: { type: 'boolean' } }, usage);
   if (positionals.length) throw new UsageError(`unexpected ${positionals.join(' ')}\nusage: ${usage}`);
-  const runDate = date('date', values.date, tokyoDate(new Date()));
+  const now = centreClock()();
+  const runDate = values.date === undefined ? tokyoDate(now) : checkBusinessDate(values.date, now, '--date');
   const centre = await openCentre(values.config, { log: quiet() });
   const engine = await startEngine(centre);
   try {
-    const built = await buildDueJmanagerFiles(engine.ctx, runDate);
+    const built = await buildDueJmanagerFiles(engine.ctx, runDate, { force: values.force });
     await engine.drain(); // the deliveries it asked for
     if (values.json) for (const b of built) printJson(b);
     else process.stdout.write(formatTable(built.map((b) => ({ ...b, cycle: b.period.cycle, period: `${b.period.from}-${b.period.to}`, created: b.created ? 'new' : 'existing' })), ['partnerId', 'cycle', 'period', 'fileId', 'name', 'dataRows', 'created']));

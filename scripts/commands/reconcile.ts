@@ -3,7 +3,9 @@
 import { openCentre } from '../../jobs/centre.ts';
 import { startEngine } from '../../jobs/engine.ts';
 import { createLogger } from '../../jobs/log.ts';
-import { addDays, parseYmd } from '../../jobs/jmanager/periods.ts';
+import { addDays } from '../../jobs/jmanager/periods.ts';
+import { checkBusinessDate } from '../../jobs/business-day.ts';
+import { centreClock } from '../../jobs/runtime.ts';
 import { runReconciliation } from '../../jobs/reconcile/run.ts';
 import type { ReconcileSummary } from '../../jobs/reconcile/report.ts';
 import { tokyoDate } from '../../spool/tree.ts';
@@ -14,6 +16,8 @@ const usage = 'tsunagi reconcile [--date YYYYMMDD] [--json] [--config FILE]   (d
 export function formatReconcileSummary(s: ReconcileSummary): string {
   const lines = [`reconciliation ${s.date}: ${s.discrepancies} discrepancies (${(s.tookMs / 1000).toFixed(1)} s)`];
   for (const [category, n] of Object.entries(s.counts)) if (n) lines.push(`  ${category.padEnd(26)}${n}`);
+  for (const line of s.notRun ?? []) lines.push(`  ${line}`);
+  for (const line of s.notes ?? []) lines.push(`  (${line})`);
   lines.push(`report: ${s.reportPath}`);
   return lines.join('\n') + '\n';
 }
@@ -24,12 +28,8 @@ export const command: Command = {
   async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, { config: { type: 'string' }, date: { type: 'string' }, json: { type: 'boolean' } }, usage);
     if (positionals.length) throw new UsageError(`unexpected ${positionals.join(' ')}\nusage: ${usage}`);
-    const date = values.date ?? addDays(tokyoDate(new Date()), -1);
-    try {
-      parseYmd(date);
-    } catch {
-      throw new UsageError(`--date '${date}': expected a real YYYYMMDD`);
-    }
+    const now = centreClock()();
+    const date = values.date === undefined ? addDays(tokyoDate(now), -1) : checkBusinessDate(values.date, now, '--date');
     const centre = await openCentre(values.config, { log: createLogger({ level: process.env.TSUNAGI_LOG_LEVEL ?? 'warn', destination: process.stderr }) });
     const engine = await startEngine(centre, { workers: false });
     try {

@@ -49,7 +49,8 @@ test('sniffHeader: reads every header field, the record length, framing and code
   const h = buildHeader({ fileType: '41', codeType: '0', senderCode: '1234567890', senderName: 'ﾃｽﾄ ｼｮｳｼﾞ', createdDate: '20250401', createdTime: '235959', receiverCode: '9000000000', periodFrom: '20250301', periodTo: '20250331', fileSeq: '17' }, 120);
   const info = sniffHeader(Buffer.concat([h, Buffer.from('\r\n2')]));
   assert.deepEqual({ ...info }, { fileType: '41', codeType: '0', senderCode: '1234567890', senderName: 'ﾃｽﾄ ｼｮｳｼﾞ', createdDate: '20250401', createdTime: '235959', receiverCode: '9000000000', periodFrom: '20250301', periodTo: '20250331', fileSeq: '000017', cycle: '', recordLength: 120, framing: 'crlf', encodingFamily: 'ascii', encoding: 'sjis', family: 'validity', recordLengthSeen: true });
-  assert.throws(() => sniffHeader(Buffer.from('2'.repeat(200))), /not a header record/);
+  // A data record first is a known record out of order: E103, as the spec says, not E102.
+  assert.throws(() => sniffHeader(Buffer.from('2'.repeat(200))), (err: Error & { code?: string }) => err.code === 'E103' && /records out of order/.test(err.message));
   assert.throws(() => sniffHeader(Buffer.from('1')), /not a header record/);
 });
 

@@ -52,7 +52,7 @@ describe('config', () => {
   });
 
   it('refuses unknown keys, duplicate ids and codes, bad queues', () => {
-    assert.deepEqual(problems(good.replace('role: merchant', 'role: merchant\n    colour: red')), ["partners[0] (line 4): unknown key 'colour'"]);
+    assert.deepEqual(problems(good.replace('role: merchant', 'role: merchant\n    colour: red')), ["partners[0].colour (line 7): unknown key 'colour'"]);
     const dup = problems(good.replace('id: cc1', 'id: m001'));
     assert.match(dup[0]!, /partners\[1\]\.id.*partner id 'm001' is already used by partners\.0/);
     assert.match(problems(good + 'queue: rabbit\n')[0]!, /^queue \(line \d+\): 'embedded' or a redis:\/\/ URL/);
