@@ -37,7 +37,8 @@ export function knownKeysAt(schema: AnySchema, path: PropertyKey[], data: unknow
   const unwrap = (s: AnySchema): AnySchema[] => {
     const def = s._zod.def as unknown as Record<string, unknown> & { type: string };
     if (['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(def.type)) return unwrap(def.innerType as AnySchema);
-    if (def.type === 'pipe') return unwrap(def.in as AnySchema);
+    // z.preprocess is a pipe from a transform into the schema: look at both ends.
+    if (def.type === 'pipe') return [...unwrap(def.in as AnySchema), ...unwrap(def.out as AnySchema)];
     if (def.type === 'union') return (def.options as AnySchema[]).flatMap(unwrap);
     return [s];
   };
