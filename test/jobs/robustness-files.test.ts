@@ -53,7 +53,7 @@ describe('files and notices (issue 12)', () => {
     }
     return out;
   }
-  const latestIn = async () => (await centre.ledger.db('files').where({ direction: 'in' }).orderBy('created_at', 'desc').orderBy('id', 'desc').first())!;
+  const latestIn = async (name: string) => (await centre.ledger.db('files').where({ direction: 'in', name }).first())!;
   const gen31 = (name: string, o: { records: number; seed: number; fileSeq: number; merchant?: string; errors?: boolean }) =>
     generateFile('31', { records: o.records, seed: o.seed, errors: o.errors ?? false, merchantNo: o.merchant ?? merchantNo(0), senderCode: merchantCode(0), receiverCode: '0000000001', fileSeq: o.fileSeq, cardCompanyCodes: ['001'], createdDate: '20261125', out: path.join(inbound(), name) });
 
@@ -71,7 +71,7 @@ describe('files and notices (issue 12)', () => {
   it('a file whose records were all rejected ends rejected, says to resend it whole, and does not block the corrected resend', async () => {
     await gen31('all-bad.dat', { records: 5, seed: 3, fileSeq: 7, merchant: '199999999999999' }); // E302 on every record
     const [notice] = await process();
-    const bad = await latestIn();
+    const bad = await latestIn('all-bad.dat');
     assert.equal(bad.state, 'rejected');
     assert.ok(notice, 'a 91 notice');
     assert.deepEqual([notice.rejected, notice.accepted, notice.errorCount], [5, 0, 5]);
@@ -80,14 +80,14 @@ describe('files and notices (issue 12)', () => {
     // The corrected file, same fileSeq: accepted, not E108.
     await gen31('corrected.dat', { records: 20, seed: 4, fileSeq: 7 });
     assert.deepEqual(await process(), []);
-    const good = await latestIn();
+    const good = await latestIn('corrected.dat');
     assert.equal(good.state, 'routed', good.reason);
   });
 
   it('a 91 for a file rejected whole as E108 counts every record of the file as rejected', async () => {
     await gen31('dup.dat', { records: 20, seed: 9, fileSeq: 7, errors: true });
     const [notice] = await process();
-    assert.equal((await latestIn()).state, 'rejected');
+    assert.equal((await latestIn('dup.dat')).state, 'rejected');
     assert.equal(notice!.rows[0]!.code, 'E108');
     assert.deepEqual([notice!.rejected, notice!.accepted], [20, 0]);
     assert.ok(notice!.rows.some((r) => r.code !== 'E108'), 'the planted errors are listed too');
@@ -127,7 +127,7 @@ describe('files and notices (issue 12)', () => {
     const bytes = await readFile(file);
     await writeFile(file, bytes.subarray(202)); // drop the header record (200 bytes + CRLF)
     const [notice] = await process();
-    assert.equal((await latestIn()).state, 'rejected');
+    assert.equal((await latestIn('headless.dat')).state, 'rejected');
     assert.equal(notice!.rows[0]!.code, 'E103');
     assert.equal(notice!.rows[0]!.recordNo, 1);
   });
