@@ -74,18 +74,18 @@ partners:
     first.child.kill('SIGKILL');
     await first.exited;
     assert.ok((await attempt) instanceof Error, 'the partner got no answer');
-    assert.equal((await db('files').where({ partner_id: 'm-as2' })).length, 0, 'nothing released before the answer');
+    assert.equal((await db('files').where({ partner_id: 'm-as2', direction: 'in' })).length, 0, 'nothing released before the answer');
 
     const second = serve(configFile);
     await second.ready;
     const retry = await post(port, '/as2', headers, body);
     assert.equal(retry.status, 200);
     assert.match(await opensslVerifyMdn(dir, retry, ours.cert), /Disposition: automatic-action\/MDN-sent-automatically; processed\r\n/);
-    await waitUntil('the file in the ledger', async () => (await db('files').where({ partner_id: 'm-as2' })).length > 0, 20_000);
+    await waitUntil('the file in the ledger', async () => (await db('files').where({ partner_id: 'm-as2', direction: 'in' })).length > 0, 20_000);
     const again = await post(port, '/as2', headers, body);
     assert.match(await opensslVerifyMdn(dir, again, ours.cert), /duplicate-document/);
     await new Promise((r) => setTimeout(r, 1500));
-    const files = await db('files').where({ partner_id: 'm-as2' });
+    const files = await db('files').where({ partner_id: 'm-as2', direction: 'in' });
     assert.equal(files.length, 1, 'landed exactly once');
     assert.equal(Number(files[0].size), PAYLOAD.length);
     second.child.kill('SIGTERM');
