@@ -122,6 +122,27 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
   await requestDelivery(ctx, plan.id);
 }
 
+/** Records the file's error codes and sends its 91 notice, if it has errors. */
+async function answerErrors(ctx: JobContext, file: FileRow, report: ValidationReport): Promise<void> {
+  await recordFileErrors(ctx.centre.ledger, file.id, report.errors.map((e) => e.code));
+  if (report.errors.length > 0) await sendRejectNotice(ctx, file, report);
+}
+
+/**
+ * A kill between the 'accepted' commit and the 91 notice would lose the notice, since the next
+ * step after 'accepted' is the route job: the route job calls this first. It validates the file
+ * again only when the file had rejects and its notice is missing (after such a kill).
+ */
+export async function ensureRejectNotice(ctx: JobContext, file: FileRow): Promise<void> {
+  const hadErrors = (file.rejected_count ?? 0) > 0 || (await ctx.centre.ledger.db('file_errors').where({ file_id: file.id }).first('code')) !== undefined;
+  if (!hadErrors) return;
+  const plan = planOutbound(ctx, file, ctx.centre.partner(file.partner_id), '91');
+  if (await ctx.centre.files.get(plan.id)) return;
+  const report = await validate(ctx, file);
+  ctx.centre.log.warn({ fileId: file.id, partner: file.partner_id, errors: report.errorCount }, 'rejection notice missing after an interruption: sending it now');
+  await answerErrors(ctx, file, report);
+}
+
 export const ingest: Handler = async (input, ctx) => {
   const { centre } = ctx;
   const file = await centre.files.get(String(input.fileId));
@@ -161,8 +182,7 @@ export const ingest: Handler = async (input, ctx) => {
       rejectAsDuplicate(report, 'another file accepted at the same moment'); // lost the race to a twin
     }
   }
-  await recordFileErrors(centre.ledger, file.id, report.errors.map((e) => e.code));
-  if (report.errors.length > 0) await sendRejectNotice(ctx, file, report);
+  await answerErrors(ctx, file, report);
   if (report.fileRejected) {
     const codes = [...new Set(report.errors.map((e) => e.code))].join(',');
     await centre.files.transition(file.id, 'received', 'rejected', `rejected: ${report.errorCount} errors (${codes})`, { ...counts, accepted_count: 0, rejected_count: report.recordCount });

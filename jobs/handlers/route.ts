@@ -15,7 +15,7 @@ import type { PartnerConfig } from '../config.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
 import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
-import { rejectsPath } from './ingest.ts';
+import { ensureRejectNotice, rejectsPath } from './ingest.ts';
 import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
 import { maskCardNumber } from '../../formats/index.ts';
 import { loadTerminalFile } from '../terminal.ts';
@@ -163,6 +163,7 @@ export const route: Handler = async (input, ctx) => {
     return;
   }
   if (!file || file.state !== 'accepted' || !file.path) return; // done already
+  await ensureRejectNotice(ctx, file);
   const sender = centre.partner(file.partner_id);
   const kind = routeKindOf(file.file_type ?? '');
   let outputs: string[] = [];
