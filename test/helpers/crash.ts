@@ -31,10 +31,20 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
 
 export interface WorkerProcess {
   child: ChildProcess;
-  /** Resolves when the worker logged 'worker ready'. */
+  /** Resolves when the process logged its ready text ('worker ready', 'tsunagi serving'). */
   ready: Promise<void>;
+  /** The exit code (null when a signal ended it). */
   exited: Promise<number | null>;
   output(): string;
+  alive(): boolean;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  /** node's own options, such as --max-old-space-size=256 */
+  nodeArgs?: string[];
 }
 
 /** Starts `node bin/tsunagi.js worker --config FILE` with short lock and stall timings. */
@@ -43,13 +53,13 @@ export function startWorker(configFile: string, env: Record<string, string> = {}
 }
 
 /** Starts `tsunagi serve` (schedules, workers, the start-up sweep), checking its schedulers every second. */
-export function startServe(configFile: string, env: Record<string, string> = {}): WorkerProcess {
-  return startTsunagi(['serve', '--config', configFile], '"tsunagi serving"', { TSUNAGI_SCHEDULE_CHECK_MS: '1000', ...env });
+export function startServe(configFile: string, env: Record<string, string> = {}, options: Omit<StartOptions, 'env'> = {}): WorkerProcess {
+  return startTsunagi(['serve', '--config', configFile], '"tsunagi serving"', { TSUNAGI_SCHEDULE_CHECK_MS: '1000', ...env }, options);
 }
 
 /** Any tsunagi command as a child process; `ready` resolves when its output shows `readyText`. */
-export function startTsunagi(args: string[], readyText: string, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(process.execPath, [TSUNAGI_BIN, ...args], {
+export function startTsunagi(args: string[], readyText: string, env: Record<string, string> = {}, options: Omit<StartOptions, 'env'> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), TSUNAGI_BIN, ...args], {
     env: { ...process.env, TSUNAGI_LOG_LEVEL: 'info', TSUNAGI_LOCK_MS: '1500', TSUNAGI_STALLED_MS: '500', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -62,15 +72,28 @@ export function startTsunagi(args: string[], readyText: string, env: Record<stri
   });
   const keep = (d: Buffer) => {
     out += d.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-    if (out.includes(readyText)) resolveReady();
+    if (out.length > 400_000) out = out.slice(-200_000);
+    if (readyText && out.includes(readyText)) resolveReady();
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  void exited.then((code) => rejectReady(new Error(`${args[0]} exited (${code}) before it was ready:\n${out.slice(-3000)}`)));
+  void exited.then((code) => rejectReady(new Error(`${args[0]} exited (${code ?? child.signalCode}) before it was ready:\n${out.slice(-3000)}`)));
   ready.catch(() => undefined);
-  return { child, ready, exited, output: () => out };
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  return {
+    child,
+    ready,
+    exited,
+    output: () => out,
+    alive,
+    async stop() {
+      if (alive()) child.kill('SIGTERM');
+      const timer = setTimeout(() => alive() && child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 export interface RedisServer {

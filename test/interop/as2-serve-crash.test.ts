@@ -4,35 +4,18 @@
 // The message is built with openssl (signed and encrypted), the MDNs verified with openssl.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import knexFactory from 'knex';
-import { TSUNAGI_BIN, waitUntil } from '../helpers/crash.ts';
+import { startServe, waitUntil } from '../helpers/crash.ts';
+import { freePort } from '../helpers/sshd.ts';
 import { as2Headers, makeKey, openssl, opensslVerifyMdn, PAYLOAD, payloadEntity, post } from '../protocols/as2-helpers.ts';
-
-function serve(configFile: string, env: Record<string, string> = {}): { child: ChildProcess; ready: Promise<void>; exited: Promise<unknown>; out: () => string } {
-  const child = spawn(process.execPath, [TSUNAGI_BIN, 'serve', '--config', configFile], { env: { ...process.env, TSUNAGI_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const ready = new Promise<void>((resolve, reject) => {
-    const keep = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('tsunagi serving')) resolve();
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${out.slice(-2000)}`)));
-  });
-  ready.catch(() => undefined);
-  const exited = new Promise((r) => child.once('exit', r));
-  return { child, ready, exited, out: () => out };
-}
 
 test('SIGKILL of serve between receiving and answering: the partner retry lands the file once', { timeout: 90_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'tsunagi-as2-crash-'));
   const [ours, partner] = await Promise.all([makeKey(dir, 'ours'), makeKey(dir, 'partner')]);
-  const port = 44000 + Math.floor(Math.random() * 900);
+  const port = await freePort();
   const configFile = path.join(dir, 'tsunagi.yaml');
   await writeFile(
     configFile,
@@ -67,7 +50,7 @@ partners:
   const headers = { ...as2Headers('MERCHANT AS2', 'TSUNAGI', id), 'Content-Type': 'application/pkcs7-mime; smime-type=enveloped-data' };
   const db = knexFactory({ client: 'better-sqlite3', connection: { filename: path.join(dir, 'tsunagi.db') }, useNullAsDefault: true });
   try {
-    const first = serve(configFile, { TSUNAGI_AS2_PAUSE_BEFORE_ANSWER_MS: '20000' });
+    const first = startServe(configFile, { TSUNAGI_AS2_PAUSE_BEFORE_ANSWER_MS: '20000' });
     await first.ready;
     const attempt = post(port, '/as2', headers, body).catch((err: Error) => err);
     await waitUntil('the message staged', async () => (await db('as2_received').where({ message_id: id }).first().catch(() => undefined))?.state === 'staged', 20_000);
@@ -76,7 +59,7 @@ partners:
     assert.ok((await attempt) instanceof Error, 'the partner got no answer');
     assert.equal((await db('files').where({ partner_id: 'm-as2', direction: 'in' })).length, 0, 'nothing released before the answer');
 
-    const second = serve(configFile);
+    const second = startServe(configFile);
     await second.ready;
     const retry = await post(port, '/as2', headers, body);
     assert.equal(retry.status, 200);
@@ -88,8 +71,7 @@ partners:
     const files = await db('files').where({ partner_id: 'm-as2', direction: 'in' });
     assert.equal(files.length, 1, 'landed exactly once');
     assert.equal(Number(files[0].size), PAYLOAD.length);
-    second.child.kill('SIGTERM');
-    await second.exited;
+    await second.stop();
   } finally {
     await db.destroy();
   }

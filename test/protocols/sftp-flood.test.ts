@@ -10,12 +10,11 @@ import type { SFTPWrapper } from 'ssh2';
 import { ensureSshKeyPair } from '../../jobs/keys.ts';
 import { makeTestCentre, type TestCentre } from '../helpers/centre.ts';
 import { freePort } from '../helpers/sshd.ts';
-import { startServe, type ServeProcess } from '../helpers/serve.ts';
-import { sleep } from '../helpers/crash.ts';
+import { sleep, startServe, type WorkerProcess } from '../helpers/crash.ts';
 
 describe('SFTP floods against serve (256 MiB heap)', () => {
   let c: TestCentre;
-  let serve: ServeProcess;
+  let serve: WorkerProcess;
   let port: number;
   let privateKey: Buffer;
 
@@ -34,7 +33,7 @@ describe('SFTP floods against serve (256 MiB heap)', () => {
     await writeFile(c.configFile, config);
     // No schedules that would touch the flood's file while the test runs.
     await appendFile(c.configFile, `listeners: { sftp: { port: ${port}, hostKey: { file: ./keys/host }, maxSessionsPerPartner: 8 } }\n`);
-    serve = startServe(c.configFile, { nodeArgs: ['--max-old-space-size=256'] });
+    serve = startServe(c.configFile, {}, { nodeArgs: ['--max-old-space-size=256'] });
     await serve.ready;
   });
 
