@@ -10,6 +10,26 @@ import { jobId, type Handler, type JobContext } from '../context.ts';
 import { reserveInboundNumbers } from '../../spool/ledger/index.ts';
 import { HULFT_ORPHAN_GRACE_MS, isHulftLandingName } from '../../protocols/hulft/receive.ts';
 
+/** The ledger row of an inbound file before ingest has read its header. */
+function inboundRow(partnerId: string, fileId: string, originalName: string) {
+  return {
+    id: fileId,
+    partner_id: partnerId,
+    direction: 'in' as const,
+    name: displayName(originalName),
+    file_type: null,
+    sender_code: null,
+    receiver_code: null,
+    file_seq: null,
+    business_date: null,
+    record_count: null,
+    accepted_count: null,
+    rejected_count: null,
+    amount_total: null,
+    parent_id: null,
+  };
+}
+
 export async function registerClaimedFile(ctx: JobContext, partnerId: string, fileId: string, workPath: string, originalName: string): Promise<void> {
   const { sha256, size } = await sha256File(workPath);
   const { ledger } = ctx.centre;
@@ -18,28 +38,7 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
   // which worker routes it when: the same inbound files give byte-identical outbound files.
   const { inSeq, centreRefStart } = await reserveInboundNumbers(ledger, size);
   await ctx.centre.files.create(
-    {
-      id: fileId,
-      partner_id: partnerId,
-      direction: 'in',
-      file_type: null,
-      name: displayName(originalName),
-      path: workPath,
-      size,
-      sha256,
-      sender_code: null,
-      receiver_code: null,
-      file_seq: null,
-      business_date: null,
-      record_count: null,
-      accepted_count: null,
-      rejected_count: null,
-      amount_total: null,
-      parent_id: null,
-      state: 'received',
-      in_seq: inSeq,
-      centre_ref_start: centreRefStart,
-    },
+    { ...inboundRow(partnerId, fileId, originalName), path: workPath, size, sha256, state: 'received', in_seq: inSeq, centre_ref_start: centreRefStart },
     `claimed from ${partnerId}/inbound`,
     undefined,
     ctx.now().getTime(), // the centre clock: a replayed day's files belong to that day
@@ -60,29 +59,7 @@ export async function quarantineInbound(ctx: JobContext, partnerId: string, file
   try {
     moved = await quarantineFile(centre.spool.error, currentPath, `${fileId}@${partnerId}`);
     await centre.files.create(
-      {
-        id: fileId,
-        partner_id: partnerId,
-        direction: 'in',
-        file_type: null,
-        name: displayName(originalName),
-        path: moved,
-        size: null,
-        sha256: null,
-        sender_code: null,
-        receiver_code: null,
-        file_seq: null,
-        business_date: null,
-        record_count: null,
-        accepted_count: null,
-        rejected_count: null,
-        amount_total: null,
-        parent_id: null,
-        state: 'rejected',
-        reason: `quarantined: ${reason}`,
-        in_seq: null,
-        centre_ref_start: null,
-      },
+      { ...inboundRow(partnerId, fileId, originalName), path: moved, size: null, sha256: null, state: 'rejected', reason: `quarantined: ${reason}`, in_seq: null, centre_ref_start: null },
       `quarantined from ${partnerId}: ${reason}`,
     );
     await dropClaimNote(centre.spool.work, fileId, partnerId);
