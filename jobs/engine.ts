@@ -9,7 +9,7 @@ import { EmbeddedRunner } from './runners/embedded.ts';
 import { ThreadPool } from './runners/thread-pool.ts';
 import { BullmqQueues, BullmqWorkers, redisConnection } from './runners/bullmq.ts';
 import type { Queue } from 'bullmq';
-import { QueueUnavailableError, redisAddress, waitForQueue } from './queue-wait.ts';
+import { QueueOutageReporter, QueueUnavailableError, redisAddress, waitForQueue } from './queue-wait.ts';
 
 export interface Engine {
   readonly kind: 'embedded' | 'bullmq';
@@ -73,7 +73,7 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
   // A one-off command gives up after queueWaitSeconds; serve and worker wait, saying so once.
   const forever = options.waitForQueue === 'forever';
   await waitForQueue(centre.config.queue, forever ? { log: centre.log } : { giveUpMs: centre.config.queueWaitSeconds * 1000 });
-  const queues = new BullmqQueues(redisConnection(centre.config.queue));
+  const queues = new BullmqQueues(redisConnection(centre.config.queue), new QueueOutageReporter(centre.config.queue, centre.log));
   const ctx = makeJobContext(centre, (r) => queues.enqueue(r));
   const workers = options.workers === false ? undefined : new BullmqWorkers(queues, HANDLERS, ctx, { concurrency, configFile: centre.config.file, lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.stalledIntervalMs });
   workers?.start();

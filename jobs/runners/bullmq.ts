@@ -39,12 +39,18 @@ const JOB_DEFAULTS = {
 
 export class BullmqQueues {
   private readonly queues = new Map<JobKind, Queue>();
-  constructor(readonly connection: ConnectionOptions) {}
+  /**
+   * `outages` tells a lost Redis once; without it a queue's errors (all of them its connection's)
+   * are left to the caller's own wait. Without any listener BullMQ prints each one, with its stack,
+   * on every reconnect.
+   */
+  constructor(readonly connection: ConnectionOptions, readonly outages?: QueueOutageReporter) {}
 
   queue(kind: JobKind): Queue {
     let q = this.queues.get(kind);
     if (!q) {
       q = new Queue(queueName(kind), { connection: this.connection, defaultJobOptions: JOB_DEFAULTS });
+      q.on('error', (err) => this.outages?.error(err, `queue ${kind}`));
       this.queues.set(kind, q);
     }
     return q;
@@ -106,7 +112,9 @@ export class BullmqQueues {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    // Bounded for the same reason as the workers' close (taskforcesh/bullmq#4656).
+    const closed = Promise.all([...this.queues.values()].map((q) => q.close()));
+    await Promise.race([closed, new Promise((r) => setTimeout(r, CLOSE_GRACE_MS).unref())]);
   }
 }
 
@@ -118,8 +126,12 @@ export interface BullmqWorkersOptions {
   stalledIntervalMs?: number;
 }
 
+const CLOSE_GRACE_MS = 5000;
+
 export class BullmqWorkers {
   private readonly workers: Worker[] = [];
+  /** jobs running in this process */
+  private readonly running = new Set<string>();
   /** A lost Redis is logged once, and once when it is back, not once per reconnect of every worker. */
   private readonly outages: QueueOutageReporter;
 
@@ -129,7 +141,7 @@ export class BullmqWorkers {
     private readonly ctx: JobContext,
     private readonly options: BullmqWorkersOptions,
   ) {
-    this.outages = new QueueOutageReporter(ctx.centre.config.queue, ctx.centre.log);
+    this.outages = queues.outages ?? new QueueOutageReporter(ctx.centre.config.queue, ctx.centre.log);
   }
 
   start(): void {
@@ -149,9 +161,12 @@ export class BullmqWorkers {
         ? new Worker(queueName(kind), SANDBOX_FILE, { ...common, useWorkerThreads: true })
         : new Worker(queueName(kind), (job: Job) => this.handlers[kind](job.data as Record<string, unknown>, this.ctx), common);
       worker.on('failed', (job, err) => {
+        if (job) this.running.delete(`${kind}:${job.id}`);
         this.ctx.centre.log.warn({ kind, jobId: job?.id, attempts: job?.attemptsMade, error: err.message }, 'job failed');
       });
       worker.on('error', (err) => this.outages.error(err, kind));
+      worker.on('active', (job) => this.running.add(`${kind}:${job.id}`));
+      worker.on('completed', (job) => this.running.delete(`${kind}:${job.id}`));
       this.workers.push(worker);
     }
   }
@@ -160,9 +175,19 @@ export class BullmqWorkers {
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
-  /** Graceful: running jobs finish (or are handed back on timeout as stalled), nothing new starts. */
+  /**
+   * Graceful: running jobs finish, nothing new starts. BullMQ's close can wait forever on a
+   * blocking connection left reconnecting by a Redis outage (taskforcesh/bullmq#4656): once no job
+   * is running here, it gets CLOSE_GRACE_MS more, then the connections are cut. A job cut off that
+   * way (none should be) comes back as stalled elsewhere; every handler is idempotent.
+   */
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
+    const closed = Promise.all(this.workers.map((w) => w.close())).then(() => true);
+    const within = (ms: number) => Promise.race([closed, new Promise<false>((r) => setTimeout(() => r(false), ms).unref())]);
+    while (this.running.size > 0) if (await within(500)) return;
+    if (await within(CLOSE_GRACE_MS)) return;
+    this.ctx.centre.log.warn({ workers: this.workers.length }, 'BullMQ workers did not close after a Redis outage (a connection stuck reconnecting): cutting their connections');
+    await Promise.race([Promise.all(this.workers.map((w) => w.disconnect().catch(() => undefined))), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }
 

@@ -82,6 +82,11 @@ describe('Redis down (issue 12)', () => {
       assert.equal(count(/"level":50/), 0, `no error-level lines: ${out}`);
       startRedis(LATE_PORT);
       assert.ok(await until(() => count(/Redis is back/) === 2, 40_000), out);
+      assert.equal(count(/^\s*(Error:|at )/), 0, `no bare stack traces on the console (BullMQ prints them for a queue without an error listener): ${out}`);
+      // And it still stops on SIGTERM after the outages.
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      assert.ok(await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 20_000))]), `worker did not exit within 20 s of SIGTERM: ${out.slice(-2000)}`);
     } finally {
       child.kill('SIGKILL');
     }
