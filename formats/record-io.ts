@@ -125,7 +125,8 @@ export class RecordFileWriter {
   private syncing = false;
   private closeAfterSync = false;
 
-  constructor(readonly path: string, framing: Framing, bufferSize = 256 * 1024) {
+  /** `durable: false` for a scratch file that a crash makes again anyway: no fsync at all. */
+  constructor(readonly path: string, framing: Framing, bufferSize = 256 * 1024, private readonly durable = true) {
     this.fd = openSync(path, 'w');
     this.buf = alignedBuffer(bufferSize);
     this.eolLength = lineEndLength(framing);
@@ -173,7 +174,7 @@ export class RecordFileWriter {
     while (done < b.length) done += writeSync(this.fd, b, done, b.length - done);
     this.bytesWritten += b.length;
     this.unsynced += b.length;
-    if (this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < MAX_EARLY_SYNCS) {
+    if (this.durable && this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < MAX_EARLY_SYNCS) {
       this.unsynced = 0;
       this.syncing = true;
       earlySyncs++;
@@ -201,7 +202,7 @@ export class RecordFileWriter {
   /** Flushes, fsyncs and closes; the caller publishes the file atomically. */
   close(): void {
     this.flush();
-    fsyncSync(this.fd);
+    if (this.durable) fsyncSync(this.fd);
     if (this.syncing) this.closeFd();
     else closeSync(this.fd);
   }

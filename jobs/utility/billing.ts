@@ -9,15 +9,15 @@
 // same file is not a duplicate of itself.
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Knex } from 'knex';
-import { blankRecord, buildEnd, buildHeader, encodeField, getFamily, getLayout, getMapping, RecordFileWriter, TotalsAccumulator } from '../../formats/index.ts';
+import { blankRecord, buildEnd, buildHeader, decodeField, encodeField, getFamily, getLayout, getMapping, RecordFileWriter, TotalsAccumulator, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
-import { withRawSqlite, SqliteBatchInsert } from '../../spool/ledger/sqlite-raw.ts';
+import { withDeferredSync, withRawSqlite, SqliteBatchInsert } from '../../spool/ledger/sqlite-raw.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
 import { planOutbound } from '../outbound.ts';
-import { formatOf, OutboundWriter, readAsStandard, vaultOf } from './common.ts';
+import type { OwnedEntry } from '../../spool/vault/vault.ts';
+import { formatOf, OutboundWriter, putCardBytes, putDigits, rowsByKeys, streamStandard, vaultOf } from './common.ts';
 
 /** An internal 31 to route like a merchant's. */
 export interface InternalSales {
@@ -28,17 +28,24 @@ export interface InternalSales {
 
 export type ForwardSales = (source: InternalSales) => Promise<string[]>;
 
-const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4'] as const;
-const LOOKUP_BATCH = 900;
+const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4', 'source_record_no'] as const;
 
-interface Pending {
-  recordNo: number;
-  canon: Buffer;
-  customerNo: string;
-  month: string;
-  billNo: string;
-  amount: number;
-  useDate: string;
+const BILLS_PER_BATCH = 32_768;
+
+interface CustomerCard {
+  customer_no: string;
+  state: string;
+  card_company_code: string;
+  card_enc: string;
+  key_id: string;
+  card_last4: string;
+}
+
+interface EarlierBill {
+  billing_month: string;
+  bill_no: string;
+  source_file_id: string;
+  source_record_no: number | null;
 }
 
 /** Slip numbers per use date, reserved once per file (a retry gets the same blocks). */
@@ -60,33 +67,32 @@ async function reserveSlips(ledger: Ledger, fileId: string, utilityId: string, c
   return starts;
 }
 
-async function insertBills(ledger: Ledger, rows: unknown[][]): Promise<void> {
-  if (rows.length === 0) return;
+/** Bills as flat values, BILL_COLUMNS.length per bill; idempotent (a retry inserts nothing twice). */
+async function insertBills(ledger: Ledger, values: unknown[]): Promise<void> {
+  if (values.length === 0) return;
+  const width = BILL_COLUMNS.length;
   if (ledger.dialect === 'sqlite') {
-    await withRawSqlite(ledger, (conn) => {
+    // not synced one batch at a time: a retry inserts them again, and the commit that publishes
+    // the 32s syncs them first
+    await withRawSqlite(ledger, (conn) => withDeferredSync(conn, () => {
       conn.exec('begin immediate');
       try {
         const insert = new SqliteBatchInsert(conn, 'utility_bills', BILL_COLUMNS, 'insert or ignore');
-        for (const r of rows) insert.add(r);
+        for (let i = 0; i < values.length; i += width) insert.add(values.slice(i, i + width));
         insert.end();
         conn.exec('commit');
       } catch (err) {
         conn.exec('rollback');
         throw err;
       }
-    });
+    }));
     return;
   }
-  for (let i = 0; i < rows.length; i += 500) {
-    const objects = rows.slice(i, i + 500).map((r) => Object.fromEntries(BILL_COLUMNS.map((c, k) => [c, r[k]])));
+  for (let i = 0; i < values.length; i += 500 * width) {
+    const objects: Record<string, unknown>[] = [];
+    for (let r = i; r < Math.min(values.length, i + 500 * width); r += width) objects.push(Object.fromEntries(BILL_COLUMNS.map((c, k) => [c, values[r + k]])));
     await ledger.db('utility_bills').insert(objects).onConflict(['partner_id', 'billing_month', 'bill_no']).ignore();
   }
-}
-
-async function lookup<T>(db: Knex, keys: string[], query: (batch: string[]) => Knex.QueryBuilder): Promise<T[]> {
-  const out: T[] = [];
-  for (let i = 0; i < keys.length; i += LOOKUP_BATCH) out.push(...((await query(keys.slice(i, i + LOOKUP_BATCH))) as T[]));
-  return out;
 }
 
 export async function routeBilling(ctx: JobContext, file: FileRow, utility: PartnerConfig, skip: Set<number>, forward: ForwardSales): Promise<string[]> {
@@ -98,23 +104,33 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const format = formatOf(utility, '23');
   const now = ctx.now();
 
+  const billing = getLayout('billing.data');
+  const bf = (n: string) => billing.byName.get(n)!;
+  const [fCustomer, fMonth, fAmount, fUseDate, fBillNo] = ['customerNo', 'billingMonth', 'amount', 'useDate', 'billNo'].map(bf) as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
+  const useDateOf = (rec: Buffer, off: number) => rec.toString('latin1', off + fUseDate.offset, off + fUseDate.offset + fUseDate.length); // N: digits
+
   // 1. slip numbers: one block per use date for the whole file
   const perDate = new Map<string, number>();
-  await readAsStandard(file.path!, format, 'billing.data', (f) => perDate.set(f.useDate!, (perDate.get(f.useDate!) ?? 0) + 1), undefined, skip);
+  await streamStandard(file.path!, format, 'billing.data', (rec) => {
+    const d = useDateOf(rec, 0);
+    perDate.set(d, (perDate.get(d) ?? 0) + 1);
+  }, undefined, skip);
   const slipStart = await reserveSlips(ledger, file.id, utility.id, perDate);
   for (const [d, start] of slipStart) {
     if (start + perDate.get(d)! - 1 > 99_999) throw new Error(`utility ${utility.id}: more than 99999 bills with use date ${d}; slip numbers (N5) would repeat`);
   }
   const slipNext = new Map(slipStart);
 
-  // 2. convert
+  // 2. convert, one read chunk of bills at a time: the bills' bytes, their customers' rows and the
+  // opened cards are held only for the chunk, and a card's number only while its record is written
   const sales = getFamily('sales');
   const salesData = getLayout('sales.data');
   const toSales = getMapping('billing.data', 'sales.data');
   const toResult = getMapping('billing.data', 'billing.result');
   const resultLayout = getLayout('billing.result');
   const interPath = path.join(centre.spool.work, `${file.id}.utility-sales.dat`);
-  const inter = new RecordFileWriter(interPath, 'crlf');
+  // a scratch file, read once by the split below and removed: a crash makes it again from the 23
+  const inter = new RecordFileWriter(interPath, 'crlf', undefined, false);
   inter.write(buildHeader({
     fileType: '31', codeType: '0', senderCode: utility.code, senderName: '', createdDate: tokyoDate(now), createdTime: tokyoTime(now),
     receiverCode: centre.config.centre.code, fileSeq: file.file_seq ?? '0',
@@ -123,77 +139,116 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const salesRec = blankRecord(salesData);
   const resultRec = blankRecord(resultLayout);
   const field = (n: string) => salesData.byName.get(n)!;
-  const [fCompany, fMerchant, fSlip, fCard, fExpiry] = ['cardCompanyCode', 'merchantNo', 'slipNo', 'cardNo', 'expiry'].map(field) as [ReturnType<typeof field>, ReturnType<typeof field>, ReturnType<typeof field>, ReturnType<typeof field>, ReturnType<typeof field>];
+  const [fCompany, fMerchant, fSlip, fCard, fExpiry] = ['cardCompanyCode', 'merchantNo', 'slipNo', 'cardNo', 'expiry'].map(field) as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
+  // the company code and merchant number of each card company, encoded once
+  const companyBytes = new Map<string, Buffer>();
+  for (const [code, no] of Object.entries(merchantNos)) {
+    const b = blankRecord(salesData);
+    encodeField(code, b, 0, fCompany);
+    encodeField(no, b, 0, fMerchant);
+    companyBytes.set(code, b);
+  }
   const refused = new OutboundWriter(ctx, utility, '24', 'billing.result', planOutbound(ctx, file, utility, '24'));
-  const seen = new Set<string>();
   const centreRefStart = Number(file.centre_ref_start);
+  const recLen = billing.recordLength;
+  let chunk = Buffer.alloc(recLen * 1024);
+  let chunkRecordNos = new Int32Array(1024);
+  let inChunk = 0;
   let forwarded = 0;
-  let pending: Pending[] = [];
 
-  const processChunk = async () => {
-    const batch = pending;
-    pending = [];
-    if (batch.length === 0) return;
-    const customerNos = [...new Set(batch.map((p) => p.customerNo))];
-    const customers = new Map<string, { state: string; card_company_code: string; card_enc: string; key_id: string; card_last4: string }>();
-    for (const r of await lookup<{ customer_no: string; state: string; card_company_code: string; card_enc: string; key_id: string; card_last4: string }>(db, customerNos, (b) =>
-      db('utility_customers').where('partner_id', utility.id).whereIn('customer_no', b).select('customer_no', 'state', 'card_company_code', 'card_enc', 'key_id', 'card_last4'))) customers.set(r.customer_no, r);
-    const earlier = new Map<string, string>();
-    const byMonth = new Map<string, Set<string>>();
-    for (const p of batch) (byMonth.get(p.month) ?? byMonth.set(p.month, new Set()).get(p.month)!).add(p.billNo);
-    for (const [month, billNos] of byMonth) {
-      for (const r of await lookup<{ bill_no: string; source_file_id: string }>(db, [...billNos], (b) =>
-        db('utility_bills').where({ partner_id: utility.id, billing_month: month }).whereIn('bill_no', b).select('bill_no', 'source_file_id'))) earlier.set(`${month}|${r.bill_no}`, r.source_file_id);
+  // a batch is a few read chunks: each writes one (synced) audit row and one insert of bills
+  const processChunk = async (final = false) => {
+    const n = inChunk;
+    if (n === 0 || (!final && n < BILLS_PER_BATCH)) return;
+    inChunk = 0;
+    const customerNos: string[] = new Array(n);
+    const months: string[] = new Array(n);
+    const billNos: string[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const off = i * recLen;
+      customerNos[i] = decodeField(chunk, off, fCustomer).trim();
+      months[i] = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
+      billNos[i] = decodeField(chunk, off, fBillNo).trim();
     }
-    const decisions: string[] = [];
-    const toOpen: { i: number; enc: string; keyId: string }[] = [];
-    batch.forEach((p, i) => {
-      const c = customers.get(p.customerNo);
-      const key = `${p.month}|${p.billNo}`;
+    const customers = new Map<string, CustomerCard>();
+    for (const r of await rowsByKeys<CustomerCard>(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)].sort(),
+      ['customer_no', 'state', 'card_company_code', 'card_enc', 'key_id', 'card_last4'])) customers.set(r.customer_no, r);
+    const earlier = new Map<string, EarlierBill>();
+    const byMonth = new Map<string, Set<string>>();
+    for (let i = 0; i < n; i++) (byMonth.get(months[i]!) ?? byMonth.set(months[i]!, new Set()).get(months[i]!)!).add(billNos[i]!);
+    for (const [month, nos] of byMonth) {
+      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos].sort(),
+        ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
+    }
+    // decisions in file order: '' forwarded, else the 24 code given at once
+    const decisions: string[] = new Array(n);
+    const toOpen: OwnedEntry[] = [];
+    const openedIndex: number[] = [];
+    const inThisChunk = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const c = customers.get(customerNos[i]!);
+      const key = `${months[i]}|${billNos[i]}`;
+      const before = earlier.get(key);
       let d = '';
       if (!c) d = 'NR';
       else if (c.state !== 'active' || !c.card_enc || !merchantNos[c.card_company_code] || !ctx.routes.companyByCode.has(c.card_company_code)) d = 'NC';
-      else if (seen.has(key) || (earlier.has(key) && earlier.get(key) !== file.id)) d = 'DP';
-      seen.add(key);
-      decisions.push(d);
-      if (!d) toOpen.push({ i, enc: c!.card_enc, keyId: c!.key_id });
-    });
-    const cards = await vault.openMany(toOpen.map((o) => ({ partnerId: utility.id, customerNo: batch[o.i]!.customerNo, enc: o.enc, keyId: o.keyId })),
-      { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' });
-    const cardOf = new Map(toOpen.map((o, k) => [o.i, cards[k]!]));
-    const rows: unknown[][] = [];
-    batch.forEach((p, i) => {
-      const slip = slipNext.get(p.useDate)!;
-      slipNext.set(p.useDate, slip + 1); // every bill of the date takes its number, so numbers do not depend on decisions
-      const d = decisions[i]!;
-      if (d) {
-        toResult.apply(p.canon, 0, resultRec, 0);
-        encodeField(d, resultRec, 0, resultLayout.byName.get('resultCode')!);
-        refused.put(resultRec);
-        return;
+      // recorded before by another file, or by another record of this one; the same record of this
+      // file is this bill seen again by a retry
+      else if (inThisChunk.has(key) || (before && (before.source_file_id !== file.id || Number(before.source_record_no) !== chunkRecordNos[i]))) d = 'DP';
+      inThisChunk.add(key);
+      decisions[i] = d;
+      if (!d) {
+        toOpen.push({ partnerId: utility.id, customerNo: customerNos[i]!, enc: c!.card_enc, keyId: c!.key_id });
+        openedIndex.push(i);
       }
-      const c = customers.get(p.customerNo)!;
-      const card = cardOf.get(i)!;
-      toSales.apply(p.canon, 0, salesRec, 0);
-      encodeField(c.card_company_code, salesRec, 0, fCompany);
-      encodeField(merchantNos[c.card_company_code]!, salesRec, 0, fMerchant);
-      encodeField(String(slip), salesRec, 0, fSlip);
-      encodeField(card.cardNo, salesRec, 0, fCard);
-      encodeField(card.expiry, salesRec, 0, fExpiry);
+    }
+    const slips = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      // every bill of the date takes its number, so numbers do not depend on decisions
+      const d = useDateOf(chunk, i * recLen);
+      const slip = slipNext.get(d)!;
+      slipNext.set(d, slip + 1);
+      slips[i] = slip;
+      if (decisions[i]) {
+        toResult.apply(chunk, i * recLen, resultRec, 0);
+        encodeField(decisions[i]!, resultRec, 0, resultLayout.byName.get('resultCode')!);
+        refused.put(resultRec);
+      }
+    }
+    const bills: unknown[] = [];
+    await vault.openEach(toOpen, { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' }, (k, plain, start, bar, end) => {
+      const i = openedIndex[k]!;
+      const off = i * recLen;
+      const c = customers.get(customerNos[i]!)!;
+      toSales.apply(chunk, off, salesRec, 0);
+      companyBytes.get(c.card_company_code)!.copy(salesRec, fCompany.offset, fCompany.offset, fMerchant.offset + fMerchant.length);
+      putDigits(salesRec, fSlip, slips[i]!);
+      putCardBytes(salesRec, fCard, fExpiry, plain, start, bar, bar + 1, end);
       inter.write(salesRec);
       totals.add(salesRec, 0);
-      rows.push([utility.id, p.month, p.billNo, p.customerNo, p.amount, p.useDate, file.id, centreRefStart + forwarded, c.card_company_code, c.card_last4]);
+      salesRec.fill(0x20, fCard.offset, fCard.offset + fCard.length); // the number stays in the file being written, not here
+      bills.push(utility.id, months[i], billNos[i], customerNos[i], Number(chunk.toString('latin1', off + fAmount.offset, off + fAmount.offset + fAmount.length)),
+        useDateOf(chunk, off), file.id, centreRefStart + forwarded, c.card_company_code, c.card_last4, chunkRecordNos[i]);
       forwarded++;
     });
-    await insertBills(ledger, rows);
+    await insertBills(ledger, bills);
   };
 
   let outputs: string[] = [];
   try {
-    await readAsStandard(file.path!, format, 'billing.data', (f, recordNo, canon) => {
-      pending.push({ recordNo, canon: Buffer.from(canon), customerNo: f.customerNo!.trim(), month: f.billingMonth!, billNo: f.billNo!.trim(), amount: Number(f.amount), useDate: f.useDate! });
-    }, processChunk, skip);
-    await processChunk();
+    await streamStandard(file.path!, format, 'billing.data', (rec, recordNo) => {
+      if ((inChunk + 1) * recLen > chunk.length) {
+        const bigger = Buffer.alloc(chunk.length * 2);
+        chunk.copy(bigger);
+        chunk = bigger;
+        const nos = new Int32Array(chunkRecordNos.length * 2);
+        nos.set(chunkRecordNos);
+        chunkRecordNos = nos;
+      }
+      rec.copy(chunk, inChunk * recLen);
+      chunkRecordNos[inChunk++] = recordNo;
+    }, () => processChunk(), skip);
+    await processChunk(true);
     const trailer = blankRecord(sales.trailer);
     totals.writeInto(trailer);
     inter.write(trailer);

@@ -5,10 +5,12 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
   blankRecord, buildHeader, encodeField, familyOfLayoutName, getFamily, getMapping, openSource, snapshotFields, streamCanonical, TotalsAccumulator,
-  FamilyFileWriter, type CompiledMapping, type Family,
+  FamilyFileWriter, type CompiledMapping, type Family, type FieldDef,
 } from '../../formats/index.ts';
 import { codeTypeOf } from '../../formats/codepages/index.ts';
 import { temporaryPathFor } from '../../spool/atomic.ts';
+import type { Ledger } from '../../spool/ledger/index.ts';
+import { withRawSqlite, type RawStatement } from '../../spool/ledger/sqlite-raw.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { KeyRing } from '../../spool/keys.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
@@ -80,6 +82,22 @@ export async function readAsStandard(
   onChunk?: () => Promise<void>,
   skip?: Set<number>,
 ): Promise<void> {
+  const target = getFamily(familyOfLayoutName(standard).name).data;
+  await streamStandard(filePath, format, standard, (rec, recordNo) => onRecord(snapshotFields(target, rec, 0), recordNo, rec), onChunk, skip);
+}
+
+/**
+ * The same without decoding any field: each data record in the standard layout's bytes (the buffer
+ * is reused for the next record), for the bulk flows that read a few fields by offset.
+ */
+export async function streamStandard(
+  filePath: string,
+  format: PartnerFormat | undefined,
+  standard: string,
+  onRecord: (standardRecord: Buffer, recordNo: number) => void,
+  onChunk?: () => Promise<void>,
+  skip?: Set<number>,
+): Promise<void> {
   const src = await openSource(filePath, { layout: format?.layout, encoding: format?.encoding, framing: format?.framing });
   const target = getFamily(familyOfLayoutName(standard).name).data;
   const mapping: CompiledMapping = getMapping(src.family.data.name, target.name);
@@ -87,8 +105,59 @@ export async function readAsStandard(
   await streamCanonical(src, (buf, off, recordNo, type) => {
     if (type !== '2' || skip?.has(recordNo)) return;
     mapping.apply(buf, off, rec, 0);
-    onRecord(snapshotFields(target, rec, 0), recordNo, rec);
+    onRecord(rec, recordNo);
   }, onChunk);
+}
+
+const IN_LIST = 500;
+
+/**
+ * The rows of `table` whose `keyColumn` is one of `keys` (sorted ascending, distinct), among the
+ * rows matching `where`. On SQLite (binary order, the same as a JS sort of these ASCII-or-kana
+ * keys) one range scan over the key's index fetches them when they are dense there, which is the
+ * usual case of a file in customer or bill order; when the range holds more than twice as many rows
+ * it falls back to IN lists. On PostgreSQL, whose collation may order the keys otherwise, IN lists.
+ * Rows outside `keys` may come back; callers look rows up by key.
+ */
+export async function rowsByKeys<T>(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[]): Promise<T[]> {
+  if (keys.length === 0) return [];
+  const whereSql = Object.keys(where).map((c) => `${c} = ?`).join(' and ');
+  const whereArgs = Object.values(where);
+  if (ledger.dialect !== 'sqlite') {
+    const out: T[] = [];
+    for (let i = 0; i < keys.length; i += IN_LIST) out.push(...((await ledger.db(table).where(where).whereIn(keyColumn, keys.slice(i, i + IN_LIST)).select(...columns)) as T[]));
+    return out;
+  }
+  return withRawSqlite(ledger, (conn) => {
+    const select = `select ${columns.join(', ')} from ${table} where ${whereSql} and ${keyColumn}`;
+    const limit = keys.length * 2 + 1;
+    const ranged = conn.prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, keys[0], keys[keys.length - 1]) as T[];
+    if (ranged.length < limit) return ranged;
+    const out: T[] = [];
+    const statements = new Map<number, RawStatement>();
+    for (let i = 0; i < keys.length; i += IN_LIST) {
+      const batch = keys.slice(i, i + IN_LIST);
+      let stmt = statements.get(batch.length);
+      if (!stmt) statements.set(batch.length, (stmt = conn.prepare(`${select} in (${batch.map(() => '?').join(',')})`)));
+      for (const r of stmt.all(...whereArgs, ...batch) as T[]) out.push(r);
+    }
+    return out;
+  });
+}
+
+/**
+ * Writes an opened card's number (plain[start, end), digits) into a C field and its expiry
+ * (plain[expStart, expEnd), YYMM) into an N field, straight from the vault's bytes: the number is
+ * never a JS string. Anything else in the bytes is refused rather than written.
+ */
+export function putCardBytes(rec: Buffer, cardField: FieldDef, expiryField: FieldDef, plain: Buffer, start: number, end: number, expStart: number, expEnd: number): void {
+  const n = end - start;
+  if (n < 12 || n > cardField.length || expEnd - expStart !== expiryField.length) throw new Error('vault entry is not a card number and expiry');
+  for (let i = start; i < end; i++) if (plain[i]! < 0x30 || plain[i]! > 0x39) throw new Error('vault entry is not a card number');
+  for (let i = expStart; i < expEnd; i++) if (plain[i]! < 0x30 || plain[i]! > 0x39) throw new Error('vault entry expiry is not YYMM');
+  plain.copy(rec, cardField.offset, start, end);
+  rec.fill(0x20, cardField.offset + n, cardField.offset + cardField.length);
+  plain.copy(rec, expiryField.offset, expStart, expEnd);
 }
 
 /** One outbound file of a standard family, written in the receiver's layout and code page. */
@@ -168,4 +237,14 @@ export class OutboundWriter {
   abandon(): void {
     this.writer.abandon();
   }
+}
+
+/** A non-negative integer into an N field, zero-padded (encodeField without the string checks). */
+export function putDigits(rec: Buffer, f: FieldDef, value: number): void {
+  let v = value;
+  for (let i = f.offset + f.length - 1; i >= f.offset; i--) {
+    rec[i] = 0x30 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  if (v !== 0) throw new Error(`${value} does not fit the ${f.length} digits of ${f.name}`);
 }

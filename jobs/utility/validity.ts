@@ -2,16 +2,33 @@
 // file per card company, on each utility's schedule; the card companies' 42 answers update the
 // vault (replaced card or new expiry: event 2; invalid: event 3) and go to the utility as 22 events.
 import { createHash } from 'node:crypto';
-import { maskCardNumber } from '../../formats/index.ts';
-import { reserveSequenceOnce, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
+import { encodeField, getLayout, maskCardNumber, type FieldDef } from '../../formats/index.ts';
+import { reserveSequenceOnce, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
+import { withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import { tokyoDate } from '../../spool/tree.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { Handler, JobContext } from '../context.ts';
 import { requestDelivery, type OutboundPlan } from '../outbound.ts';
 import { endHistory, putCard, publishEvents, type CustomerRow } from './registration.ts';
-import { formatOf, last4, OutboundWriter, readAsStandard, utilities, utilityMerchants, vaultOf } from './common.ts';
+import { formatOf, last4, OutboundWriter, putCardBytes, readAsStandard, utilities, utilityMerchants, vaultOf } from './common.ts';
 
-const PAGE = 5000;
+const PAGE = 32_768;
+
+interface ActiveCard {
+  customer_no: string;
+  card_company_code: string;
+  card_enc: string;
+  key_id: string;
+}
+
+/** The next page of a utility's active cards after a customer number, in customer order. */
+async function activeCardsAfter(ledger: Ledger, partnerId: string, after: string, limit: number): Promise<ActiveCard[]> {
+  const q = ledger.db('utility_customers').where({ partner_id: partnerId, state: 'active' }).where('customer_no', '>', after).orderBy('customer_no').limit(limit)
+    .select('customer_no', 'card_company_code', 'card_enc', 'key_id');
+  if (ledger.dialect !== 'sqlite') return (await q) as ActiveCard[];
+  const { sql, bindings } = q.toSQL().toNative();
+  return withRawSqlite(ledger, (conn) => conn.prepare(sql).all(...bindings) as ActiveCard[]); // knex builds the query, better-sqlite3 runs it: no per-row knex cost
+}
 
 /** Whether a cron pattern fires at some time on a date (YYYYMMDD): its day-of-month, month and day-of-week fields. */
 export function cronFallsOn(pattern: string, date: string): boolean {
@@ -62,12 +79,16 @@ export async function runValidity(ctx: JobContext, utility: PartnerConfig, date:
   }
   const vault = await vaultOf(centre);
   const writers = new Map<string, OutboundWriter>();
+  /** per writer, its record with the company's fixed fields set; the customer's fields go in per card */
+  const templates = new Map<OutboundWriter, Buffer>();
   const skipCompany = new Set<string>();
+  const layout = getLayout('validity.data');
+  const [fCustomer, fCard, fExpiry] = ['customerNo', 'cardNo', 'expiry'].map((n) => layout.byName.get(n)!) as [FieldDef, FieldDef, FieldDef];
   try {
+    // in customer order, a page at a time (the primary key's order: a range scan, nothing sorted)
     let after = '';
     for (;;) {
-      const page = (await db('utility_customers').where({ partner_id: utility.id, state: 'active' }).where('customer_no', '>', after).orderBy('customer_no').limit(PAGE)
-        .select('customer_no', 'card_company_code', 'card_enc', 'key_id')) as { customer_no: string; card_company_code: string; card_enc: string; key_id: string }[];
+      const page = await activeCardsAfter(centre.ledger, utility.id, after, PAGE);
       if (page.length === 0) break;
       after = page[page.length - 1]!.customer_no;
       const rows = page.filter((r) => companies.has(r.card_company_code) && merchantNos[r.card_company_code]);
@@ -76,18 +97,21 @@ export async function runValidity(ctx: JobContext, utility: PartnerConfig, date:
         if (writers.has(company.id) || skipCompany.has(company.id)) continue;
         const plan = await validityPlan(ctx, utility, company, date);
         if (await centre.files.get(plan.id)) { skipCompany.add(company.id); ids.push(plan.id); continue; }
-        writers.set(company.id, new OutboundWriter(ctx, company, '41', 'validity', plan));
+        const w = new OutboundWriter(ctx, company, '41', 'validity', plan);
+        writers.set(company.id, w);
+        templates.set(w, w.set(w.blank(), { cardCompanyCode: code, merchantNo: merchantNos[code]!, inquiryType: '2', newExpiry: '0' }));
       }
       const todo = rows.filter((r) => writers.has(companies.get(r.card_company_code)!.id));
-      const cards = await vault.openMany(todo.map((r) => ({ partnerId: utility.id, customerNo: r.customer_no, enc: r.card_enc, keyId: r.key_id })),
-        { job: 'utility-validity', fileId: marker, partnerId: utility.id, purpose: 'validity 41 (inquiryType 2)' });
-      todo.forEach((r, i) => {
-        const w = writers.get(companies.get(r.card_company_code)!.id)!;
-        w.put(w.set(w.blank(), {
-          cardCompanyCode: r.card_company_code, merchantNo: merchantNos[r.card_company_code]!, customerNo: r.customer_no, cardNo: cards[i]!.cardNo,
-          expiry: cards[i]!.expiry, inquiryType: '2', newExpiry: '0',
-        }));
-      });
+      await vault.openEach(todo.map((r) => ({ partnerId: utility.id, customerNo: r.customer_no, enc: r.card_enc, keyId: r.key_id })),
+        { job: 'utility-validity', fileId: marker, partnerId: utility.id, purpose: 'validity 41 (inquiryType 2)' }, (i, plain, start, bar, end) => {
+          const r = todo[i]!;
+          const w = writers.get(companies.get(r.card_company_code)!.id)!;
+          const rec = templates.get(w)!;
+          encodeField(r.customer_no, rec, 0, fCustomer);
+          putCardBytes(rec, fCard, fExpiry, plain, start, bar, bar + 1, end);
+          w.put(rec);
+          rec.fill(0x20, fCard.offset, fCard.offset + fCard.length); // the number stays only in the file being written
+        });
     }
   } catch (err) {
     for (const w of writers.values()) w.abandon();

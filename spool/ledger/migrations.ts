@@ -484,6 +484,17 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Which record of its 23 a bill came from: a bill already recorded for the same file and
+    // record is the same bill seen again by a retry; for another record of the same file it is a
+    // duplicate within the file (DP), found without holding every bill key of the file in memory.
+    name: '007_utility_bill_record',
+    async up(db) {
+      await db.schema.alterTable('utility_bills', (t) => {
+        t.integer('source_record_no');
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

@@ -85,3 +85,22 @@ export class SqliteBatchInsert {
     this.pendingRows = 0;
   }
 }
+
+/**
+ * Runs `use` with commits that are not synced to disk one by one (synchronous=NORMAL), then puts
+ * the connection's setting back. For bulk rows that a retry writes again (idempotent inserts)
+ * ahead of a commit that matters: the WAL is one append-only file, so the next FULL commit, such as
+ * the one that publishes the job's output, syncs these rows too, in order, before it counts as
+ * done. A crash of the process loses nothing (the rows are in the WAL); a power cut before that
+ * commit can lose them, and the retry writes them again. Nothing else may use the connection
+ * meanwhile: take it with withRawSqlite and keep `use` synchronous.
+ */
+export function withDeferredSync<T>(conn: RawSqlite, use: () => T): T {
+  const before = Number((conn.prepare('pragma synchronous').get() as { synchronous: number }).synchronous);
+  if (before > 1) conn.exec('pragma synchronous = NORMAL');
+  try {
+    return use();
+  } finally {
+    if (before > 1) conn.exec(`pragma synchronous = ${before}`);
+  }
+}

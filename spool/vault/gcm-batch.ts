@@ -169,22 +169,113 @@ export class BatchGcm {
 
   /** Opens each sealed message; null for one whose tag does not verify (tampered, wrong key or wrong aad). */
   openMany(messages: GcmMessage[]): (Buffer | null)[] {
-    const ivs = messages.map((m) => m.sealed.subarray(0, GCM_IV_BYTES));
-    const lens = messages.map((m) => Math.max(0, m.sealed.length - GCM_IV_BYTES - GCM_TAG_BYTES));
-    const { ks, at } = this.keystreams(ivs, lens);
-    const expect = Buffer.alloc(16);
-    return messages.map((msg, m) => {
-      const s = msg.sealed;
-      const len = lens[m]!;
-      if (s.length < GCM_IV_BYTES + GCM_TAG_BYTES) return null;
-      this.tag(msg.aad, s, GCM_IV_BYTES, len, ks, at[m]!, expect, 0);
+    const batch = PackedMessages.of(messages);
+    const ok = this.openPacked(batch, allIndices(messages.length));
+    return messages.map((_, m) => (ok[m] ? Buffer.from(batch.plain.subarray(batch.at[m]!, batch.at[m]! + batch.len[m]!)) : null));
+  }
+
+  /**
+   * Opens the messages `idx` of a packed batch in place of copies: each plaintext is written into
+   * `batch.plain` at the offset of its ciphertext. Returns, per message of the batch, whether its
+   * tag verified (a message that fails leaves zeros there). No allocation per message.
+   */
+  openPacked(batch: PackedMessages, idx: ArrayLike<number>): Uint8Array {
+    const { sealed, at, len, aad, aadAt, aadLen, plain } = batch;
+    const ok = new Uint8Array(at.length);
+    let blocks = 0;
+    for (let k = 0; k < idx.length; k++) if (len[idx[k]!]! >= 0) blocks += 1 + Math.ceil(len[idx[k]!]! / 16);
+    const counters = Buffer.allocUnsafe(blocks * 16);
+    let o = 0;
+    for (let k = 0; k < idx.length; k++) {
+      const m = idx[k]!;
+      if (len[m]! < 0) continue;
+      const iv = at[m]! - GCM_IV_BYTES;
+      const n = 1 + Math.ceil(len[m]! / 16);
+      for (let j = 0; j < n; j++, o += 16) {
+        sealed.copy(counters, o, iv, iv + GCM_IV_BYTES);
+        counters.writeUInt32BE(j + 1, o + 12);
+      }
+    }
+    const ks = blocks ? this.ecb(counters) : counters;
+    const g = this.ghash;
+    const expect = Buffer.allocUnsafe(16);
+    let ksAt = 0;
+    for (let k = 0; k < idx.length; k++) {
+      const m = idx[k]!;
+      const c = at[m]!;
+      const n = len[m]!;
+      if (n < 0) continue;
+      g.reset();
+      const a = aadAt[m]!, aEnd = a + aadLen[m]!;
+      for (let i = a; i < aEnd; i += 16) g.block(aad, i, aEnd);
+      for (let i = c; i < c + n; i += 16) g.block(sealed, i, c + n);
+      g.lengths(aadLen[m]!, n);
+      g.write(expect, 0);
       let diff = 0;
-      for (let i = 0; i < 16; i++) diff |= expect[i]! ^ s[GCM_IV_BYTES + len + i]!;
-      if (diff !== 0) return null;
-      const out = Buffer.alloc(len);
-      const k = at[m]! + 16;
-      for (let i = 0; i < len; i++) out[i] = s[GCM_IV_BYTES + i]! ^ ks[k + i]!;
-      return out;
+      for (let i = 0; i < 16; i++) diff |= expect[i]! ^ ks[ksAt + i]! ^ sealed[c + n + i]!;
+      if (diff === 0) {
+        for (let i = 0; i < n; i++) plain[c + i] = sealed[c + i]! ^ ks[ksAt + 16 + i]!;
+        ok[m] = 1;
+      }
+      ksAt += (1 + Math.ceil(n / 16)) * 16;
+    }
+    ks.fill(0); // keystream blocks would turn the ciphertexts back into numbers
+    return ok;
+  }
+}
+
+const allIndices = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+
+/**
+ * Many sealed messages and their associated data, packed into two buffers (one allocation per
+ * batch, not per message). `at[m]` is where message m's ciphertext starts in `sealed` (its IV is
+ * the 12 bytes before, its tag the 16 after `len[m]` bytes); `plain` has the same size as
+ * `sealed`, and openPacked writes each plaintext at its ciphertext's offset. Call wipe() when done.
+ */
+export class PackedMessages {
+  readonly sealed: Buffer;
+  readonly plain: Buffer;
+  readonly at: Int32Array;
+  readonly len: Int32Array;
+  readonly aad: Buffer;
+  readonly aadAt: Int32Array;
+  readonly aadLen: Int32Array;
+
+  constructor(count: number, sealedBytes: number, aadBytes: number) {
+    this.sealed = Buffer.alloc(sealedBytes);
+    this.plain = Buffer.alloc(sealedBytes);
+    this.aad = Buffer.alloc(aadBytes);
+    this.at = new Int32Array(count);
+    this.len = new Int32Array(count);
+    this.aadAt = new Int32Array(count);
+    this.aadLen = new Int32Array(count);
+  }
+
+  static of(messages: GcmMessage[]): PackedMessages {
+    const b = new PackedMessages(messages.length, messages.reduce((a, m) => a + m.sealed.length, 0), messages.reduce((a, m) => a + m.aad.length, 0));
+    let s = 0, a = 0;
+    messages.forEach((msg, m) => {
+      msg.sealed.copy(b.sealed, s);
+      msg.aad.copy(b.aad, a);
+      b.place(m, s, msg.sealed.length, a, msg.aad.length);
+      s += msg.sealed.length;
+      a += msg.aad.length;
     });
+    return b;
+  }
+
+  /** Records that message m's sealed bytes are at [s, s + sealedLength) and its aad at [a, a + aadLength). */
+  place(m: number, s: number, sealedLength: number, a: number, aadLength: number): void {
+    const n = sealedLength - GCM_IV_BYTES - GCM_TAG_BYTES;
+    this.at[m] = s + GCM_IV_BYTES;
+    this.len[m] = Math.max(0, n);
+    this.aadAt[m] = a;
+    this.aadLen[m] = aadLength;
+    // too short to hold an IV and a tag: nothing to open (openPacked reports it as failed)
+    if (n < 0) { this.at[m] = s; this.len[m] = -1; }
+  }
+
+  wipe(): void {
+    this.plain.fill(0);
   }
 }

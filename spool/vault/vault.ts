@@ -7,7 +7,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
 import { deriveHmacKey, newDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
 import type { Ledger } from '../ledger/index.ts';
-import { BatchGcm } from './gcm-batch.ts';
+import { BatchGcm, PackedMessages } from './gcm-batch.ts';
 
 export interface CardSecret {
   cardNo: string;
@@ -38,7 +38,7 @@ export interface DecryptionAudit {
 export class VaultError extends Error {}
 
 const KEY_CONTEXT = 'card-vault/data-key';
-const owner = (partnerId: string, customerNo: string) => Buffer.from(`${partnerId}\0${customerNo}`, 'utf8');
+const owner = (partnerId: string, customerNo: string) => Buffer.from(`${partnerId}\0${customerNo}`, 'utf8'); // the associated data
 
 export class Vault {
   private constructor(
@@ -89,28 +89,72 @@ export class Vault {
 
   /** For callers that wrote the audit row themselves (inside their own transaction). */
   openUnaudited(entries: OwnedEntry[]): CardSecret[] {
-    const byKey = new Map<string, number[]>();
-    entries.forEach((e, i) => {
-      const list = byKey.get(e.keyId) ?? [];
-      list.push(i);
-      byKey.set(e.keyId, list);
-    });
     const out: CardSecret[] = new Array(entries.length);
-    for (const [keyId, idx] of byKey) {
-      const gcm = this.keys.get(keyId);
-      if (!gcm) throw new VaultError(`vault data key ${keyId} is not in vault_keys`);
-      const opened = gcm.openMany(idx.map((i) => ({ sealed: Buffer.from(entries[i]!.enc, 'base64'), aad: owner(entries[i]!.partnerId, entries[i]!.customerNo) })));
-      opened.forEach((plain, k) => {
-        const e = entries[idx[k]!]!;
-        if (!plain) throw new VaultError(`vault entry of customer ${e.customerNo} (${e.partnerId}) does not open: tampered or moved`);
-        const text = plain.toString('latin1');
-        const bar = text.indexOf('|');
-        out[idx[k]!] = { cardNo: text.slice(0, bar), expiry: text.slice(bar + 1) };
-      });
-    }
+    this.openEachUnaudited(entries, (i, plain, start, bar, end) => {
+      out[i] = { cardNo: plain.toString('latin1', start, bar), expiry: plain.toString('latin1', bar + 1, end) };
+    });
     return out;
   }
+
+  /**
+   * The bulk path (billing, validity): opens the entries of one batch after writing its audit row,
+   * then calls `use` for each in order with the card number at plain[start, bar) and the expiry at
+   * plain[bar + 1, end), as bytes. The bytes are valid only during the call (the buffer is zeroed
+   * afterwards), so the numbers live only while the record that needs them is written.
+   */
+  async openEach(entries: ArrayLike<OwnedEntry>, audit: DecryptionAudit, use: OpenedCard, db: Knex = this.ledger.db): Promise<void> {
+    if (entries.length === 0) return;
+    await recordDecryptions(db, audit, entries.length);
+    this.openEachUnaudited(entries, use);
+  }
+
+  private openEachUnaudited(entries: ArrayLike<OwnedEntry>, use: OpenedCard): void {
+    const n = entries.length;
+    let sealedBytes = 0, aadBytes = 0;
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      sealedBytes += (e.enc.length * 3) >> 2;
+      aadBytes += Buffer.byteLength(e.partnerId, 'utf8') + 1 + Buffer.byteLength(e.customerNo, 'utf8');
+    }
+    const batch = new PackedMessages(n, sealedBytes, aadBytes);
+    const byKey = new Map<string, number[]>();
+    let s = 0, a = 0;
+    for (let i = 0; i < n; i++) {
+      const e = entries[i]!;
+      const sl = batch.sealed.write(e.enc, s, 'base64');
+      const al = batch.aad.write(`${e.partnerId}\0${e.customerNo}`, a, 'utf8');
+      batch.place(i, s, sl, a, al);
+      s += sl;
+      a += al;
+      let list = byKey.get(e.keyId);
+      if (!list) byKey.set(e.keyId, (list = []));
+      list.push(i);
+    }
+    try {
+      const opened = new Uint8Array(n);
+      for (const [keyId, idx] of byKey) {
+        const gcm = this.keys.get(keyId);
+        if (!gcm) throw new VaultError(`vault data key ${keyId} is not in vault_keys`);
+        const ok = gcm.openPacked(batch, idx);
+        for (const i of idx) opened[i] = ok[i]!;
+      }
+      for (let i = 0; i < n; i++) {
+        if (!opened[i]) throw new VaultError(`vault entry of customer ${entries[i]!.customerNo} (${entries[i]!.partnerId}) does not open: tampered or moved`);
+      }
+      const { plain, at, len } = batch;
+      for (let i = 0; i < n; i++) {
+        const start = at[i]!, end = start + len[i]!;
+        const bar = plain.indexOf(0x7c, start);
+        use(i, plain, start, bar < 0 || bar > end ? end : bar, end);
+      }
+    } finally {
+      batch.wipe();
+    }
+  }
 }
+
+/** Receives one opened card: its number at plain[start, bar), its expiry at plain[bar + 1, end). */
+export type OpenedCard = (index: number, plain: Buffer, start: number, bar: number, end: number) => void;
 
 export async function recordDecryptions(db: Knex, audit: DecryptionAudit, count: number): Promise<void> {
   await db('vault_audit').insert({ at: Date.now(), job: audit.job, file_id: audit.fileId, partner_id: audit.partnerId, customer_no: audit.customerNo ?? null, count, purpose: audit.purpose });
