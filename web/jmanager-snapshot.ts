@@ -1,12 +1,24 @@
 // The portal's Jmanager search reads a head office's last 90 days from memory: one ledger query
 // (the 71 key order of jobs/jmanager, summed across 81 files) fills a columnar snapshot (codes as
 // small integers into sorted dictionaries, sums in typed arrays), and every search, page and CSV
-// afterwards filters and groups it without touching the ledger. The snapshot is used only while
-// the aggregates table is unchanged: its lowest and highest row ids (a new 81 load raises the
-// highest, the purge of old dates raises the lowest) are checked on every request, two O(log n)
-// lookups, and a change reloads it. scripts/bench/web.ts measures warm and cold searches.
+// afterwards filters and groups it without touching the ledger.
+//
+// Keeping it current without making searches wait (issue 16: a cold search took 2-5 s):
+// - every request checks the table's lowest and highest row ids (two O(log n) lookups). When only
+//   the highest moved, the rows added since the snapshot are looked at by id (a range of the
+//   primary key: the last 81 loads only) and the snapshot is kept unless one of them is this head
+//   office's. So another head office's 81 load no longer reloads everybody's snapshot.
+// - the listener warms the snapshots of the head offices at start and checks the cached ones
+//   every few seconds (`refresh`), so the reload after a head office's own 81 load is usually
+//   done before its next search; a search that comes first waits for that reload, never gets
+//   stale rows.
+// - the reload reads the rows as arrays from a statement on the raw SQLite connection and codes
+//   them while they stream, instead of building one object per row and seven Sets afterwards.
+// scripts/bench/web.ts measures warm and cold searches.
 import type { Ledger } from '../spool/ledger/index.ts';
-import { queryAggregates, type AggregateFilter, type AggregateRow } from '../jobs/jmanager/aggregates.ts';
+import { aggregatesSql, queryAggregates, type AggregateFilter, type AggregateRow } from '../jobs/jmanager/aggregates.ts';
+import { withRawSqlite } from '../spool/ledger/sqlite-raw.ts';
+import { AGG_KEY_COLUMNS } from '../jobs/terminal/rows.ts';
 import { AGG_SUM_COLUMNS } from '../jobs/terminal/rows.ts';
 
 type SumColumn = (typeof AGG_SUM_COLUMNS)[number];
@@ -22,27 +34,21 @@ interface Dictionary {
 }
 
 export class Snapshot {
-  readonly length: number;
-  private readonly dict: Record<KeyColumn, Dictionary>;
-  private readonly sums: Record<SumColumn, Float64Array>;
 
   constructor(
-    readonly version: string,
+    readonly version: TableVersion,
     readonly from: string,
     readonly to: string,
-    rows: AggregateRow[],
-  ) {
-    this.length = rows.length;
-    this.dict = Object.fromEntries(
-      KEY_COLUMNS.map((k) => {
-        const values = [...new Set(rows.map((r) => r[k]))].sort();
-        const index = new Map(values.map((v, i) => [v, i]));
-        const codes = new Uint32Array(rows.length);
-        rows.forEach((r, i) => (codes[i] = index.get(r[k])!));
-        return [k, { values, codes, index }];
-      }),
-    ) as Record<KeyColumn, Dictionary>;
-    this.sums = Object.fromEntries(AGG_SUM_COLUMNS.map((c) => [c, Float64Array.from(rows, (r) => r[c])])) as Record<SumColumn, Float64Array>;
+    readonly length: number,
+    private readonly dict: Record<KeyColumn, Dictionary>,
+    private readonly sums: Record<SumColumn, Float64Array>,
+  ) {}
+
+  /** Builds a snapshot from rows in 71 order. */
+  static fromRows(version: TableVersion, from: string, to: string, rows: Iterable<ArrayLike<string | number>>, columns: readonly string[]): Snapshot {
+    const builder = new SnapshotBuilder(columns);
+    for (const r of rows) builder.add(r);
+    return builder.finish(version, from, to);
   }
 
   row(i: number): AggregateRow {
@@ -116,15 +122,95 @@ export class Snapshot {
   }
 }
 
-async function tableVersion(ledger: Ledger): Promise<string> {
+/** Codes rows as they come: per key column a Map of values seen, sorted at the end (codes remapped). */
+class SnapshotBuilder {
+  private readonly keyAt: number[];
+  private readonly sumAt: number[];
+  private readonly seen = KEY_COLUMNS.map(() => new Map<string, number>());
+  private codes = KEY_COLUMNS.map(() => new Uint32Array(1024));
+  private sums = AGG_SUM_COLUMNS.map(() => new Float64Array(1024));
+  private n = 0;
+
+  constructor(columns: readonly string[]) {
+    this.keyAt = KEY_COLUMNS.map((k) => columns.indexOf(k));
+    this.sumAt = AGG_SUM_COLUMNS.map((c) => columns.indexOf(c));
+  }
+
+  add(row: ArrayLike<string | number>): void {
+    const i = this.n++;
+    if (i === this.codes[0]!.length) {
+      this.codes = this.codes.map((a) => { const b = new Uint32Array(a.length * 2); b.set(a); return b; });
+      this.sums = this.sums.map((a) => { const b = new Float64Array(a.length * 2); b.set(a); return b; });
+    }
+    for (let k = 0; k < KEY_COLUMNS.length; k++) {
+      const v = String(row[this.keyAt[k]!]);
+      const seen = this.seen[k]!;
+      let code = seen.get(v);
+      if (code === undefined) seen.set(v, (code = seen.size));
+      this.codes[k]![i] = code;
+    }
+    // PostgreSQL returns sums of bigints as strings
+    for (let c = 0; c < AGG_SUM_COLUMNS.length; c++) this.sums[c]![i] = Number(row[this.sumAt[c]!]);
+  }
+
+  finish(version: TableVersion, from: string, to: string): Snapshot {
+    const n = this.n;
+    const dict = Object.fromEntries(KEY_COLUMNS.map((k, j) => {
+      const firstSeen = [...this.seen[j]!.keys()];
+      const values = [...firstSeen].sort();
+      const index = new Map(values.map((v, i) => [v, i]));
+      const remap = Uint32Array.from(firstSeen, (v) => index.get(v)!);
+      const codes = this.codes[j]!.subarray(0, n);
+      for (let i = 0; i < n; i++) codes[i] = remap[codes[i]!]!;
+      return [k, { values, codes, index }];
+    })) as Record<KeyColumn, Dictionary>;
+    const sums = Object.fromEntries(AGG_SUM_COLUMNS.map((c, j) => [c, this.sums[j]!.subarray(0, n)])) as Record<SumColumn, Float64Array>;
+    return new Snapshot(version, from, to, n, dict, sums);
+  }
+}
+
+/** The aggregates table's lowest and highest row ids: a load raises the highest, a purge the lowest. */
+export interface TableVersion {
+  lo: number;
+  hi: number;
+}
+
+async function tableVersion(ledger: Ledger): Promise<TableVersion> {
   // Two queries: SQLite answers a lone min() or max() from the index, but not both in one.
   const lo = (await ledger.db('jm_aggregates').min({ v: 'id' }).first()) as { v: unknown } | undefined;
   const hi = (await ledger.db('jm_aggregates').max({ v: 'id' }).first()) as { v: unknown } | undefined;
-  return `${lo?.v ?? ''}-${hi?.v ?? ''}`;
+  return { lo: Number(lo?.v ?? 0), hi: Number(hi?.v ?? 0) };
+}
+
+/** Whether any row added after `since` (up to `upTo`) is one of these merchants': a scan of the new ids only. */
+async function addedFor(ledger: Ledger, merchantNos: readonly string[], since: number, upTo: number): Promise<boolean> {
+  const hit = await ledger.db('jm_aggregates').where('id', '>', since).andWhere('id', '<=', upTo).whereIn('merchant_no', [...merchantNos]).first('id');
+  return Boolean(hit);
+}
+
+async function loadSnapshot(ledger: Ledger, version: TableVersion, filter: AggregateFilter): Promise<Snapshot> {
+  if (ledger.dialect !== 'sqlite' || filter.merchantNos.length === 0) {
+    const rows = await queryAggregates(ledger, filter);
+    const columns = [...AGG_KEY_COLUMNS, ...AGG_SUM_COLUMNS];
+    return Snapshot.fromRows(version, filter.from, filter.to, rows.map((r) => columns.map((c) => r[c])), columns);
+  }
+  const { sql, bindings, columns } = aggregatesSql(ledger, filter);
+  return withRawSqlite(ledger, (conn) => {
+    const stmt = conn.prepare(sql) as ReturnType<typeof conn.prepare> & { raw(on: boolean): unknown };
+    stmt.raw(true); // arrays, not an object per row
+    return Snapshot.fromRows(version, filter.from, filter.to, stmt.iterate(...bindings) as Iterable<(string | number)[]>, columns);
+  });
+}
+
+interface Wanted {
+  merchantNos: readonly string[];
+  from: string;
+  to: string;
 }
 
 export class JmanagerSnapshots {
   private readonly snapshots = new Map<string, Snapshot>();
+  private readonly wanted = new Map<string, Wanted>();
   private readonly loading = new Map<string, Promise<Snapshot>>();
 
   constructor(
@@ -136,23 +222,50 @@ export class JmanagerSnapshots {
   async get(partnerId: string, merchantNos: readonly string[], from: string, to: string): Promise<Snapshot> {
     const version = await tableVersion(this.ledger);
     const have = this.snapshots.get(partnerId);
-    if (have && have.version === version && have.from === from && have.to === to) {
-      this.snapshots.delete(partnerId); // most recently used last
-      this.snapshots.set(partnerId, have);
-      return have;
+    if (have && have.from === from && have.to === to && have.version.lo === version.lo) {
+      if (have.version.hi === version.hi) return this.use(partnerId, have);
+      if (version.hi > have.version.hi && !(await addedFor(this.ledger, merchantNos, have.version.hi, version.hi))) {
+        have.version.hi = version.hi; // nothing of this head office was added: still current
+        return this.use(partnerId, have);
+      }
     }
-    const key = `${partnerId}|${version}|${from}|${to}`;
+    const key = `${partnerId}|${version.lo}-${version.hi}|${from}|${to}`;
     let pending = this.loading.get(key);
     if (!pending) {
-      pending = (async () => {
-        const snap = new Snapshot(version, from, to, await queryAggregates(this.ledger, { merchantNos, from, to }));
-        this.snapshots.delete(partnerId);
-        this.snapshots.set(partnerId, snap);
-        while (this.snapshots.size > this.maxHeadOffices) this.snapshots.delete(this.snapshots.keys().next().value!);
-        return snap;
-      })().finally(() => this.loading.delete(key));
+      pending = loadSnapshot(this.ledger, { ...version }, { merchantNos, from, to })
+        .then((snap) => {
+          this.wanted.set(partnerId, { merchantNos, from, to });
+          return this.use(partnerId, snap);
+        })
+        .finally(() => this.loading.delete(key));
       this.loading.set(key, pending);
     }
     return pending;
+  }
+
+  private use(partnerId: string, snap: Snapshot): Snapshot {
+    this.snapshots.delete(partnerId); // most recently used last
+    this.snapshots.set(partnerId, snap);
+    while (this.snapshots.size > this.maxHeadOffices) {
+      const oldest = this.snapshots.keys().next().value!;
+      this.snapshots.delete(oldest);
+      this.wanted.delete(oldest);
+    }
+    return snap;
+  }
+
+  /**
+   * Brings every cached snapshot up to date (one at a time, in the background of the listener):
+   * after a head office's 81 load its next search finds the reloaded snapshot ready. `window`
+   * gives today's search window, which moves at midnight.
+   */
+  async refresh(window: () => { from: string; to: string }): Promise<void> {
+    const { from, to } = window();
+    for (const [partnerId, w] of [...this.wanted]) await this.get(partnerId, w.merchantNos, from, to);
+  }
+
+  /** Loads the snapshots of these head offices (at listener start), most important first, up to the cache size. */
+  async warm(headOffices: { id: string; merchantNos: readonly string[] }[], from: string, to: string): Promise<void> {
+    for (const p of headOffices.slice(0, this.maxHeadOffices)) await this.get(p.id, p.merchantNos, from, to);
   }
 }

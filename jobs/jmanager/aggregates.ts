@@ -46,6 +46,12 @@ function aggregatesQuery(ledger: Ledger, filter: AggregateFilter) {
   return q;
 }
 
+/** The query of queryAggregates as SQL, its bindings and its result columns in order. */
+export function aggregatesSql(ledger: Ledger, filter: AggregateFilter): { sql: string; bindings: readonly unknown[]; columns: string[] } {
+  const { sql, bindings } = aggregatesQuery(ledger, filter).toSQL().toNative();
+  return { sql, bindings, columns: [...AGG_KEY_COLUMNS, ...AGG_SUM_COLUMNS] };
+}
+
 export async function queryAggregates(ledger: Ledger, filter: AggregateFilter): Promise<AggregateRow[]> {
   if (filter.merchantNos.length === 0) return [];
   const rows = (await aggregatesQuery(ledger, filter)) as Record<string, unknown>[];
@@ -61,7 +67,7 @@ export async function queryAggregates(ledger: Ledger, filter: AggregateFilter): 
  */
 export async function withAggregates<T>(ledger: Ledger, filter: AggregateFilter, use: (rows: Iterable<AggregateRow>) => Promise<T>): Promise<T> {
   if (ledger.dialect !== 'sqlite' || filter.merchantNos.length === 0) return use(await queryAggregates(ledger, filter));
-  const { sql, bindings } = aggregatesQuery(ledger, filter).toSQL().toNative();
+  const { sql, bindings } = aggregatesSql(ledger, filter);
   return withRawSqlite(ledger, async (conn) => {
     const it = conn.prepare(sql).iterate(...bindings) as IterableIterator<AggregateRow>;
     try {

@@ -30,7 +30,7 @@ export type ForwardSales = (source: InternalSales) => Promise<string[]>;
 
 const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4', 'source_record_no'] as const;
 
-const BILLS_PER_BATCH = 32_768;
+const BILLS_PER_BATCH = 16_384;
 
 interface CustomerCard {
   customer_no: string;

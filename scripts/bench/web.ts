@@ -6,7 +6,7 @@
 // Run: node --import tsx scripts/bench/web.ts   (BENCH_LEDGER=postgres://... for PostgreSQL, BENCH_RUNS=N)
 import https from 'node:https';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { openCentre } from '../../jobs/centre.ts';
 import { startEngine } from '../../jobs/engine.ts';
@@ -98,8 +98,8 @@ const pages: [string, string, string][] = [
 ];
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length - 1) * p))]!;
-console.log(`\n${RUNS} requests each, sequential, one kept-alive HTTPS connection (2-core machine shared with other jobs: figures are noisy)\n`);
-console.log(`${'page'.padEnd(34)}${'median ms'.padStart(10)}${'p95 ms'.padStart(9)}${'max ms'.padStart(9)}${'x base'.padStart(8)}${'bytes'.padStart(10)}`);
+console.log(`\n${RUNS} requests each, sequential, one kept-alive HTTPS connection (2-core machine shared with other jobs: figures are noisy); load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
+console.log(`${'page'.padEnd(34)}${'first ms'.padStart(9)}${'median ms'.padStart(10)}${'p95 ms'.padStart(9)}${'max ms'.padStart(9)}${'x base'.padStart(8)}${'bytes'.padStart(10)}`);
 let baseline = 0;
 let worstP95 = 0;
 for (const [name, p, cookie] of pages) {
@@ -111,18 +111,32 @@ for (const [name, p, cookie] of pages) {
   const median = pct(times, 0.5);
   if (!baseline) baseline = median;
   else worstP95 = Math.max(worstP95, pct(times, 0.95));
-  console.log(`${name.padEnd(34)}${median.toFixed(1).padStart(10)}${pct(times, 0.95).toFixed(1).padStart(9)}${times.at(-1)!.toFixed(1).padStart(9)}${(median / baseline).toFixed(1).padStart(8)}${String(first.bytes).padStart(10)}`);
+  console.log(`${name.padEnd(34)}${first.ms.toFixed(1).padStart(9)}${median.toFixed(1).padStart(10)}${pct(times, 0.95).toFixed(1).padStart(9)}${times.at(-1)!.toFixed(1).padStart(9)}${(median / baseline).toFixed(1).padStart(8)}${String(first.bytes).padStart(10)}`);
 }
-// Cold: the first search after the aggregates changed (a new 81 file loaded) reloads the snapshot.
-const cold: number[] = [];
-for (let i = 0; i < 3; i++) {
-  await centre.ledger.db('jm_aggregates').insert({ file_id: `I-late-${i}`, merchant_no: '302000000000001', store_code: 'S0001', terminal_id: 'T000101', business_date: addDays(today, -1), card_company_code: '001', payment_kind: '1', payment_method: '10', sale_count: 1, sale_amount: 100, void_count: 0, void_amount: 0, return_count: 0, return_amount: 0 });
-  cold.push((await get(`/portal/jmanager?from=${from90}&to=${today}&view=daily`, merchantCookie)).ms);
+// Cold searches: the first search after a change of the aggregates, three ways. (The very first
+// search after start is the first row of the table above: the listener warms the snapshot at start.)
+const lateRow = (i: number, merchantNo: string) => ({ file_id: `I-late-${merchantNo}-${i}`, merchant_no: merchantNo, store_code: 'S0001', terminal_id: 'T000101', business_date: addDays(today, -1), card_company_code: '001', payment_kind: '1', payment_method: '10', sale_count: 1, sale_amount: 100, void_count: 0, void_amount: 0, return_count: 0, return_amount: 0 });
+const search90 = `/portal/jmanager?from=${from90}&to=${today}&view=daily`;
+const COLD = Number(process.env.BENCH_COLD ?? 5);
+const cold: Record<string, number[]> = { 'another head office loaded an 81': [], 'its own 81, searched at once': [], 'its own 81, searched after the refresh': [] };
+for (let i = 0; i < COLD; i++) {
+  await centre.ledger.db('jm_aggregates').insert(lateRow(i, '302000000000001'));
+  cold['another head office loaded an 81']!.push((await get(search90, merchantCookie)).ms);
+  await centre.ledger.db('jm_aggregates').insert(lateRow(i, merchantNos[0]!));
+  cold['its own 81, searched at once']!.push((await get(search90, merchantCookie)).ms);
+  await centre.ledger.db('jm_aggregates').insert(lateRow(i + 100, merchantNos[0]!));
+  await new Promise((r) => setTimeout(r, 4000)); // the listener checks its snapshots every 3 s
+  cold['its own 81, searched after the refresh']!.push((await get(search90, merchantCookie)).ms);
 }
-console.log(`\ncold: first 90-day search after a new 81 load (the snapshot reloads): ${cold.map((ms) => ms.toFixed(0)).join(', ')} ms`);
+console.log(`\ncold: the first 90-day search after new aggregates landed, ${COLD} times each (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+for (const [what, times] of Object.entries(cold)) {
+  times.sort((a, b) => a - b);
+  console.log(`  ${what.padEnd(42)} p50 ${pct(times, 0.5).toFixed(1).padStart(7)} ms  p95 ${pct(times, 0.95).toFixed(1).padStart(7)} ms  (${times.map((ms) => ms.toFixed(0)).join(', ')})`);
+}
+const coldWorst = Math.max(...cold['another head office loaded an 81']!, ...cold['its own 81, searched after the refresh']!);
 const csv = await get(`/portal/jmanager.csv?from=${from90}&to=${today}`, merchantCookie);
 console.log(`\ndownload: 90-day detail CSV, ${seeded.rows.toLocaleString()} rows, ${(csv.bytes / 1e6).toFixed(1)} MB in ${csv.ms.toFixed(0)} ms (a download, not a page)`);
-console.log(`\nworst page p95 (warm) ${worstP95.toFixed(1)} ms: ${worstP95 < 200 ? 'under' : 'OVER'} the 200 ms target; cold search ${Math.max(...cold).toFixed(0)} ms: ${Math.max(...cold) < 200 ? 'under' : 'OVER'}`);
+console.log(`\nworst page p95 (warm) ${worstP95.toFixed(1)} ms: ${worstP95 < 200 ? 'under' : 'OVER'} the 200 ms target; worst cold search (another head office's load, or its own after the refresh) ${coldWorst.toFixed(0)} ms: ${coldWorst < 200 ? 'under' : 'OVER'}; its own load searched at once waits for the reload (p95 ${pct(cold['its own 81, searched at once']!, 0.95).toFixed(0)} ms)`);
 
 agent.destroy();
 await web.stop();

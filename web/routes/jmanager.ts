@@ -145,12 +145,34 @@ async function seventyOneFiles(web: WebContext, partnerId: string, s: Search): P
 
 const CSV_COLUMNS: (keyof AggregateRow)[] = ['business_date', 'store_code', 'merchant_no', 'terminal_id', 'card_company_code', 'payment_kind', 'payment_method', ...AGG_SUM_COLUMNS];
 
+/** How often the cached snapshots are checked against the ledger: a cheap check (two index lookups) when nothing changed. */
+const SNAPSHOT_REFRESH_MS = 3000;
+
 export function jmanagerRoutes(app: FastifyInstance, web: WebContext): void {
   const merchant = { preHandler: requireRole('merchant') };
   const today = () => tokyoDate(web.now());
   const snapshots = new JmanagerSnapshots(web.centre.ledger);
   /** The head office's whole searchable window: any search within 90 days is a slice of it. */
   const snapshotOf = (partnerId: string, merchantNos: readonly string[]) => snapshots.get(partnerId, merchantNos, addDays(today(), -(SEARCH_DAYS - 1)), today());
+  // Warm at start, then keep the cached snapshots current in the background, so that a search
+  // (the first one, or the first after an 81 load) finds its snapshot loaded. The warming runs
+  // after the listener is up and never holds it back; errors only cost a slower first search.
+  const windowNow = () => ({ from: addDays(today(), -(SEARCH_DAYS - 1)), to: today() });
+  let refreshing: NodeJS.Timeout | undefined;
+  let busy = false;
+  app.addHook('onReady', async () => {
+    const headOffices = web.centre.config.partners.filter((p) => p.role === 'merchant' && p.jmanagerCycles.length > 0 && p.merchantNos.length > 0);
+    const { from, to } = windowNow();
+    busy = true;
+    void snapshots.warm(headOffices, from, to).catch((err: unknown) => web.centre.log.warn({ err }, 'jmanager snapshots: warming failed')).finally(() => (busy = false));
+    refreshing = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      void snapshots.refresh(windowNow).catch((err: unknown) => web.centre.log.warn({ err }, 'jmanager snapshots: refresh failed')).finally(() => (busy = false));
+    }, SNAPSHOT_REFRESH_MS);
+    refreshing.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(refreshing));
   // Opening the portal warms the head office's snapshot, so its first search is quick too.
   app.addHook('onResponse', async (req) => {
     const partner = req.auth?.partner;
