@@ -12,7 +12,7 @@ import { requestDelivery, type OutboundPlan } from '../outbound.ts';
 import { endHistory, putCard, publishEvents, type CustomerRow } from './registration.ts';
 import { formatOf, last4, OutboundWriter, putCardBytes, readAsStandard, utilities, utilityMerchants, vaultOf } from './common.ts';
 
-const PAGE = 32_768;
+const PAGE = 4096;
 
 interface ActiveCard {
   customer_no: string;

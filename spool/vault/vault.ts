@@ -7,6 +7,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
 import { deriveHmacKey, newDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
 import type { Ledger } from '../ledger/index.ts';
+import { withDeferredSync, withRawSqlite } from '../ledger/sqlite-raw.ts';
 import { BatchGcm, PackedMessages } from './gcm-batch.ts';
 
 export interface CardSecret {
@@ -97,14 +98,15 @@ export class Vault {
   }
 
   /**
-   * The bulk path (billing, validity): opens the entries of one batch after writing its audit row,
+   * The bulk path (billing, validity): opens the entries of one batch after writing its audit row
+   * (committed first; on SQLite without an fsync of its own, see recordBulkDecryptions),
    * then calls `use` for each in order with the card number at plain[start, bar) and the expiry at
    * plain[bar + 1, end), as bytes. The bytes are valid only during the call (the buffer is zeroed
    * afterwards), so the numbers live only while the record that needs them is written.
    */
-  async openEach(entries: ArrayLike<OwnedEntry>, audit: DecryptionAudit, use: OpenedCard, db: Knex = this.ledger.db): Promise<void> {
+  async openEach(entries: ArrayLike<OwnedEntry>, audit: DecryptionAudit, use: OpenedCard): Promise<void> {
     if (entries.length === 0) return;
-    await recordDecryptions(db, audit, entries.length);
+    await recordBulkDecryptions(this.ledger, audit, entries.length);
     this.openEachUnaudited(entries, use);
   }
 
@@ -158,4 +160,19 @@ export type OpenedCard = (index: number, plain: Buffer, start: number, bar: numb
 
 export async function recordDecryptions(db: Knex, audit: DecryptionAudit, count: number): Promise<void> {
   await db('vault_audit').insert({ at: Date.now(), job: audit.job, file_id: audit.fileId, partner_id: audit.partnerId, customer_no: audit.customerNo ?? null, count, purpose: audit.purpose });
+}
+
+/**
+ * The audit row of a bulk decryption. On SQLite it is committed without an fsync of its own
+ * (withDeferredSync): a crash of the process cannot lose it, and the commit that publishes what
+ * the numbers went into (a 32 or 41 leaving the centre) is a FULL one that syncs the WAL, this row
+ * included, first. So no number leaves the centre unaudited, and a batch does not wait for a disk
+ * flush of its own.
+ */
+async function recordBulkDecryptions(ledger: Ledger, audit: DecryptionAudit, count: number): Promise<void> {
+  if (ledger.dialect !== 'sqlite') return recordDecryptions(ledger.db, audit, count);
+  await withRawSqlite(ledger, (conn) => withDeferredSync(conn, () => {
+    conn.prepare('insert into vault_audit (at, job, file_id, partner_id, customer_no, count, purpose) values (?, ?, ?, ?, ?, ?, ?)')
+      .run(Date.now(), audit.job, audit.fileId, audit.partnerId, audit.customerNo ?? null, count, audit.purpose);
+  }));
 }
