@@ -130,7 +130,7 @@ test('unwrap: any entity a partner posts is unwrapped or refused with an As2Proc
   ];
   const body = fc.oneof(mutationsOf(signed), ...cms.map((c) => mutationsOf(c)), ...cms.map((c) => mutationsOf(Buffer.from(c.toString('base64')))));
   checkProperty(400, [types, body, fc.constantFrom(undefined, 'base64', 'binary')], (type, raw, cte) => {
-    const headers = new Map([['content-type', type]]);
+    const headers = new Map<string, string>([['content-type', type]]);
     if (cte) headers.set('content-transfer-encoding', cte);
     try {
       unwrap({ headers, body: raw, raw }, keys);
