@@ -64,11 +64,11 @@ function check(text: string): void {
 }
 
 test('config: a good config edited at random is a config or a ConfigError that names where', () => {
-  checkProperty(300, [edited], check);
+  checkProperty(120, [edited], check);
 });
 
 test('config: any YAML value, and alias bombs, are a config or a ConfigError', () => {
-  checkProperty(200, [fc.oneof(anyYaml, bomb)], check);
+  checkProperty(80, [fc.oneof(anyYaml, bomb)], check);
 });
 
 test('counterexample: a key that is not a name is quoted in the path of its problem', () => {

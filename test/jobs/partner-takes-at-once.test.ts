@@ -18,6 +18,7 @@ import { ftpAccountSchema, ftpListenerSchema } from '../../protocols/ftp/config.
 import type { ProtocolListener } from '../../protocols/contract.ts';
 import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree, isTemporaryName } from '../../spool/tree.ts';
+import { crashLedger, crashLedgerKinds } from '../helpers/ledgers.ts';
 import { makeTestCentre, dropSalesFiles, type TestCentre } from '../helpers/centre.ts';
 import { freePort, makeCentre, selfSignedCert, sshKeygen, startSshd, type TestSshd } from '../helpers/sshd.ts';
 import { seededRandom, sleep, TSUNAGI_BIN } from '../helpers/crash.ts';
@@ -43,8 +44,10 @@ describe('partners that take each file the moment it appears', () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   });
 
-  it('local, SFTP, FTP and 全銀: every file delivered exactly once through retries and killed cycles', { timeout: 240_000 }, async () => {
-    const c: TestCentre = await makeTestCentre({ merchants: MERCHANTS, companies: 4, maxAttempts: 8, backoffSeconds: 0.3 });
+  for (const kind of crashLedgerKinds(1)) it(`local, SFTP, FTP and 全銀: every file delivered exactly once through retries and killed cycles (${kind})`, { timeout: 240_000 }, async () => {
+    const pg = await crashLedger(kind);
+    cleanups.push(() => pg.dispose());
+    const c: TestCentre = await makeTestCentre({ merchants: MERCHANTS, companies: 4, maxAttempts: 8, backoffSeconds: 0.3, ledger: pg.url });
     cleanups.push(() => (process.env.TSUNAGI_KEEP ? Promise.resolve() : rm(c.dir, { recursive: true, force: true })));
     // cc2: SFTP to OpenSSH.
     const key = await sshKeygen(c.dir, 'client_ed25519');
@@ -100,7 +103,7 @@ describe('partners that take each file the moment it appears', () => {
     const outputs: string[] = [];
     try {
       let ftpUp = false;
-      const ledger = await openLedger(`sqlite:${path.join(c.dir, 'ledger.db')}`);
+      const ledger = await openLedger(pg.url ?? `sqlite:${path.join(c.dir, 'ledger.db')}`);
       const transitions = async () => Number(((await ledger.db('transitions').count({ n: '*' }))[0] as { n: number }).n);
       for (let i = 0; i < KILLS; i++) {
         // Killed once the cycle has moved on by a random number of ledger transitions (in the
