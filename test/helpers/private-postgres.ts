@@ -34,7 +34,8 @@ function run(argv: string[], asPostgres: boolean): Promise<string> {
     child.stdout!.on('data', (d: Buffer) => (out += d));
     child.stderr!.on('data', (d: Buffer) => (out += d));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} exited ${code}: ${out.slice(-1500)}`))));
+    // 'close', not 'exit': the output may still be arriving when the process has exited
+    child.once('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${argv.join(' ')} exited ${code}: ${out.slice(-1500)}`))));
   });
 }
 
@@ -76,5 +77,6 @@ export async function startPrivatePostgres(port: number): Promise<PrivatePostgre
 
 async function idOf(user: string): Promise<{ uid: number; gid: number }> {
   const [uid, gid] = await Promise.all([run(['id', '-u', user], false), run(['id', '-g', user], false)]);
+  if (!/^\d+$/.test(uid.trim()) || !/^\d+$/.test(gid.trim())) throw new Error(`no uid/gid for ${user}: '${uid}' '${gid}'`);
   return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
 }
