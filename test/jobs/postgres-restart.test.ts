@@ -15,11 +15,12 @@ import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { makeTestCentre, dropSalesFiles, type TestCentre } from '../helpers/centre.ts';
-import { sleep, TSUNAGI_BIN } from '../helpers/crash.ts';
+import { seededRandom, sleep, TSUNAGI_BIN } from '../helpers/crash.ts';
 import { startCountingPartner, type CountingPartner } from '../helpers/counting-partner.ts';
 import { postgresBinDir, startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
 
 const PORT = Number(process.env.TSUNAGI_TEST_PRIVATE_PG_PORT ?? 43432);
+const SEED = Number(process.env.TSUNAGI_CRASH_SEED ?? Date.now() % 1_000_000);
 const MERCHANTS = 3;
 const COMPANIES = 2;
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -56,10 +57,11 @@ describe('PostgreSQL restarted in the middle of a cycle', { skip: postgresBinDir
     const transitions = async () => Number(((await watch('transitions').count({ n: '*' }).catch(() => [{ n: -1 }]))[0] as { n: number }).n);
 
     const first = runCycle(c.configFile);
-    // Stop once the cycle is into routing and delivery (files received, some routed), or after 20 s.
+    // Stop after a random number of ledger transitions (in ingest, route or deliver), or after 20 s.
+    const target = 3 + Math.floor(seededRandom(SEED)() * 14);
     const until = Date.now() + 20_000;
     let seen = 0;
-    while (Date.now() < until && (seen = await transitions()) < MERCHANTS * 2 + 4) await sleep(20);
+    while (Date.now() < until && (seen = await transitions()) < target) await sleep(20);
     await pg.stop('immediate');
     const downAt = Date.now();
     await sleep(3000);
@@ -104,9 +106,9 @@ describe('PostgreSQL restarted in the middle of a cycle', { skip: postgresBinDir
       assert.equal(Number((notices[0] as { n: number }).n), 1, 'one 91 notice for the merchant file with errors');
       assert.deepEqual(await readdir(centre.spool.work), [], 'nothing left in work/');
       console.log(`# first cycle's last lines: ${one.out.trim().split('\n').slice(-3).join(' | ').slice(0, 600)}`);
-      console.log(`# PostgreSQL stopped after ${seen} transitions, back after ${upAfterMs} ms; the first cycle ${firstFinished ? 'finished' : `exited ${one.code}`} in ${one.tookMs} ms, the next in ${two.tookMs} ms`);
+      console.log(`# seed ${SEED}: PostgreSQL stopped after ${seen} transitions, back after ${upAfterMs} ms; the first cycle ${firstFinished ? 'finished' : `exited ${one.code}`} in ${one.tookMs} ms, the next in ${two.tookMs} ms`);
     } catch (err) {
-      console.log(`# centre ${c.dir}\n# first cycle (exit ${one.code}):\n${one.out.slice(-3000)}\n# next cycle:\n${two.out.slice(-2000)}`);
+      console.log(`# seed ${SEED} (replay with TSUNAGI_CRASH_SEED=${SEED}); centre ${c.dir}\n# first cycle (exit ${one.code}):\n${one.out.slice(-3000)}\n# next cycle:\n${two.out.slice(-2000)}`);
       process.env.TSUNAGI_KEEP = '1';
       throw err;
     } finally {
