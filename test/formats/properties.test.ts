@@ -151,6 +151,8 @@ test('record reader: any file on any grid yields at most size/stride records, ea
 function assertReportClean(report: Awaited<ReturnType<typeof validateFile>>): void {
   for (const e of [...report.errors, ...(report.firstOmitted ? [report.firstOmitted] : [])]) {
     assert.ok(e.recordNo >= 1 && e.bytePos >= 0, JSON.stringify(e));
+    // a field error names its field and where it starts
+    if (e.code.startsWith('E2')) assert.ok(e.field !== '' && e.bytePos >= 1, `field error without its field: ${JSON.stringify(e)}`);
     assertNoCardNumber(e.detail, `error ${e.code} on record ${e.recordNo}`);
     assertNoCardNumber(e.field, `field of error ${e.code}`);
   }
@@ -212,6 +214,7 @@ test('CSV import: any CSV a merchant uploads is imported or refused with a Forma
     for (const e of r.errors) {
       assert.ok(e.line >= 2, `row error on line ${e.line}`);
       assertNoCardNumber(e.detail, `CSV error ${e.code} on line ${e.line}`);
+      if (e.code.startsWith('E2')) assert.ok(e.field !== '', `CSV field error without its field: ${JSON.stringify(e)}`);
     }
     const v = await validateFile(out, { policy: 'record' });
     assert.equal(v.recordCount, r.recordCount);
