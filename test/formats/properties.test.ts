@@ -165,7 +165,7 @@ test('validation: mutated, cut and extended files of each family and code page a
     await generateFile(fileType, { records: 6, seed: 7, errors, layout, out });
     samples.push(readFileSync(out));
   }
-  await checkAsyncProperty(150, [fc.oneof(...samples.map((s) => mutationsOf(s))), fc.constantFrom<'file' | 'record'>('file', 'record')], async (raw, policy) => {
+  await checkAsyncProperty(100, [fc.oneof(...samples.map((s) => mutationsOf(s))), fc.constantFrom<'file' | 'record'>('file', 'record')], async (raw, policy) => {
     const p = tmpPath('mutated.dat');
     writeFileSync(p, raw);
     const report = (await parsesOrRefusesAsync(() => validateFile(p, { policy, today: '20991231' }), [FormatError]))!;
@@ -204,7 +204,7 @@ const csvArb = fc
   });
 
 test('CSV import: any CSV a merchant uploads is imported or refused with a FormatError; row errors name line and field and hold no card number', async () => {
-  await checkAsyncProperty(120, [fc.oneof({ weight: 4, arbitrary: csvArb }, { weight: 1, arbitrary: csvArb.chain((b) => mutationsOf(b)) })], async (bytes) => {
+  await checkAsyncProperty(80, [fc.oneof({ weight: 4, arbitrary: csvArb }, { weight: 1, arbitrary: csvArb.chain((b) => mutationsOf(b)) })], async (bytes) => {
     const input = tmpPath('in.csv');
     writeFileSync(input, bytes);
     const out = tmpPath('out.dat');

@@ -1,5 +1,5 @@
 // Property-based tests (fast-check, fixed seed: test/helpers/property.ts) of the config parser: any
-// YAML text (a good config with lines dropped, repeated, retyped or spliced, any YAML value, alias
+// YAML text (the starter config with lines dropped, repeated, retyped or spliced, any YAML value, alias
 // bombs) is either a config or a ConfigError whose problems each name a path in the file, never
 // another error and never an unbounded expansion.
 import { test } from 'node:test';
@@ -7,29 +7,11 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { ConfigError, parseConfig } from '../../jobs/config.ts';
+import { starterConfig } from '../../jobs/starter.ts';
 import { checkProperty, parsesOrRefuses } from '../helpers/property.ts';
 
-const good = `centre: { code: "0000000001", name: TSUNAGI }
-quietPeriodSeconds: 0
-partners:
-  - id: m001
-    name: Merchant One
-    role: merchant
-    code: "1000000001"
-    merchantNos: ["123456789012345"]
-    send: ["31"]
-    receive: ["33", "91"]
-    rejectPolicy: record
-  - id: cc1
-    name: Card One
-    role: card-company
-    code: "2000000001"
-    cardCompanyCodes: ["001"]
-    receive: ["32"]
-    delivery: { protocol: local, path: /tmp/cc1 }
-schedules:
-  scan: "*/5 * * * *"
-`;
+// The starter config `tsunagi init` writes: listeners, partners of every role, schedules, secrets.
+const good = starterConfig({ merchantPublicKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl m-tokyo' });
 const lines = good.split('\n');
 
 const scalar = fc.oneof(fc.constantFrom('~', 'null', 'true', '0', '-1', '1e309', '0x10', '"', "'", '[', '{', '&a', '*a', '!!binary AAAA', '<<: *a', '? x', '|', '>-'), fc.string({ maxLength: 10 }), fc.integer().map(String));
@@ -63,7 +45,7 @@ function check(text: string): void {
   for (const p of problems) assert.match(p, /^(line \d+: |\(top\)|YAML aliases: |([A-Za-z_$][\w$-]*|\[(\d+|"([^"\\]|\\.)*")\])(\.[A-Za-z_$][\w$-]*|\[(\d+|"([^"\\]|\\.)*")\])*( \(line \d+\))?: )/, `problem does not say where: ${p}`);
 }
 
-test('config: a good config edited at random is a config or a ConfigError that names where', () => {
+test('config: the starter config edited at random is a config or a ConfigError that names where', () => {
   checkProperty(120, [edited], check);
 });
 

@@ -13,10 +13,9 @@ import { Writable } from 'node:stream';
 import knexFactory from 'knex';
 import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
-import { isTemporaryName } from '../../spool/tree.ts';
 import { makeTestCentre, dropSalesFiles, type TestCentre } from '../helpers/centre.ts';
 import { seededRandom, sleep, TSUNAGI_BIN } from '../helpers/crash.ts';
-import { startCountingPartner, type CountingPartner } from '../helpers/counting-partner.ts';
+import { assertEachTakenOnce, startCountingPartner, type CountingPartner } from '../helpers/counting-partner.ts';
 import { postgresBinDir, startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
 
 const PORT = Number(process.env.TSUNAGI_TEST_PRIVATE_PG_PORT ?? 43432);
@@ -91,16 +90,7 @@ describe('PostgreSQL restarted in the middle of a cycle', { skip: postgresBinDir
       assert.deepEqual(nonFinal, [], 'nothing left in a non-final state');
       const inbound = await centre.files.list({ direction: 'in' });
       assert.equal(inbound.length, MERCHANTS, 'one inbound file per merchant, none twice');
-      for (const [partnerId, partner] of partners) {
-        const rows = await centre.files.list({ partnerId, direction: 'out' });
-        for (const r of rows) assert.equal(r.state, 'sent', `${r.id} is ${r.state}: ${r.reason}`);
-        const taken = await partner.files();
-        const bySha = new Map<string, number>();
-        for (const t of taken) bySha.set(t.sha256, (bySha.get(t.sha256) ?? 0) + 1);
-        for (const r of rows) assert.equal(bySha.get(r.sha256!), 1, `${partnerId} got ${r.name} (${r.file_type}) ${bySha.get(r.sha256!) ?? 0} times`);
-        assert.equal(taken.length, rows.length, `${partnerId}: took ${taken.length} files, the ledger sent ${rows.length}`);
-        assert.deepEqual((await partner.leftInFolder()).filter(isTemporaryName), [], `${partnerId}: temporaries left at the partner`);
-      }
+      await assertEachTakenOnce(centre, partners);
       for (const id of c.companyIds) assert.equal((await centre.files.list({ partnerId: id, direction: 'out' })).length, MERCHANTS, `${id}: one file per merchant`);
       const notices = await centre.ledger.db('files').where({ direction: 'out', file_type: '91' }).count({ n: '*' });
       assert.equal(Number((notices[0] as { n: number }).n), 1, 'one 91 notice for the merchant file with errors');
