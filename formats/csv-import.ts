@@ -2,7 +2,8 @@
 // fixed-width 31, 41 or 61 file. Rows are checked with the same checks as fixed-width records and
 // get the same error codes, with their CSV line numbers; good rows are written, bad rows are not.
 import { createReadStream } from 'node:fs';
-import { parse } from 'csv-parse';
+import { CsvError, parse } from 'csv-parse';
+import { maskCardNumbersIn, redactCardNumbers } from './card.ts';
 import { codeTypeOf, FieldEncodeError } from './codepages/index.ts';
 import { DuplicateIndex } from './duplicate-index.ts';
 import { FormatError, type ErrorCode } from './errors.ts';
@@ -54,6 +55,12 @@ async function* decodeStream(path: string, enc: 'utf8' | 'sjis'): AsyncGenerator
   }
 }
 
+/** csv-parse's message without the cell values it sometimes quotes (they may hold card numbers). */
+function csvProblem(err: CsvError): string {
+  const first = err.message.split(/, value is |: got /)[0]!;
+  return maskCardNumbersIn(redactCardNumbers(first));
+}
+
 export async function importCsv(path: string, fileType: string, opts: CsvImportOptions): Promise<CsvImportResult> {
   if (!CSV_FILE_TYPES.includes(fileType)) throw new FormatError(`CSV import makes ${CSV_FILE_TYPES.join(', ')} files, not ${fileType}`, 'E107');
   const family = familyForFileType(fileType)!;
@@ -72,10 +79,14 @@ export async function importCsv(path: string, fileType: string, opts: CsvImportO
   try {
     writer.put(buildHeader({ ...opts.header, fileType, codeType: codeTypeOf(encoding) }, family.recordLength), family.header);
     const parser = parse({ columns: false, relax_column_count: false, skip_empty_lines: true, bom: true, info: true });
+    // A decoding error ends the parser with it, so the loop below ends too (and nothing is left
+    // unhandled); the parser's own errors end the loop directly.
     const feeding = (async () => {
       for await (const text of decodeStream(path, csvEncoding)) if (!parser.write(text)) await new Promise((r) => parser.once('drain', r));
       parser.end();
-    })();
+    })().catch((err: unknown) => {
+      parser.destroy(err as Error);
+    });
     let columns: (FieldDef | null)[] | null = null;
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const line = info.lines;
@@ -122,6 +133,7 @@ export async function importCsv(path: string, fileType: string, opts: CsvImportO
     writer.finish(trailer);
   } catch (err) {
     writer.abandon();
+    if (err instanceof CsvError) throw new FormatError(`${path}: line ${(err as CsvError & { lines?: number }).lines ?? '?'}: ${csvProblem(err)}`, 'E101');
     throw err;
   }
   return result;

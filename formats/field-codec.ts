@@ -143,19 +143,27 @@ export function encodeField(value: string, dst: Buffer, recOff: number, f: Field
       return;
     }
     case 'P': {
-      if (!/^-?[0-9]+$/.test(value) || !writePacked(Number(value), dst, s, len)) throw new FieldEncodeError(f.name, `'${value}' does not fit packed ${len}`);
+      if (!/^-?[0-9]+$/.test(value) || !writePacked(Number(value), dst, s, len)) throw new FieldEncodeError(f.name, `${shownValue(value)} does not fit packed ${len}`);
       return;
     }
     case 'Z': {
       const neg = value.startsWith('-');
       const digits = neg ? value.slice(1) : value;
-      if (!/^[0-9]+$/.test(digits) || digits.length > len) throw new FieldEncodeError(f.name, `'${value}' does not fit zoned ${len}`);
+      if (!/^[0-9]+$/.test(digits) || digits.length > len) throw new FieldEncodeError(f.name, `${shownValue(value)} does not fit zoned ${len}`);
       const padded = digits.padStart(len, '0');
       dst.write(padded, s, 'latin1');
       if (neg) dst[s + len - 1] = 0x70 + (padded.charCodeAt(len - 1) - 0x30);
       return;
     }
   }
+}
+
+/**
+ * A value as an error message may show it: a short one as it is, a long one (which could be a card
+ * number, in any written form: run together, with dashes or spaces) only by its length.
+ */
+function shownValue(value: string): string {
+  return value.length <= 11 ? `'${value}'` : `a value of ${value.length} characters`;
 }
 
 /** A blank value of the field's type: zeros for numbers, spaces for text, U+3000 for K. */

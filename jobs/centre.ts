@@ -18,7 +18,7 @@ export interface Centre {
 export async function openCentre(config: TsunagiConfig | string | undefined, options: { log?: Logger } = {}): Promise<Centre> {
   const cfg = typeof config === 'object' ? config : loadConfig(config);
   const log = options.log ?? createLogger();
-  const ledger = await openLedger(cfg.ledger, { baseDir: cfg.baseDir });
+  const ledger = await openLedger(cfg.ledger, { baseDir: cfg.baseDir, log });
   const spool = new SpoolTree(configPath(cfg, cfg.spoolRoot));
   await spool.ensure(cfg.partners.map((p) => p.id));
   const byId = new Map(cfg.partners.map((p) => [p.id, p]));

@@ -229,8 +229,23 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 export function formatPath(segments: PropertyKey[]): string {
   let out = '';
-  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : `${out ? '.' : ''}${String(s)}`;
+  // A key that is not a plain name (a typo like ':' or a key with spaces) is quoted, so that the
+  // path still reads as a path.
+  for (const s of segments) out += typeof s === 'number' ? `[${s}]` : /^[A-Za-z_$][\w$-]*$/.test(String(s)) ? `${out ? '.' : ''}${String(s)}` : `[${JSON.stringify(String(s))}]`;
   return out || '(top)';
+}
+
+/**
+ * The document as plain values. yaml refuses an alias to an anchor not yet set, and an alias bomb
+ * (a few lines that expand to millions of nodes), with a ReferenceError: a config problem too.
+ */
+function yamlValue(doc: ReturnType<typeof parseDocument>, file: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 1000 }) ?? {};
+  } catch (err) {
+    if (err instanceof ReferenceError) throw new ConfigError(file, [`YAML aliases: ${err.message}`]);
+    throw err;
+  }
 }
 
 /** Parses and validates config text; `file` is used in messages and to resolve relative paths. */
@@ -243,13 +258,13 @@ export function parseConfig(text: string, file: string): TsunagiConfig {
       doc.errors.map((e) => `line ${lineCounter.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`),
     );
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
+  const raw = yamlValue(doc, file);
+  const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const data = doc.toJS() ?? {};
     const problems = result.error.issues.flatMap((issue) => {
       // An unknown key: its own line, and the known key it was probably meant to be.
       if (issue.code === 'unrecognized_keys') {
-        const known = knownKeysAt(configSchema, issue.path, data);
+        const known = knownKeysAt(configSchema, issue.path, raw);
         return issue.keys.map((key) => {
           const line = lineOf(doc, lineCounter, [...issue.path, key]);
           const near = nearestKey(key, known);

@@ -65,6 +65,12 @@ export function parseParams(value: string): ContentType {
   let quoted = false;
   for (let i = 0; i < value.length; i++) {
     const ch = value[i]!;
+    // Inside a quoted string a backslash escapes the next character (RFC 2045 quoted-pair): an
+    // escaped quote does not end the string.
+    if (ch === '\\' && quoted && i + 1 < value.length) {
+      cur += ch + value[++i]!;
+      continue;
+    }
     if (ch === '"') quoted = !quoted;
     if (ch === ';' && !quoted) {
       parts.push(cur);

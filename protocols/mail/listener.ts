@@ -10,6 +10,7 @@ import { simpleParser } from 'mailparser';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
 import { assertSafeFileName, landFile, UnsafeNameError } from '../../spool/landing.ts';
+import { displayName } from '../../spool/names.ts';
 import { recordAudit, type AuditEvent } from '../../spool/ledger/index.ts';
 import { recordUpload } from '../../spool/ledger/uploads.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
@@ -20,11 +21,41 @@ export interface MailListenerOptions {
   portalUrl?: string;
 }
 
-function smtpError(code: number, message: string): Error & { responseCode: number } {
+function smtpError(code: number, message: string): Refusal {
   return Object.assign(new Error(message), { responseCode: code });
 }
 
 const digest = (b: Buffer | string) => createHash('sha256').update(b).digest();
+
+/** A refusal of the message as a whole (550), with what the audit row should say, when anything. */
+type Refusal = Error & { responseCode: number; auditDetail?: string };
+
+/**
+ * The files attached to a message (parsed from the partner's bytes), each with a name that may
+ * land; anything else is a 550 refusal. mailparser's own errors on broken MIME are refusals too.
+ */
+export async function attachmentsOf(raw: Buffer): Promise<{ name: string; content: Buffer }[]> {
+  let parsed;
+  try {
+    parsed = await simpleParser(raw, { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
+  } catch (err) {
+    throw smtpError(550, `Message could not be read as MIME: ${(err as Error).message.slice(0, 100)}`);
+  }
+  const files = parsed.attachments.filter((a) => a.contentDisposition === 'attachment' || a.filename);
+  if (files.length === 0) throw smtpError(550, 'No file attached: attach a sales (31), validity (41) or gift (61) file');
+  return files.map((att) => {
+    const name = path.basename(att.filename ?? '');
+    try {
+      assertSafeFileName(name);
+      if (isTemporaryName(name)) throw new UnsafeNameError(name);
+    } catch {
+      const refusal: Refusal = smtpError(550, `Attachment name ${JSON.stringify(displayName(name, 100))} is not allowed`);
+      refusal.auditDetail = `attachment name ${JSON.stringify(displayName(name, 100))} refused`;
+      throw refusal;
+    }
+    return { name, content: att.content };
+  });
+}
 
 export function createMailListener(settings: MailListenerSettings, accounts: PartnerMailAccount[], ctx: ListenerContext, options: MailListenerOptions = {}): ProtocolListener {
   const byUser = new Map(accounts.map((a) => [a.user ?? a.partnerId, a]));
@@ -72,20 +103,18 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
     for await (const chunk of stream) chunks.push(chunk as Buffer);
     if (stream.sizeExceeded) throw smtpError(552, `Message exceeds ${settings.maxMessageBytes} bytes`);
     const partnerId = session.user as string;
-    const parsed = await simpleParser(Buffer.concat(chunks), { skipHtmlToText: true, skipTextToHtml: true, skipTextLinks: true });
-    const files = parsed.attachments.filter((a) => a.contentDisposition === 'attachment' || a.filename);
-    if (files.length === 0) throw smtpError(550, 'No file attached: attach a sales (31), validity (41) or gift (61) file');
+    let files: { name: string; content: Buffer }[];
+    try {
+      files = await attachmentsOf(Buffer.concat(chunks));
+    } catch (err) {
+      const detail = (err as Refusal).auditDetail;
+      if (detail) await audit(partnerId, 'refused', session, detail);
+      throw err;
+    }
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : 'unknown';
     const landed: string[] = [];
     for (const att of files) {
-      const name = path.basename(att.filename ?? '');
-      try {
-        assertSafeFileName(name);
-        if (isTemporaryName(name)) throw new UnsafeNameError(name);
-      } catch {
-        await audit(partnerId, 'refused', session, `attachment name ${JSON.stringify(name).slice(0, 100)} refused`);
-        throw smtpError(550, `Attachment name ${JSON.stringify(name)} is not allowed`);
-      }
+      const name = att.name;
       const result = await landFile(ctx.spool.inbound(partnerId), name, att.content);
       const sha256 = createHash('sha256').update(att.content).digest('hex');
       const upload = await recordUpload(ctx.ledger, { partner_id: partnerId, username: sender.slice(0, 128), channel: 'mail', name, sha256, size: result.size, detail: null });

@@ -55,7 +55,7 @@ export function parseJobArgs(argv: string[], usage: string, booleans: string[] =
       flags.add(name);
       continue;
     }
-    if (name !== 'config' && !(name in JOB_FLAGS)) throw new UsageError(`unknown option --${name}\nusage: ${usage}`);
+    if (name !== 'config' && !Object.hasOwn(JOB_FLAGS, name)) throw new UsageError(`unknown option --${name}\nusage: ${usage}`);
     let value = m[2];
     if (value === undefined) {
       const next = argv[i + 1];

@@ -2,6 +2,7 @@
 import knexFactory, { type Knex } from 'knex';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
+import { redactCardNumbers } from '../../formats/card.ts';
 import { migrateToLatest } from './migrations.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -28,7 +29,38 @@ export function parseLedgerUrl(url: string, baseDir = process.cwd()): { dialect:
   throw new Error(`ledger '${url}': expected sqlite:PATH or a postgres:// URL`);
 }
 
-export async function openLedger(url: string, options: { baseDir?: string; migrate?: boolean } = {}): Promise<Ledger> {
+/** Where the ledger's driver messages go: a logger of pino's shape (the centre's, which redacts). */
+export interface LedgerLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+/**
+ * A driver message as it may be logged: its first line only (knex appends the whole stack of a
+ * refused connection, every retry), no password of a connection URL, no whole card number.
+ */
+export function ledgerMessage(message: unknown): string {
+  const text = message instanceof Error ? message.message : typeof message === 'string' ? message : JSON.stringify(message);
+  const first = (text ?? '').split('\n')[0]!.slice(0, 500);
+  return redactCardNumbers(first.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1***@'));
+}
+
+/**
+ * knex's own log (connection errors while it retries, deprecations), which by default goes to
+ * console.log with a stack trace: through our logger instead, one redacted line each; without a
+ * logger, one line on stderr.
+ */
+function knexLog(log: LedgerLog | undefined): Knex.Config['log'] {
+  const line = (level: 'warn' | 'error' | 'debug') => (message: unknown) => {
+    const text = ledgerMessage(message);
+    if (log) log[level]({ event: 'ledger.driver', driver: text }, `ledger: ${text}`);
+    else if (level !== 'debug') process.stderr.write(`tsunagi ledger ${level}: ${text}\n`);
+  };
+  return { warn: line('warn'), error: line('error'), deprecate: line('warn'), debug: line('debug') };
+}
+
+export async function openLedger(url: string, options: { baseDir?: string; migrate?: boolean; log?: LedgerLog } = {}): Promise<Ledger> {
   const { dialect, target, synchronous = 'full' } = parseLedgerUrl(url, options.baseDir);
   let db: Knex;
   if (dialect === 'sqlite') {
@@ -37,6 +69,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
       client: 'better-sqlite3',
       connection: { filename: target },
       useNullAsDefault: true,
+      log: knexLog(options.log),
       pool: {
         min: 1,
         max: 1,
@@ -51,7 +84,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
       },
     });
   } else {
-    db = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 10 } });
+    db = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 10 }, log: knexLog(options.log) });
   }
   const ledger: Ledger = { db, dialect, close: () => db.destroy() };
   if (options.migrate !== false) await migrateToLatest(ledger);

@@ -4,8 +4,11 @@
 // A push that was delivered twice shows here as two taken copies, even with the same name.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Centre } from '../../jobs/centre.ts';
+import { isTemporaryName } from '../../spool/tree.ts';
 
 const POLLER = String.raw`
 const fs = require('node:fs');
@@ -90,4 +93,23 @@ export async function startCountingPartner(dir: string, taken = `${dir.replace(/
       }
     },
   };
+}
+
+/**
+ * Exactly once as the partners saw it: each partner took each file the ledger sent it exactly once
+ * (by sha256), nothing more, and no temporary of ours is left in its folder. `namesDifferFor`: the
+ * partners whose protocol names files its own way (全銀), whose names are not compared.
+ */
+export async function assertEachTakenOnce(centre: Centre, partners: Map<string, CountingPartner>, namesDifferFor: string[] = []): Promise<void> {
+  for (const [partnerId, partner] of partners) {
+    const rows = await centre.files.list({ partnerId, direction: 'out' });
+    for (const r of rows) assert.equal(r.state, 'sent', `${r.id} is ${r.state}: ${r.reason}`);
+    const taken = await partner.files();
+    const bySha = new Map<string, number>();
+    for (const t of taken) bySha.set(t.sha256, (bySha.get(t.sha256) ?? 0) + 1);
+    for (const r of rows) assert.equal(bySha.get(r.sha256!), 1, `${partnerId} got ${r.name} (${r.file_type}) ${bySha.get(r.sha256!) ?? 0} times`);
+    assert.equal(taken.length, rows.length, `${partnerId}: took ${taken.length} files, the ledger sent ${rows.length}`);
+    if (!namesDifferFor.includes(partnerId)) assert.deepEqual(taken.map((t) => t.name).sort(), rows.map((r) => r.name).sort(), `${partnerId}: names`);
+    assert.deepEqual((await partner.leftInFolder()).filter(isTemporaryName), [], `${partnerId}: temporaries left at the partner`);
+  }
 }

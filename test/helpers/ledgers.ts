@@ -29,19 +29,29 @@ export async function sqliteLedger(): Promise<TestLedger> {
   };
 }
 
-export async function postgresLedger(): Promise<TestLedger> {
+/** A new empty database on the test PostgreSQL server (for a ledger a child process opens), dropped by dispose. */
+export async function freshPostgresDatabase(): Promise<{ url: string; dispose(): Promise<void> }> {
   const name = `tsunagi_t_${randomBytes(6).toString('hex')}`;
   const admin = knexFactory({ client: 'pg', connection: PG_ADMIN_URL });
   await admin.raw(`create database ${name}`);
-  const url = PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`);
-  const ledger = await openLedger(url);
   return {
-    ledger,
-    url,
+    url: PG_ADMIN_URL.replace(/\/[^/]*$/, `/${name}`),
     async dispose() {
-      await ledger.close();
       await admin.raw(`drop database if exists ${name} with (force)`);
       await admin.destroy();
+    },
+  };
+}
+
+export async function postgresLedger(): Promise<TestLedger> {
+  const db = await freshPostgresDatabase();
+  const ledger = await openLedger(db.url);
+  return {
+    ledger,
+    url: db.url,
+    async dispose() {
+      await ledger.close();
+      await db.dispose();
     },
   };
 }
@@ -50,3 +60,25 @@ export const LEDGER_KINDS: Array<[string, () => Promise<TestLedger>]> = [
   ['sqlite', sqliteLedger],
   ['postgres', postgresLedger],
 ];
+
+export type LedgerKind = 'sqlite' | 'postgres';
+
+/**
+ * The ledgers a long crash or restart test runs on. Running each on both would cost the suite
+ * minutes, so by default each file runs on one, rotating by day: (days since 1970 + the file's own
+ * `offset`) % 2. Files with different offsets cover both ledgers in every run of the suite, and each
+ * file covers both on consecutive days. TSUNAGI_CRASH_LEDGERS=both (or sqlite, postgres) overrides.
+ */
+export function crashLedgerKinds(offset: number, now = Date.now()): LedgerKind[] {
+  const chosen = process.env.TSUNAGI_CRASH_LEDGERS;
+  if (chosen === 'both') return ['sqlite', 'postgres'];
+  if (chosen === 'sqlite' || chosen === 'postgres') return [chosen];
+  if (chosen) throw new Error(`TSUNAGI_CRASH_LEDGERS is both, sqlite or postgres, not '${chosen}'`);
+  return [(Math.floor(now / 86_400_000) + offset) % 2 === 0 ? 'sqlite' : 'postgres'];
+}
+
+/** The ledger URL a crash test's centre uses for `kind` (undefined: the test's own SQLite file), and its clean-up. */
+export async function crashLedger(kind: LedgerKind): Promise<{ url: string | undefined; dispose(): Promise<void> }> {
+  if (kind === 'sqlite') return { url: undefined, dispose: async () => {} };
+  return freshPostgresDatabase();
+}

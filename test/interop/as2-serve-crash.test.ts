@@ -2,17 +2,20 @@
 // it answered: after the restart the partner sends the same message again (same Message-ID), which
 // is answered `processed` and lands once; a third send is a duplicate and lands nothing more.
 // The message is built with openssl (signed and encrypted), the MDNs verified with openssl.
+// On SQLite or PostgreSQL by the day's rotation (TSUNAGI_CRASH_LEDGERS=both runs both).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import knexFactory from 'knex';
+import { openLedger } from '../../spool/ledger/index.ts';
 import { startServe, waitUntil } from '../helpers/crash.ts';
+import { crashLedger, crashLedgerKinds } from '../helpers/ledgers.ts';
 import { freePort } from '../helpers/sshd.ts';
 import { as2Headers, makeKey, openssl, opensslVerifyMdn, PAYLOAD, payloadEntity, post } from '../protocols/as2-helpers.ts';
 
-test('SIGKILL of serve between receiving and answering: the partner retry lands the file once', { timeout: 90_000 }, async () => {
+for (const kind of crashLedgerKinds(1)) test(`SIGKILL of serve between receiving and answering: the partner retry lands the file once (${kind})`, { timeout: 90_000 }, async () => {
+  const pg = await crashLedger(kind);
   const dir = await mkdtemp(path.join(tmpdir(), 'tsunagi-as2-crash-'));
   const [ours, partner] = await Promise.all([makeKey(dir, 'ours'), makeKey(dir, 'partner')]);
   const port = await freePort();
@@ -21,7 +24,7 @@ test('SIGKILL of serve between receiving and answering: the partner retry lands 
     configFile,
     `centre: { code: "0000000001", name: AS2 CRASH TEST }
 spoolRoot: ./spool
-ledger: sqlite:./tsunagi.db
+ledger: ${pg.url ?? 'sqlite:./tsunagi.db'}
 quietPeriodSeconds: 0
 listeners:
   as2: { host: 127.0.0.1, port: ${port} }
@@ -48,7 +51,9 @@ partners:
   const body = await openssl(['cms', '-encrypt', '-binary', '-aes-256-cbc', '-recip', ours.cert, '-outform', 'DER', '-in', signedFile]);
   const id = `<crash-${Date.now()}@merchant>`;
   const headers = { ...as2Headers('MERCHANT AS2', 'TSUNAGI', id), 'Content-Type': 'application/pkcs7-mime; smime-type=enveloped-data' };
-  const db = knexFactory({ client: 'better-sqlite3', connection: { filename: path.join(dir, 'tsunagi.db') }, useNullAsDefault: true });
+  // The ledger as serve makes it (its migrations first), read from here while serve runs and dies.
+  const ledger = await openLedger(pg.url ?? `sqlite:${path.join(dir, 'tsunagi.db')}`);
+  const db = ledger.db;
   try {
     const first = startServe(configFile, { TSUNAGI_AS2_PAUSE_BEFORE_ANSWER_MS: '20000' });
     await first.ready;
@@ -73,6 +78,7 @@ partners:
     assert.equal(Number(files[0].size), PAYLOAD.length);
     await second.stop();
   } finally {
-    await db.destroy();
+    await ledger.close();
+    await pg.dispose();
   }
 });

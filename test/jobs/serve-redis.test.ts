@@ -2,6 +2,7 @@
 // job schedulers sit in Redis as delayed jobs; and a Redis that restarts empty (schedulers and jobs
 // gone) is noticed by the running serve, which restores its schedulers and the in-flight work
 // within a minute and says so in its log: new merchant files are taken and delivered again.
+// On SQLite or PostgreSQL by the day's rotation (TSUNAGI_CRASH_LEDGERS=both runs both).
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { makeTestCentre, dropSalesFiles } from '../helpers/centre.ts';
 import { freePort } from '../helpers/sshd.ts';
+import { crashLedger, crashLedgerKinds } from '../helpers/ledgers.ts';
 import { killWorker, startRedis, startServe, startTsunagi, stopRedis, waitUntil, type RedisServer, type WorkerProcess } from '../helpers/crash.ts';
 
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -20,10 +22,12 @@ describe('serve on BullMQ', () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   });
 
-  it('a cycle with nothing to do finishes at once; an empty Redis after a restart is restored by serve within a minute', { timeout: 180_000 }, async () => {
+  for (const kind of crashLedgerKinds(0)) it(`a cycle with nothing to do finishes at once; an empty Redis after a restart is restored by serve within a minute (${kind})`, { timeout: 180_000 }, async () => {
+    const pg = await crashLedger(kind);
+    cleanups.push(() => pg.dispose());
     let redis: RedisServer = await startRedis(await freePort());
     cleanups.push(() => stopRedis(redis));
-    const def = await makeTestCentre({ merchants: 3, companies: 2, queue: redis.url });
+    const def = await makeTestCentre({ merchants: 3, companies: 2, queue: redis.url, ledger: pg.url });
     cleanups.push(() => rm(def.dir, { recursive: true, force: true }));
     await dropSalesFiles(def, { records: 50 });
     const serve: WorkerProcess = startServe(def.configFile);

@@ -2,7 +2,8 @@
 // SQLite ledger, `tsunagi worker` processes are SIGKILLed at random points while a 21, then a 23,
 // then the card companies' 33s go through; after a sweep and one more worker every file was made
 // once and delivered once, the 22 has one line per registration, every bill is in exactly one 32
-// and gets exactly one 24 line. TSUNAGI_CRASH_SEED replays a run's kill points.
+// and gets exactly one 24 line. TSUNAGI_CRASH_SEED replays a run's kill points. The ledger is
+// SQLite or PostgreSQL by the day's rotation (TSUNAGI_CRASH_LEDGERS=both runs both).
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -18,6 +19,7 @@ import { HANDLERS } from '../../jobs/handlers/index.ts';
 import { BullmqQueues, redisConnection } from '../../jobs/runners/bullmq.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { TestCentre } from '../helpers/centre.ts';
+import { crashLedger, crashLedgerKinds } from '../helpers/ledgers.ts';
 import { killWorker, seededRandom, sleep, startWorker, waitUntil, type WorkerProcess } from '../helpers/crash.ts';
 import { makeUtilityCentre, readRecordFile, remoteFiles, UTILITY, UTILITY_CODE, writeRecordFile } from './helpers.ts';
 
@@ -48,11 +50,12 @@ describe('utility crash', () => {
     if (!process.env.TSUNAGI_KEEP) for (const c of made) await rm(c.dir, { recursive: true, force: true });
   });
 
-  it('SIGKILL workers during registration, billing and results: every file once, every bill once, one 24 line each', { timeout: 900_000 }, async () => {
+  for (const kind of crashLedgerKinds(0)) it(`SIGKILL workers during registration, billing and results: every file once, every bill once, one 24 line each (${kind})`, { timeout: 900_000 }, async () => {
     const redis = new Redis(REDIS_URL);
     await redis.flushdb();
     await redis.quit();
-    const { centre: def, env } = await makeUtilityCentre(undefined, REDIS_URL);
+    const pg = await crashLedger(kind);
+    const { centre: def, env } = await makeUtilityCentre(pg.url, REDIS_URL);
     made.push(def);
     const inbound = (id: string) => path.join(def.dir, 'spool', 'partners', id, 'inbound');
     Object.assign(process.env, env);
@@ -141,6 +144,8 @@ describe('utility crash', () => {
     } finally {
       await queues.close();
       await centre.close();
+      for (const w of workers) await killWorker(w);
+      await pg.dispose();
     }
   });
 });

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import type {} from '@fastify/multipart';
+import type { Multipart } from '@fastify/multipart';
 import { sha256File } from '../../spool/checksum.ts';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -127,6 +127,19 @@ async function landCsv(web: WebContext, partnerId: string, name: string, fileTyp
   }
 }
 
+/** The parts of a multipart request; `onBroken` is called when the merchant's bytes break the form. */
+async function* formParts(req: FastifyRequest, onBroken: () => void): AsyncGenerator<Multipart> {
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'file') part.file.once('error', onBroken);
+      yield part;
+    }
+  } catch (err) {
+    onBroken();
+    throw err;
+  }
+}
+
 export function portalRoutes(app: FastifyInstance, web: WebContext): void {
   const merchant = { preHandler: requireRole('merchant') };
   const partnerOf = (req: FastifyRequest) => req.auth!.partner!;
@@ -148,8 +161,11 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
     let csrfOk = false;
     let csvType = '';
     let landed: { sha256: string; size: number; name: string; errors?: CsvRowError[] } | undefined;
+    // The merchant's bytes broke the form itself (busboy's plain Errors: a cut body, a broken part
+    // header): a 400 like any other refusal, not a failure of ours.
+    let formBroken = false;
     try {
-      for await (const part of req.parts()) {
+      for await (const part of formParts(req, () => { formBroken = true; })) {
         if (part.type === 'field') {
           if (part.fieldname === '_csrf') csrfOk = sameToken(String(part.value), csrf);
           if (part.fieldname === 'csvType') csvType = String(part.value);
@@ -168,10 +184,11 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
         landed = csvType ? await landCsv(web, partner.id, name, csvType, part.file) : { ...(await landFixedWidth(web, partner.id, name, part.file)), name };
       }
     } catch (err) {
-      const status = err instanceof UploadRefused ? err.status : err instanceof UnsafeNameError ? 400 : 500;
+      const status = err instanceof UploadRefused ? err.status : err instanceof UnsafeNameError || formBroken ? 400 : 500;
       if (status === 500) web.centre.log.error({ err, partner: partner.id }, 'portal upload failed');
-      await web.audit(req, 'refused', `upload refused: ${(err as Error).message}`);
-      return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, status === 500 ? 'upload failed' : (err as Error).message), status);
+      const message = formBroken && !(err instanceof UploadRefused) ? `the form could not be read (${(err as Error).message})` : (err as Error).message;
+      await web.audit(req, 'refused', `upload refused: ${message}`);
+      return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, status === 500 ? 'upload failed' : message), status);
     }
     if (!csrfOk || !landed) return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, !csrfOk ? 'CSRF token missing or wrong' : 'no file'), !csrfOk ? 403 : 400);
     const upload = await recordUpload(web.centre.ledger, { partner_id: partner.id, username: req.auth!.user.username, channel: 'web', name: landed.name, sha256: landed.sha256, size: landed.size, detail: landed.errors ? JSON.stringify(landed.errors.slice(0, 1000)) : null });
