@@ -121,7 +121,7 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
         try {
           if (await queues.schedulesPresent(centre.config)) return;
           await queues.upsertSchedules(centre.config);
-          const stamp = Date.now();
+          const stamp = Date.now().toString(36); // no 13-digit run for the log redaction to take for a card number
           await queues.enqueue({ kind: 'sweep', input: {}, jobId: `sweep-restore-${stamp}` });
           await queues.enqueue({ kind: 'scan', input: {}, jobId: `scan-restore-${stamp}` });
           centre.log.warn({ alert: 'redis-state-lost' }, 'Redis lost the job schedulers (restarted empty?): schedulers restored, in-flight work re-enqueued from the ledger');

@@ -20,7 +20,7 @@ async function fetchOne(ctx: JobContext, partner: PartnerConfig, client: Protoco
   const tracked = remote.size > 0;
   const key = { partner_id: partner.id, remote_name: remote.name, size: remote.size };
   if (tracked && (await centre.ledger.db('collected').where(key).first())) return false;
-  const landing = await beginLanding(centre.spool.inbound(partner.id), tracked ? remote.name : `${remote.name}_${Date.now()}.dat`);
+  const landing = await beginLanding(centre.spool.inbound(partner.id), tracked ? remote.name : `${remote.name}_${Date.now().toString(36)}.dat`);
   try {
     await landing.release();
     let bytes: number;

@@ -51,7 +51,7 @@ export const command: Command = {
     web = await step('web services', () => startWebServices(engine!, listeners));
     await step('schedules', () => engine!.startSchedules());
     // Anything left over from before a crash or a restart.
-    await step('sweep', () => engine!.enqueue({ kind: 'sweep', input: {}, jobId: `sweep-start-${Date.now()}` }));
+    await step('sweep', () => engine!.enqueue({ kind: 'sweep', input: {}, jobId: `sweep-start-${Date.now().toString(36)}` }));
     if (values['pid-file']) removePidFile = await step(`pid file ${values['pid-file']}`, () => writePidFile(values['pid-file']!));
     centre.log.info({ queue: engine.kind, listeners: listeners.map((l) => `${l.name}:${l.port}`), portal: web.web?.url, partners: centre.config.partners.length, pid: process.pid }, 'tsunagi serving');
     const signal = await untilSignal();
