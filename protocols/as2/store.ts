@@ -3,6 +3,7 @@
 import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from '../../spool/ledger/db.ts';
 import { isUniqueViolation } from '../../spool/ledger/files.ts';
+import { appendAudit } from '../../spool/ledger/audit.ts';
 import type { Mics } from './build.ts';
 
 export interface ReceivedRow {
@@ -136,7 +137,7 @@ export class As2Store {
     try {
       await this.committer.write(async (trx) => {
         await trx('as2_received').insert({ ...row, state: 'staged', mdn_state: 'none', mdn_attempts: 0, created_at: now, updated_at: now });
-        if (audit) await trx('audit').insert({ at: now, partner_id: row.partner_id, protocol: 'as2', event: 'upload', remote: audit.remote ?? null, detail: audit.detail.slice(0, 1000) });
+        if (audit) await appendAudit(trx, this.ledger.dialect, { partnerId: row.partner_id, protocol: 'as2', event: 'upload', remote: audit.remote, detail: audit.detail }, now);
       });
       return true;
     } catch (err) {

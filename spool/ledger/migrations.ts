@@ -2,6 +2,7 @@
 import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from './db.ts';
 import { isUniqueViolation } from './files.ts';
+import { chainExistingAudit } from './audit.ts';
 
 interface Migration {
   name: string;
@@ -493,6 +494,30 @@ const migrations: Migration[] = [
       await db.schema.alterTable('utility_bills', (t) => {
         t.integer('source_record_no');
       });
+    },
+  },
+  {
+    // Issue 11: the audit rows become a hash chain (see audit.ts), with its head and the
+    // checkpoints that retention leaves behind. Rows already there are chained in id order.
+    name: '008_audit_chain',
+    async up(db) {
+      await db.schema.alterTable('audit', (t) => {
+        t.string('prev_hash', 64);
+        t.string('hash', 64);
+      });
+      await db.schema.createTable('audit_chain', (t) => {
+        t.integer('id').primary(); // always 1: one row that every append locks
+        t.bigInteger('last_id').notNullable();
+        t.string('last_hash', 64).notNullable();
+      });
+      await db.schema.createTable('audit_checkpoints', (t) => {
+        t.increments('id').primary();
+        t.bigInteger('at').notNullable();
+        t.bigInteger('through_id').notNullable();
+        t.string('last_hash', 64).notNullable();
+        t.bigInteger('pruned_rows').notNullable();
+      });
+      await chainExistingAudit(db);
     },
   },
 ];
