@@ -16,7 +16,7 @@ import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
 import { expandDeliveryShorthand, hulftCentreSchema, hulftConfigIssues, hulftEndpointSchema, hulftPartnerSchema } from '../protocols/hulft/config.ts';
 import { checkUtilityConfig, utilityPartnerSchema, vaultSchema } from './utility/config.ts';
-import { byteSize, resolveUrlSecret, uploadsSchema, urlOrSecret } from './security-config.ts';
+import { byteSize, resolveUrlSecret, uploadsSchema, auditSchema, urlOrSecret } from './security-config.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -180,6 +180,8 @@ export const configSchema = z
     /** The card vault of utility billing: where its key-encryption key lives. */
     vault: vaultSchema.optional(),
     uploads: uploadsSchema.prefault({}),
+    /** The audit trail's retention (its rows form a hash chain; see spool/ledger/audit.ts). */
+    audit: auditSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -31,6 +31,17 @@ export const uploadsSchema = z
   .strict();
 export type UploadsSettings = z.infer<typeof uploadsSchema>;
 
+export const auditSchema = z
+  .object({
+    /**
+     * Audit rows older than this are pruned by the purge job, behind a checkpoint that keeps the
+     * rest of the chain verifiable. PCI DSS 10.5.1 keeps audit history for at least 12 months.
+     */
+    retentionDays: z.number().int().min(366).max(3650).default(400),
+  })
+  .strict();
+export type AuditSettings = z.infer<typeof auditSchema>;
+
 /** The landing limits for one partner. */
 export function uploadLimits(uploads: UploadsSettings, partnerMaxBytes: number | undefined): LandingLimits {
   return { maxBytes: partnerMaxBytes ?? uploads.maxBytes, reserveBytes: uploads.freeSpaceReserve };

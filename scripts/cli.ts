@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   show: () => import('./commands/show.ts'),
   resend: () => import('./commands/resend.ts'),
   purge: () => import('./commands/purge.ts'),
+  audit: () => import('./commands/audit.ts'),
   validate: () => import('./commands/validate.ts'),
   convert: () => import('./commands/convert.ts'),
   gen: () => import('./commands/gen.ts'),
@@ -39,7 +40,7 @@ async function help(): Promise<string> {
     const { command } = await load();
     lines.push(`  ${name.padEnd(14)} ${command.summary}`);
   }
-  lines.push('', 'global: --config FILE (or TSUNAGI_CONFIG; default ./tsunagi.yaml); tsunagi --version', 'exit codes: 0 ok, 1 could not run (a listener, the ledger or Redis failed; one line says which), 2 bad usage or config, 3 some file or record rejected or failed', '');
+  lines.push('', 'global: --config FILE (or TSUNAGI_CONFIG; default ./tsunagi.yaml); tsunagi --version', 'exit codes: 0 ok, 1 could not run (a listener, the ledger or Redis failed; one line says which), 2 bad usage or config, 3 some file or record rejected or failed, 4 the audit chain is broken (audit verify)', '');
   return lines.join('\n');
 }
 

@@ -7,6 +7,7 @@ import { purgeTerminalHistory } from '../jmanager/aggregates.ts';
 import { addDays } from '../jmanager/periods.ts';
 import { RestartStore, partialsRoot } from '../../protocols/zengin/restart-store.ts';
 import { purgeOrphans } from '../../spool/orphans.ts';
+import { pruneAudit } from '../../spool/ledger/audit.ts';
 
 export interface PurgeResult {
   purged: number;
@@ -18,6 +19,8 @@ export interface PurgeResult {
   partials: number;
   /** temporaries that no upload or publish will finish */
   orphans: number;
+  /** audit rows past the audit retention, removed behind a checkpoint */
+  auditRows: number;
 }
 
 /** A 全銀 partial file not resumed within this long is abandoned by its sender. */
@@ -54,7 +57,11 @@ export async function purgeArchive(ctx: Parameters<Handler>[1], now = ctx.now().
   if (partials) centre.log.info({ partials }, 'abandoned 全銀 partial files removed');
   const orphaned = await purgeOrphans(centre.spool, centre.config.partners.map((p) => p.id), centre.config.uploads.orphanGraceHours * 3600_000);
   if (orphaned.length) centre.log.info({ orphans: orphaned.length, paths: orphaned.slice(0, 20) }, 'orphaned temporary files removed');
-  return { purged, bytes, ...history, partials, orphans: orphaned.length };
+  // The audit trail keeps its own, longer retention; a broken chain is never pruned (it throws,
+  // and the job fails with the row that broke it).
+  const audit = await pruneAudit(centre.ledger, now - centre.config.audit.retentionDays * 86400_000);
+  if (audit.pruned) centre.log.info({ auditRows: audit.pruned, checkpoint: audit.checkpoint }, 'audit rows pruned behind a checkpoint');
+  return { purged, bytes, ...history, partials, orphans: orphaned.length, auditRows: audit.pruned };
 }
 
 export const purge: Handler = async (_input, ctx) => {

@@ -16,7 +16,7 @@ export const command: Command = {
     try {
       const result = await purgeArchive(engine.ctx);
       if (values.json) printJson(result);
-      else process.stdout.write(`purged ${result.purged} archived files (${result.bytes} bytes), ${result.aggregates} Jmanager aggregate rows, ${result.transactions} terminal transactions, ${result.partials} abandoned 全銀 partial files\n`);
+      else process.stdout.write(`purged ${result.purged} archived files (${result.bytes} bytes), ${result.aggregates} Jmanager aggregate rows, ${result.transactions} terminal transactions, ${result.partials} abandoned 全銀 partial files, ${result.auditRows} audit rows past their retention\n`);
       return 0;
     } finally {
       await engine.stop();

@@ -4,9 +4,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { LEDGER_KINDS, type TestLedger } from '../helpers/ledgers.ts';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { recordAudit, verifyAuditChain, pruneAudit, AuditChainBroken, listAudit } from '../../spool/ledger/index.ts';
+import { openLedger, recordAudit, verifyAuditChain, pruneAudit, AuditChainBroken, listAudit } from '../../spool/ledger/index.ts';
 
 for (const [kind, make] of LEDGER_KINDS) {
   describe(`audit chain on ${kind}`, () => {
@@ -131,3 +133,30 @@ for (const [kind, make] of LEDGER_KINDS) {
     });
   });
 }
+
+describe('tsunagi audit verify', () => {
+  it('exits 0 on a good chain and 4 naming the first bad row on an edited one', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'tsunagi-audit-cli-'));
+    try {
+      const cfg = path.join(dir, 'tsunagi.yaml');
+      await writeFile(cfg, ['centre: { code: "0000000001", name: AUDIT TEST }', 'spoolRoot: ./spool', 'ledger: sqlite:./ledger.db', 'queue: embedded', 'partners: []', ''].join('\n'));
+      const ledger = await openLedger(`sqlite:${path.join(dir, 'ledger.db')}`);
+      for (let i = 0; i < 5; i++) await recordAudit(ledger, { partnerId: 'm001', protocol: 'ftp', event: 'upload', detail: `f${i}` });
+      const cli = (args: string[]) =>
+        new Promise<{ code: number; out: string; err: string }>((resolve) =>
+          execFile(process.execPath, [path.resolve('bin/tsunagi.js'), ...args, '--config', cfg], (err, out, errText) => resolve({ code: err ? Number((err as { code: number }).code) : 0, out, err: errText })),
+        );
+      const good = await cli(['audit', 'verify']);
+      assert.equal(good.code, 0, good.err);
+      assert.match(good.out, /audit chain ok: 5 rows/);
+      const third = (await listAudit(ledger))[2]!.id;
+      await ledger.db('audit').where({ id: third }).update({ detail: 'quietly changed' });
+      await ledger.close();
+      const bad = await cli(['audit', 'verify']);
+      assert.equal(bad.code, 4);
+      assert.match(bad.err, new RegExp(`BROKEN at row ${third}: row ${third} was edited`));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
