@@ -24,6 +24,26 @@ export class LandingRefused extends Error {
   }
 }
 
+/**
+ * The upload's audit row could not be committed: the file is not committed either, and the
+ * partner gets a protocol error instead of a success (an acknowledged upload always has its
+ * durable audit row, PCI DSS 10.5). The message is for the partner.
+ */
+export class AuditWriteFailed extends Error {
+  constructor(readonly cause: unknown) {
+    super('upload refused: the centre could not record it, send it again later');
+  }
+}
+
+/** Runs the upload's audit write; a failure of it becomes AuditWriteFailed. */
+export async function recordBeforeAck(record: () => Promise<unknown>): Promise<void> {
+  try {
+    await record();
+  } catch (err) {
+    throw err instanceof AuditWriteFailed ? err : new AuditWriteFailed(err);
+  }
+}
+
 /** Free space check again after this many more bytes of one upload. */
 const SPACE_CHECK_BYTES = 16 << 20;
 
@@ -59,8 +79,12 @@ export interface Landing {
   readonly handle: FileHandle;
   /** Closes our handle so that another writer (a protocol client) can fill `tempPath` itself. */
   release(): Promise<void>;
-  /** fsync, rename to the final name; returns the final path and size. */
-  commit(): Promise<{ path: string; size: number }>;
+  /**
+   * fsync, rename to the final name; returns the final path and size. `record` (the upload's
+   * audit row, given the size) runs first: when it fails, nothing is renamed and commit throws
+   * AuditWriteFailed (the caller aborts the landing and answers with a protocol error).
+   */
+  commit(record?: (size: number) => Promise<unknown>): Promise<{ path: string; size: number }>;
   /** Throws away what was written. Safe to call twice or after commit fails. */
   abort(): Promise<void>;
   /**
@@ -100,12 +124,13 @@ export async function beginLanding(dir: string, name: string, limits: LandingLim
       }
       return refusal;
     },
-    async commit() {
+    async commit(record) {
       await close();
       if (refusal) throw refusal;
       const { size } = await stat(tempPath);
       const tooLarge = sizeRefusal(size, limits.maxBytes);
       if (tooLarge) throw tooLarge;
+      if (record) await recordBeforeAck(() => record(size));
       await publishFile(tempPath, finalPath);
       return { path: finalPath, size };
     },
@@ -117,12 +142,18 @@ export async function beginLanding(dir: string, name: string, limits: LandingLim
 }
 
 /** Lands a whole buffer or stream in one go. */
-export async function landFile(dir: string, name: string, data: Buffer | AsyncIterable<Buffer>, limits: LandingLimits = {}): Promise<{ path: string; size: number }> {
+export async function landFile(
+  dir: string,
+  name: string,
+  data: Buffer | AsyncIterable<Buffer>,
+  limits: LandingLimits = {},
+  record?: (size: number) => Promise<unknown>,
+): Promise<{ path: string; size: number }> {
   const landing = await beginLanding(dir, name, limits);
   try {
     if (Buffer.isBuffer(data)) await landing.handle.write(data);
     else for await (const chunk of data) await landing.handle.write(chunk);
-    return await landing.commit();
+    return await landing.commit(record);
   } catch (err) {
     await landing.abort();
     throw err;

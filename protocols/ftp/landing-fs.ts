@@ -12,7 +12,7 @@ import { lstat, open, readdir, rename } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
-import { LandingRefused, beginLanding, type Landing, type LandingLimits } from '../../spool/landing.ts';
+import { LandingRefused, beginLanding, recordBeforeAck, type Landing, type LandingLimits } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from '../sftp/virtual-root.ts';
 
@@ -22,6 +22,9 @@ export const DROP_GRACE_MS = 200;
 export interface FsHooks {
   dirs: PartnerDirs;
   refused(detail: string): void;
+  /** The upload's audit row, committed before ftp-srv answers 226 (rejects when it cannot be). */
+  recordUpload(name: string, bytes: number): Promise<void>;
+  /** After the file was committed (and its audit row with it). */
   uploaded(name: string, finalPath: string, bytes: number): void;
   uploadAborted(name: string, why: string): void;
   /** A download stream was opened (RETR completion is reported by the connection's RETR event). */
@@ -94,7 +97,7 @@ class LandingStream extends Writable {
         return done(new Error('upload aborted: connection dropped'));
       }
       this.settled = true;
-      this.landing.commit().then(
+      this.landing.commit((size) => this.hooks.recordUpload(this.name, size)).then(
         ({ path, size }) => {
           this.hooks.uploaded(this.name, path, size);
           done();
@@ -233,8 +236,15 @@ export class LandingFileSystem extends ftpSrv.FileSystem {
       throw new PermissionError('renames only inside /inbound');
     }
     await this.regularFile(a);
+    const { size } = await lstat(a.real);
+    try {
+      await recordBeforeAck(() => this.hooks.recordUpload(`${a.name} renamed to ${b.name}`, size));
+    } catch (err) {
+      this.hooks.refused(`rename ${a.name} to ${b.name}: ${(err as Error).message}`);
+      throw new FtpFsError((err as Error).message, 451);
+    }
     await rename(a.real, b.real);
-    this.hooks.uploaded(b.name, b.real, (await lstat(b.real)).size);
+    this.hooks.uploaded(b.name, b.real, size);
   }
 
   override async delete(): Promise<never> {

@@ -5,7 +5,7 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
 import { isTemporaryName } from '../../spool/tree.ts';
-import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
+import { createAuditTrail } from '../audit-trail.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
 import { AdmissionGate, type Ticket } from '../admission.ts';
@@ -43,7 +43,6 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
   const idleMs = settings.idleTimeoutSeconds * 1000;
   const sessionsByPartner = new Map<string, number>();
   const partnerOf = new Map<FtpConnection, string>();
-  const pendingAudits = new Set<Promise<void>>();
   let server: InstanceType<typeof ftpSrv.FtpSrv> | undefined;
   let boundPort = 0;
   const gate = new AdmissionGate(settings, log, 'ftp');
@@ -54,15 +53,8 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
   const failuresOn = new WeakMap<FtpConnection, number>();
   // An unknown name gets what a known one would: the same password comparison and answers.
   const dummyPassword = Buffer.alloc(32, 0x20);
-  const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
-    // Refusals and downloads go to the log as well as the audit table (PCI DSS 10.2).
-    if (event === 'login_refused' || event === 'refused') log.warn({ partnerId, event, remote, detail }, 'ftp refused');
-    else if (event === 'download') log.info({ partnerId, event, remote, detail }, 'ftp download');
-    const p = recordAudit(ctx.ledger, { partnerId, protocol: 'ftp', event, remote, detail })
-      .catch((err: Error) => log.error({ err: err.message, event }, 'audit write failed'))
-      .finally(() => pendingAudits.delete(p));
-    pendingAudits.add(p);
-  };
+  const trail = createAuditTrail(ctx.ledger, log, 'ftp');
+  const audit = trail.note;
   const remoteOf = (c: FtpConnection) => {
     const s = (c as unknown as { commandSocket?: { remoteAddress?: string; remotePort?: number } }).commandSocket;
     return `${s?.remoteAddress ?? '?'}:${s?.remotePort ?? '?'}`;
@@ -111,8 +103,8 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
       dirs: { inbound: ctx.spool.inbound(partnerId), outbound: ctx.spool.outbound(partnerId) },
       landingLimits: ctx.limitsFor?.(partnerId),
       refused: (detail) => audit(partnerId, 'refused', remote, detail),
+      recordUpload: (name, bytes) => trail.durable(partnerId, 'upload', remote, `${name} ${bytes} bytes`),
       uploaded: (name, finalPath, bytes) => {
-        audit(partnerId, 'upload', remote, `${name} ${bytes} bytes`);
         log.info({ partnerId, fileName: name, bytes }, 'ftp upload landed');
         // A client's own temporary (NAME.part, renamed later) is not a delivery yet.
         if (!isTemporaryName(name)) safely('onLanded', () => ctx.onLanded?.(partnerId, finalPath));
@@ -207,7 +199,7 @@ export function createFtpListener(settings: FtpListenerSettings, accounts: Partn
       // 'disconnect' of each connection (which audits session_end) can trail the close.
       const until = Date.now() + 5000;
       while (partnerOf.size && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-      while (pendingAudits.size) await Promise.allSettled([...pendingAudits]);
+      await trail.settled();
     },
   };
 }

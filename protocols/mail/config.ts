@@ -2,6 +2,7 @@
 // merchant's mail account, and the smarthost that carries our notice mails.
 import { z } from 'zod';
 import { secretRefSchema } from '../secrets.ts';
+import { admissionFields } from '../admission.ts';
 
 export const mailListenerSchema = z
   .object({
@@ -12,6 +13,7 @@ export const mailListenerSchema = z
     /** The name we greet with. */
     name: z.string().min(1).default('tsunagi'),
     maxMessageBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(50 * 1024 * 1024),
+    ...admissionFields,
   })
   .strict();
 export type MailListenerSettings = z.infer<typeof mailListenerSchema>;

@@ -4,15 +4,18 @@
 // the merchant's configured addresses. Anything else is refused with an SMTP error.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerSession } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
-import { assertSafeFileName, landFile, UnsafeNameError } from '../../spool/landing.ts';
+import { AuditWriteFailed, assertSafeFileName, landFile, LandingRefused, UnsafeNameError } from '../../spool/landing.ts';
 import { displayName } from '../../spool/names.ts';
-import { recordAudit, type AuditEvent } from '../../spool/ledger/index.ts';
-import { recordUpload } from '../../spool/ledger/uploads.ts';
+import type { AuditEvent } from '../../spool/ledger/index.ts';
+import { recordUpload, type UploadRow } from '../../spool/ledger/uploads.ts';
+import { createAuditTrail } from '../audit-trail.ts';
+import { AdmissionGate, normaliseAddress, type Ticket } from '../admission.ts';
+import { LoginFailures, sleep } from '../login-failures.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { MailListenerSettings, PartnerMailAccount } from './config.ts';
 
@@ -65,11 +68,33 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
   let boundPort = 0;
   let open = 0;
 
-  const audit = (partnerId: string | null, event: AuditEvent, session: SMTPServerSession, detail: string) =>
-    recordAudit(ctx.ledger, { partnerId, protocol: 'mail', event, remote: session.remoteAddress, detail }).catch((err) => log.error({ err }, 'mail audit failed'));
+  const trail = createAuditTrail(ctx.ledger, log, 'mail');
+  const audit = async (partnerId: string | null, event: AuditEvent, session: SMTPServerSession, detail: string) => trail.note(partnerId, event, session.remoteAddress, detail);
+  const gate = new AdmissionGate(settings, log, 'mail');
+  const failures = new LoginFailures(settings, log, 'mail');
+  // The gate's tickets, by the connection's remote address and port (what a session carries).
+  const ticketsByRemote = new Map<string, Ticket>();
+  const remoteKey = (address: string | undefined, port: number | undefined) => `${normaliseAddress(address).toLowerCase()}|${port}`;
+  // smtp-server writes IPv6 addresses in full: when the exact key misses, the port decides.
+  const ticketOf = (session: SMTPServerSession) =>
+    ticketsByRemote.get(remoteKey(session.remoteAddress, session.remotePort)) ?? [...ticketsByRemote].find(([k]) => k.endsWith(`|${session.remotePort}`))?.[1];
+  /** SMTP AUTH failures one connection may make before we hang up on it. */
+  const FAILURES_PER_CONNECTION = 3;
+  const failuresOn = new Map<string, number>();
 
   function onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, done: (err: Error | null | undefined, response?: { user: string }) => void) {
-    const account = byUser.get(auth.username ?? '');
+    void checkAuth(auth, session).then(
+      (user) => done(null, { user }),
+      (err: Error) => done(err),
+    );
+  }
+
+  async function checkAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
+    const username = String(auth.username ?? '');
+    const address = normaliseAddress(session.remoteAddress);
+    const verdict = failures.check(username, address);
+    if (verdict.delayMs) await sleep(verdict.delayMs);
+    const account = byUser.get(username);
     let ok = false;
     if (account && typeof auth.password === 'string') {
       try {
@@ -78,11 +103,20 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
         log.error({ partner: account.partnerId, err: (err as Error).message }, 'mail password unreadable');
       }
     }
-    if (!ok) {
-      void audit(account?.partnerId ?? null, 'login_refused', session, `user ${String(auth.username).slice(0, 64)}: wrong user or password`).then(() => done(smtpError(535, 'Authentication failed')));
-      return;
+    if (!ok || verdict.locked) {
+      // A locked name gets the answer of a wrong password (the operator learns of it from the alert).
+      const why = verdict.locked ? 'locked out after repeated failures' : 'wrong user or password';
+      await audit(account?.partnerId ?? null, 'login_refused', session, `user ${username.slice(0, 64)}: ${why}`);
+      failures.failed(username, address, account?.partnerId ?? null);
+      const key = remoteKey(session.remoteAddress, session.remotePort);
+      const n = (failuresOn.get(key) ?? 0) + 1;
+      failuresOn.set(key, n);
+      throw smtpError(n >= FAILURES_PER_CONNECTION ? 421 : 535, n >= FAILURES_PER_CONNECTION ? 'Authentication failed, closing connection' : 'Authentication failed');
     }
-    void audit(account!.partnerId, 'login_ok', session, `user ${auth.username} (${auth.method})`).then(() => done(null, { user: account!.partnerId }));
+    failures.succeeded(username);
+    ticketOf(session)?.loggedIn();
+    await audit(account!.partnerId, 'login_ok', session, `user ${username} (${auth.method})`);
+    return account!.partnerId;
   }
 
   function onMailFrom(address: { address: string }, session: SMTPServerSession, done: (err?: Error | null) => void) {
@@ -115,10 +149,24 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
     const landed: string[] = [];
     for (const att of files) {
       const name = att.name;
-      const result = await landFile(ctx.spool.inbound(partnerId), name, att.content);
       const sha256 = createHash('sha256').update(att.content).digest('hex');
-      const upload = await recordUpload(ctx.ledger, { partner_id: partnerId, username: sender.slice(0, 128), channel: 'mail', name, sha256, size: result.size, detail: null });
-      await audit(partnerId, 'upload', session, `${name} (${result.size} bytes, sha256 ${sha256.slice(0, 16)}) from ${sender} upload ${upload.id}`);
+      let upload: UploadRow | undefined;
+      let result: { path: string; size: number };
+      try {
+        // The upload and its audit row are committed before the file, and before the 250 reply.
+        result = await landFile(ctx.spool.inbound(partnerId), name, att.content, ctx.limitsFor?.(partnerId), async (size) => {
+          upload = await recordUpload(ctx.ledger, { partner_id: partnerId, username: sender.slice(0, 128), channel: 'mail', name, sha256, size, detail: null });
+          await trail.durable(partnerId, 'upload', session.remoteAddress, `${name} (${size} bytes, sha256 ${sha256.slice(0, 16)}) from ${sender} upload ${upload.id}`);
+        });
+      } catch (err) {
+        if (err instanceof LandingRefused) {
+          await audit(partnerId, 'refused', session, `attachment ${name}: ${err.message}`);
+          throw smtpError(err.reason === 'too-large' ? 552 : 452, err.message);
+        }
+        if (err instanceof AuditWriteFailed) throw smtpError(451, err.message);
+        throw err;
+      }
+      if (!upload) throw new Error('unreachable: landed without its upload row');
       log.info({ partner: partnerId, fileName: name, bytes: result.size, upload: upload.id }, 'file received by mail');
       await ctx.onLanded?.(partnerId, result.path);
       landed.push(options.portalUrl ? `${name}: ${options.portalUrl}/portal/uploads/${upload.id}` : `${name} (upload ${upload.id})`);
@@ -149,8 +197,9 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
           open++;
           done();
         },
-        onClose() {
+        onClose(session: SMTPServerSession) {
           open = Math.max(0, open - 1);
+          failuresOn.delete(remoteKey(session.remoteAddress, session.remotePort));
         },
         onAuth,
         onMailFrom,
@@ -167,6 +216,15 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
         },
       } as ConstructorParameters<typeof SMTPServer>[0]);
       server.on('error', (err) => log.warn({ err: err.message }, 'smtp error'));
+      // The admission gate runs on the TCP accept, before the greeting and STARTTLS.
+      const tickets = gate.guard(server.server);
+      server.server.on('connection', (socket: Socket) => {
+        const ticket = tickets.get(socket);
+        if (!ticket) return;
+        const key = remoteKey(socket.remoteAddress, socket.remotePort);
+        ticketsByRemote.set(key, ticket);
+        socket.once('close', () => ticketsByRemote.delete(key));
+      });
       await new Promise<void>((resolve, reject) => {
         server!.server.once('error', reject);
         server!.listen(settings.port, settings.host, () => {
@@ -181,6 +239,7 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
       if (!server) return;
       await new Promise<void>((resolve) => server!.close(() => resolve()));
       server = undefined;
+      await trail.settled();
     },
   };
 }

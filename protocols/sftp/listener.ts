@@ -4,7 +4,7 @@
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection } from 'ssh2';
-import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
+import { createAuditTrail } from '../audit-trail.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
 import { readSecret } from '../secrets.ts';
 import { AdmissionGate, type Ticket } from '../admission.ts';
@@ -57,7 +57,6 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
   const log = ctx.log.child({ protocol: 'sftp' });
   const sessionsByPartner = new Map<string, number>();
   const connections = new Set<Connection>();
-  const pendingAudits = new Set<Promise<void>>();
   const endings = new Set<Promise<void>>();
   const idleMs = settings.idleTimeoutSeconds * 1000;
   let server: InstanceType<typeof ssh2.Server> | undefined;
@@ -69,15 +68,8 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
   // Every account is offered the same methods, so the answer does not tell whether a name exists.
   const offeredMethods: Array<'publickey' | 'password'> = [...byUser.values()].some((a) => a.password) ? ['publickey', 'password'] : ['publickey'];
   const dummyPassword = Buffer.alloc(32, 0x20);
-  const audit = (partnerId: string | null, event: AuditEvent, remote: string, detail: string) => {
-    // Refusals and downloads go to the log as well as the audit table (PCI DSS 10.2).
-    if (event === 'login_refused' || event === 'refused') log.warn({ partnerId, event, remote, detail }, 'sftp refused');
-    else if (event === 'download') log.info({ partnerId, event, remote, detail }, 'sftp download');
-    const p = recordAudit(ctx.ledger, { partnerId, protocol: 'sftp', event, remote, detail })
-      .catch((err: Error) => log.error({ err: err.message, event }, 'audit write failed'))
-      .finally(() => pendingAudits.delete(p));
-    pendingAudits.add(p);
-  };
+  const trail = createAuditTrail(ctx.ledger, log, 'sftp');
+  const audit = trail.note;
 
   const onConnection = (client: Connection, info: { ip: string; port: number }) => {
     const remote = `${info.ip}:${info.port}`;
@@ -184,6 +176,7 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
               touch,
               landingLimits: ctx.limitsFor?.(acc.partnerId),
               audit: (event, detail) => audit(acc.partnerId, event, remote, detail),
+              recordUpload: (detail) => trail.durable(acc.partnerId, 'upload', remote, detail),
               landed: (finalPath) => void Promise.resolve(ctx.onLanded?.(acc.partnerId, finalPath)).catch((err: Error) => log.error({ err: err.message }, 'onLanded failed')),
               pickedUp: (name, bytes) =>
                 void Promise.resolve(ctx.onPickedUp?.(acc.partnerId, name, bytes)).catch((err: Error) => log.error({ err: err.message }, 'onPickedUp failed')),
@@ -242,7 +235,8 @@ export function createSftpListener(settings: SftpListenerSettings, accounts: Par
       const until = Date.now() + 5000;
       while (connections.size && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       // Let sessions abort their uploads and the audit trail catch up before we report stopped.
-      while (endings.size || pendingAudits.size) await Promise.allSettled([...endings, ...pendingAudits]);
+      while (endings.size) await Promise.allSettled([...endings]);
+      await trail.settled();
     },
   };
 }

@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
 import type { Logger } from 'pino';
-import { LandingRefused, beginLanding, type Landing, type LandingLimits } from '../../spool/landing.ts';
+import { AuditWriteFailed, LandingRefused, beginLanding, recordBeforeAck, type Landing, type LandingLimits } from '../../spool/landing.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { AuditEvent } from '../../spool/ledger/audit.ts';
 import { EscapeRefused, NotInTree, resolveVirtualPath, type PartnerDirs, type VirtualPath } from './virtual-root.ts';
@@ -68,6 +68,8 @@ export interface SessionHooks {
   dirs: PartnerDirs;
   log: Logger;
   audit(event: AuditEvent, detail: string): void;
+  /** The upload's audit row, committed before the client is told OK (rejects when it cannot be). */
+  recordUpload(detail: string): Promise<void>;
   /** Any request counts as activity for the idle timeout. */
   touch(): void;
   limits?: Partial<SessionLimits>;
@@ -198,6 +200,11 @@ export class SftpSession {
     if (err instanceof EscapeRefused) {
       this.hooks.audit('refused', err.message);
       this.sftp.status(reqid, STATUS_CODE.PERMISSION_DENIED, 'refused');
+      return;
+    }
+    if (err instanceof AuditWriteFailed) {
+      this.hooks.audit('refused', err.message);
+      this.sftp.status(reqid, STATUS_CODE.FAILURE, err.message);
       return;
     }
     if (err instanceof LandingRefused) {
@@ -398,8 +405,7 @@ export class SftpSession {
     }
     try {
       const closedAt = Date.now();
-      const { path: finalPath, size } = await h.landing.commit();
-      this.hooks.audit('upload', `${h.name} ${size} bytes`);
+      const { path: finalPath, size } = await h.landing.commit((bytes) => this.hooks.recordUpload(`${h.name} ${bytes} bytes`));
       const timing = { transferMs: closedAt - h.openedAt, commitMs: Date.now() - closedAt };
       this.hooks.log.info({ partnerId: this.hooks.partnerId, fileName: h.name, bytes: size, ...timing }, 'sftp upload landed');
       this.sftp.status(reqid, STATUS_CODE.OK);
@@ -481,8 +487,8 @@ export class SftpSession {
       throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'renames only inside /inbound');
     }
     await this.regularFile(a);
+    await recordBeforeAck(() => this.hooks.recordUpload(`${a.name} renamed to ${b.name}`));
     await rename(a.real, b.real);
-    this.hooks.audit('upload', `${a.name} renamed to ${b.name}`);
     this.sftp.status(reqid, STATUS_CODE.OK);
     this.hooks.landed(b.real);
   }

@@ -10,6 +10,7 @@ import { zenginAccountSchema, zenginListenerSchema, type ZenginAccountInput, typ
 import { codeBytes, passwordBytes } from './messages.ts';
 import { RestartStore, partialsRoot } from './restart-store.ts';
 import { serveConnection, type ResolvedAccount } from './secondary.ts';
+import { createAuditTrail } from '../audit-trail.ts';
 import { AdmissionGate, type Ticket } from '../admission.ts';
 import { LoginFailures } from '../login-failures.ts';
 
@@ -72,6 +73,7 @@ export function createZenginListener(settingsInput: ZenginListenerInput, account
       }
       const deps = {
         ctx,
+        trail: createAuditTrail(ctx.ledger, ctx.log.child({ protocol: 'zengin' }), 'zengin'),
         ownCode: codeBytes(settings.ownCode),
         accounts: byCode,
         partials: new RestartStore(partialsRoot(ctx.spool.work)),

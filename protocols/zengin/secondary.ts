@@ -6,8 +6,9 @@ import { timingSafeEqual, X509Certificate } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../../spool/landing.ts';
-import { recordAudit, type AuditEvent } from '../../spool/ledger/audit.ts';
+import { AuditWriteFailed, LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../../spool/landing.ts';
+import type { AuditEvent } from '../../spool/ledger/audit.ts';
+import type { AuditTrail } from '../audit-trail.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { ListenerContext } from '../contract.ts';
 import { LoginFailures, sleep } from '../login-failures.ts';
@@ -48,6 +49,8 @@ export interface ResolvedAccount {
 
 export interface SecondaryDeps {
   ctx: ListenerContext;
+  /** The listener's audit trail (an upload's row is committed before 0x00). */
+  trail: AuditTrail;
   ownCode: Buffer;
   /** By partner centre code (hex, lower case). */
   accounts: Map<string, ResolvedAccount>;
@@ -102,10 +105,14 @@ class SecondarySession {
 
   private async audit(event: AuditEvent, detail: string): Promise<void> {
     try {
-      await recordAudit(this.deps.ctx.ledger, { partnerId: this.login?.partnerId ?? null, protocol: 'zengin', event, remote: this.remote, detail });
-    } catch (err) {
-      this.log.error({ err }, 'cannot write the audit trail');
+      await this.durableAudit(event, detail);
+    } catch {
+      // logged (with an alert) by the trail; only an upload waits for its row
     }
+  }
+
+  private durableAudit(event: AuditEvent, detail: string): Promise<void> {
+    return this.deps.trail.durable(this.login?.partnerId ?? null, event, this.remote, detail);
   }
 
   async run(): Promise<void> {
@@ -352,12 +359,14 @@ class SecondarySession {
       try {
         await partial.handOver(landing.tempPath);
         state.outcome = 'landed';
-        landed = await landing.commit();
+        // The upload's audit row is committed before the file and before 0x00 (PCI DSS 10.5): when it
+        // cannot be, the file is not committed and the sender gets an error 終了回答 instead.
+        landed = await landing.commit((bytes) => this.durableAudit('upload', uploadDetail({ fileName: req.fileName, accessKey: req.accessKey, fileType: file.fileType, sha256, bytes, records: endReq.recordCount, landed: name })));
       } catch (err) {
         await landing.abort();
+        if (err instanceof AuditWriteFailed) throw fail(Result.other, err.message);
         throw err;
       }
-      await this.audit('upload', uploadDetail({ fileName: req.fileName, accessKey: req.accessKey, fileType: file.fileType, sha256, bytes: landed.size, records: endReq.recordCount, landed: name }));
       await this.link.send(encodeFileControl({ ...endReq, kind: FileKind.endResponse, result: Result.ok }, this.form));
       this.log.info({ partner: partnerId, file: req.fileName, bytes: landed.size, landed: name }, 'file landed');
       try {
