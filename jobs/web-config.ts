@@ -2,6 +2,7 @@
 // partner's portal settings. They live in jobs/ because the config does; web/ reads them.
 import { z } from 'zod';
 import { secretRefSchema } from '../protocols/secrets.ts';
+import { admissionFields } from '../protocols/admission.ts';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -16,11 +17,14 @@ export const webListenerSchema = z
     /** The address merchants reach the portal at, for links in notice mails (default from host and port). */
     publicUrl: z.string().url().optional(),
     sessionMinutes: z.number().int().min(1).max(24 * 60).default(30),
-    /** Failed logins in a row that lock an account, and for how long. */
-    lockout: z
-      .object({ maxFailures: z.number().int().min(1).max(100).default(5), minutes: z.number().int().min(1).max(24 * 60).default(15) })
-      .strict()
-      .default({ maxFailures: 5, minutes: 15 }),
+    /**
+     * The admission gate and login-failure lockout every listener has (protocols/admission.ts):
+     * here a connection counts as "not logged in" until it has sent its first whole request, and
+     * failures of the login form and the TOTP step count per user name and per address.
+     */
+    ...admissionFields,
+    /** A browser opens several connections at once before its first request: more than a protocol client. */
+    maxUnauthenticatedPerAddress: z.number().int().min(1).max(100_000).default(16),
   })
   .strict()
   .superRefine((l, ctx) => {

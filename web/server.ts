@@ -1,7 +1,7 @@
 // The web listener: Fastify over HTTPS (plain HTTP only on loopback or when allowed), serving the
 // merchant portal, the operator console, /metrics and /healthz. Sessions live in the ledger, so a
 // restart keeps them; every page is rendered on the server.
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
@@ -10,6 +10,7 @@ import type { Centre } from '../jobs/centre.ts';
 import type { Engine } from '../jobs/engine.ts';
 import { portalUrl, type WebListenerSettings } from '../jobs/web-config.ts';
 import type { ProtocolListener } from '../protocols/contract.ts';
+import { AdmissionGate } from '../protocols/admission.ts';
 import { readSecret } from '../protocols/secrets.ts';
 import { makeAudit, notFound, sendPage, type NamedListener, type WebContext } from './context.ts';
 import { html, label, STYLESHEET } from './html.ts';
@@ -124,6 +125,13 @@ export function createWebServer(o: WebServerOptions): WebServer {
     connections: () => open.size,
     async start() {
       app = await buildWebApp(o, () => ({ name: 'web', listener: server }));
+      // The admission gate on the TCP accept (before TLS): a connection that has not sent a whole
+      // request within the login grace time, or one over the caps, is closed (slow-request floods).
+      const tickets = new AdmissionGate(o.settings, o.centre.log, 'web').guard(app.server);
+      app.addHook('onRequest', async (req) => {
+        const socket = req.raw.socket as Socket & { _parent?: Socket };
+        (tickets.get(socket) ?? (socket._parent && tickets.get(socket._parent)))?.loggedIn();
+      });
       app.server.on('connection', (socket) => {
         open.add(socket);
         socket.once('close', () => open.delete(socket));

@@ -15,6 +15,7 @@ import { ensureSelfSignedCert } from '../../jobs/keys.ts';
 import { addDays } from '../../jobs/jmanager/periods.ts';
 import { tokyoDate } from '../../spool/tree.ts';
 import { createWebServer } from '../../web/server.ts';
+import { webListenerSchema } from '../../jobs/web-config.ts';
 import { SessionStore } from '../../web/sessions.ts';
 import { UsersRepository } from '../../web/users.ts';
 import { seedAggregates } from '../lib/jmanager-seed.ts';
@@ -65,7 +66,7 @@ const sessions = new SessionStore(centre.ledger, 3600_000);
 const merchantCookie = `tsunagi_session=${await sessions.create('bench-ho', true)}`;
 const operatorCookie = `tsunagi_session=${await sessions.create('bench-ops', true)}`;
 
-const web = createWebServer({ centre, engine, settings: { host: '127.0.0.1', port: 0, tls: { cert: { file: path.join(dir, 'keys', 'cert.pem') }, key: { file: path.join(dir, 'keys', 'key.pem') } }, allowPlainHttp: false, sessionMinutes: 60, lockout: { maxFailures: 5, minutes: 15 } } });
+const web = createWebServer({ centre, engine, settings: webListenerSchema.parse({ host: '127.0.0.1', port: 0, tls: { cert: { file: path.join(dir, 'keys', 'cert.pem') }, key: { file: path.join(dir, 'keys', 'key.pem') } }, sessionMinutes: 60 }) });
 await web.start();
 const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
 

@@ -50,7 +50,7 @@ quietPeriodSeconds: 0
 deliver: { maxAttempts: 1, backoffSeconds: 0.05 }
 workers: { concurrency: 2, threads: 0 }
 listeners:
-  web: { host: 127.0.0.1, port: 0, tls: ${tls}, lockout: { maxFailures: ${o.lockoutFailures ?? 5}, minutes: 15 } }
+  web: { host: 127.0.0.1, port: 0, tls: ${tls}, maxLoginFailures: ${o.lockoutFailures ?? 5}, failureDelayMs: 0 }
   mail: { host: 127.0.0.1, port: 0, tls: ${tls} }
 ${o.smarthostPort ? `mail: { smarthost: { host: 127.0.0.1, port: ${o.smarthostPort}, requireTLS: true, ca: ${o.smarthostCa ?? './keys/cert.pem'} }, from: tsunagi@centre.example, pollSeconds: 0.1 }` : ''}
 partners:

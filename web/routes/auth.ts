@@ -7,6 +7,8 @@ import { html, label } from '../html.ts';
 import { PRELOGIN_COOKIE, SESSION_COOKIE, sendPage, type WebContext } from '../context.ts';
 import { randomToken, sameToken } from '../sessions.ts';
 import { totpRequired } from '../users.ts';
+import { LoginFailures, sleep } from '../../protocols/login-failures.ts';
+import { normaliseAddress } from '../../protocols/admission.ts';
 
 type Body = Record<string, string | undefined>;
 
@@ -73,7 +75,12 @@ let dummyHash: Promise<string> | undefined;
 const REFUSED = 'ユーザーIDまたはパスワードが違います。 (Wrong user or password.)';
 
 export function authRoutes(app: FastifyInstance, web: WebContext): void {
-  const limits = web.settings.lockout;
+  // The user row keeps the account's lock (it survives a restart; `tsunagi users` shows and clears
+  // it); LoginFailures adds what every listener has: the growing delay, the count per address,
+  // and the login-lockout alert.
+  const limits = { maxFailures: web.settings.maxLoginFailures, minutes: web.settings.lockoutMinutes };
+  const failures = new LoginFailures(web.settings, web.centre.log, 'web');
+  const addressOf = (req: FastifyRequest) => normaliseAddress(req.ip);
   const lifetimeSeconds = web.settings.sessionMinutes * 60;
 
   const showLogin = (req: FastifyRequest, reply: FastifyReply, message?: string, status = 200) => {
@@ -95,23 +102,29 @@ export function authRoutes(app: FastifyInstance, web: WebContext): void {
     const body = (req.body ?? {}) as Body;
     if (!sameToken(body._csrf, req.cookies[PRELOGIN_COOKIE])) return showLogin(req, reply, 'もう一度お試しください。 (The form expired; try again.)', 403);
     const username = String(body.username ?? '').slice(0, 64);
+    const verdict = failures.check(username, addressOf(req));
+    if (verdict.delayMs) await sleep(verdict.delayMs);
     const user = await web.users.get(username);
     const now = Date.now();
-    const refuse = async (why: string, message = REFUSED) => {
+    const refuse = async (why: string, message = REFUSED, counts = true) => {
       await web.audit(req, 'login_refused', `${username}: ${why}`, user?.partner_id ?? null);
+      if (counts) failures.failed(username, addressOf(req), user?.partner_id ?? null);
       return showLogin(req, reply, message, 401);
     };
+    const LOCKED = 'ロックされています。しばらくしてからお試しください。 (Locked after repeated failures; try later.)';
     if (!user) {
       dummyHash ??= hashPassword('not a password of anyone');
       await verifyPassword(String(body.password ?? ''), await dummyHash);
       return refuse('no such user');
     }
     if (user.disabled) return refuse('account disabled');
-    if (user.locked_until && user.locked_until > now) return refuse('account locked', 'ロックされています。しばらくしてからお試しください。 (Locked after repeated failures; try later.)');
+    if (user.locked_until && user.locked_until > now) return refuse('account locked', LOCKED, false);
+    if (verdict.locked) return refuse('locked out after repeated failures (this name or address)', LOCKED, false);
     if (!(await verifyPassword(String(body.password ?? ''), user.password_hash))) {
       const locked = await web.users.recordFailure(username, limits, now);
       return refuse(locked ? `wrong password; locked for ${limits.minutes} minutes` : 'wrong password');
     }
+    failures.succeeded(username);
     const needsTotp = totpRequired(user, web.centre.config);
     if (needsTotp && !user.totp_secret) return refuse('TOTP required but not enrolled (tsunagi users reset --totp)', 'この利用者には確認コードの登録が必要です。 (A second factor must be enrolled first.)');
     const token = await web.sessions.create(username, !needsTotp);
@@ -150,6 +163,7 @@ export function authRoutes(app: FastifyInstance, web: WebContext): void {
     const step = user.totp_secret ? verifyTotp(user.totp_secret, String(body.code ?? '').trim(), now, user.totp_last_step) : null;
     if (step === null) {
       const locked = await web.users.recordFailure(user.username, limits, now);
+      failures.failed(user.username, addressOf(req), user.partner_id);
       await web.audit(req, 'login_refused', `${user.username}: wrong or reused TOTP code${locked ? `; locked for ${limits.minutes} minutes` : ''}`);
       if (locked) {
         await web.sessions.end(req.cookies[SESSION_COOKIE]);

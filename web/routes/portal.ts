@@ -16,7 +16,8 @@ import { importCsv, CSV_FILE_TYPES, type CsvRowError } from '../../formats/index
 import { jobId } from '../../jobs/context.ts';
 import { recordPickup } from '../../jobs/handlers/deliver.ts';
 import { pathExists } from '../../spool/atomic.ts';
-import { assertSafeFileName, beginLanding, landFile, UnsafeNameError } from '../../spool/landing.ts';
+import { AuditWriteFailed, LandingRefused, assertSafeFileName, beginLanding, landFile, UnsafeNameError } from '../../spool/landing.ts';
+import { uploadLimits } from '../../jobs/security-config.ts';
 import { reserveSequence, type FileRow } from '../../spool/ledger/index.ts';
 import { fileOfUpload, getUpload, recordUpload, type UploadRow } from '../../spool/ledger/uploads.ts';
 import { isTemporaryName, tokyoDate, tokyoTime } from '../../spool/tree.ts';
@@ -75,14 +76,39 @@ class UploadRefused extends Error {
   }
 }
 
-/** Streams the file part into a landing in the partner's inbound folder, hashing as it goes. */
-async function landFixedWidth(web: WebContext, partnerId: string, name: string, stream: NodeJS.ReadableStream & { truncated?: boolean }): Promise<{ sha256: string; size: number }> {
-  const landing = await beginLanding(web.centre.spool.inbound(partnerId), name);
+/** What a landed upload is, handed to the record written before the file is committed. */
+interface LandedUpload {
+  sha256: string;
+  size: number;
+  name: string;
+  errors?: CsvRowError[];
+}
+type RecordUpload = (landed: LandedUpload) => Promise<void>;
+
+/** This partner's size limit and the disk's free-space reserve (as on every listener). */
+const limitsOf = (web: WebContext, partnerId: string) => uploadLimits(web.centre.config.uploads, web.centre.partner(partnerId).maxUploadBytes);
+
+/** An upload over the size limit or the free-space reserve: 413 or 507, the landing's own message. */
+const refusalOf = (err: LandingRefused) => new UploadRefused(err.reason === 'too-large' ? 413 : 507, err.message);
+
+/**
+ * Streams the file part into a landing in the partner's inbound folder, hashing as it goes.
+ * `record` (the upload row and its audit row) is committed before the file (see Landing.commit).
+ */
+async function landFixedWidth(web: WebContext, partnerId: string, name: string, stream: NodeJS.ReadableStream & { truncated?: boolean }, record: RecordUpload): Promise<LandedUpload> {
+  let landing;
+  try {
+    landing = await beginLanding(web.centre.spool.inbound(partnerId), name, limitsOf(web, partnerId));
+  } catch (err) {
+    throw err instanceof LandingRefused ? refusalOf(err) : err;
+  }
   const hash = createHash('sha256');
   let size = 0;
   try {
     await pipeline(stream, new Writable({
       write(chunk: Buffer, _enc, done) {
+        const refusal = landing.admit(size + chunk.length);
+        if (refusal) return done(refusal);
         hash.update(chunk);
         size += chunk.length;
         landing.handle.write(chunk).then(() => done(), done);
@@ -90,16 +116,17 @@ async function landFixedWidth(web: WebContext, partnerId: string, name: string, 
     }));
     if (stream.truncated) throw new UploadRefused(413, 'file too large');
     if (size === 0) throw new UploadRefused(400, 'empty file');
-    await landing.commit();
-    return { sha256: hash.digest('hex'), size };
+    const landed = { sha256: hash.digest('hex'), size, name };
+    await landing.commit(() => record(landed));
+    return landed;
   } catch (err) {
     await landing.abort();
-    throw err;
+    throw err instanceof LandingRefused ? refusalOf(err) : err;
   }
 }
 
 /** A CSV (31/41/61) becomes the fixed-width file the pipeline takes; its row errors are shown at once. */
-async function landCsv(web: WebContext, partnerId: string, name: string, fileType: string, stream: NodeJS.ReadableStream & { truncated?: boolean }): Promise<{ sha256: string; size: number; name: string; errors: CsvRowError[] }> {
+async function landCsv(web: WebContext, partnerId: string, name: string, fileType: string, stream: NodeJS.ReadableStream & { truncated?: boolean }, record: RecordUpload): Promise<LandedUpload> {
   const { centre } = web;
   const partner = centre.partner(partnerId);
   const scratch = await mkdtemp(path.join(tmpdir(), 'tsunagi-csv-'));
@@ -120,8 +147,13 @@ async function landCsv(web: WebContext, partnerId: string, name: string, fileTyp
     });
     const { sha256 } = await sha256File(fixedPath);
     const fixedName = `${name.replace(/\.csv$/i, '')}.dat`;
-    const landed = await landFile(centre.spool.inbound(partnerId), fixedName, createReadStream(fixedPath) as AsyncIterable<Buffer>);
-    return { sha256, size: landed.size, name: fixedName, errors: result.errors };
+    let landed: LandedUpload | undefined;
+    try {
+      await landFile(centre.spool.inbound(partnerId), fixedName, createReadStream(fixedPath) as AsyncIterable<Buffer>, limitsOf(web, partnerId), (size) => record((landed = { sha256, size, name: fixedName, errors: result.errors })));
+    } catch (err) {
+      throw err instanceof LandingRefused ? refusalOf(err) : err;
+    }
+    return landed!;
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -160,7 +192,8 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
     const csrf = req.auth!.session.csrf;
     let csrfOk = false;
     let csvType = '';
-    let landed: { sha256: string; size: number; name: string; errors?: CsvRowError[] } | undefined;
+    let landed: LandedUpload | undefined;
+    let upload: UploadRow | undefined;
     // The merchant's bytes broke the form itself (busboy's plain Errors: a cut body, a broken part
     // header): a 400 like any other refusal, not a failure of ours.
     let formBroken = false;
@@ -181,18 +214,21 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
         if (csvType && !partner.send.includes(csvType as never)) throw new UploadRefused(400, `you may not send ${csvType} files`);
         const target = csvType ? `${name.replace(/\.csv$/i, '')}.dat` : name;
         if (await pathExists(path.join(web.centre.spool.inbound(partner.id), target))) throw new UploadRefused(409, `${target} is waiting in your inbound folder already`);
-        landed = csvType ? await landCsv(web, partner.id, name, csvType, part.file) : { ...(await landFixedWidth(web, partner.id, name, part.file)), name };
+        // The upload row and its audit row are committed before the file, and before the answer.
+        const record: RecordUpload = async (l) => {
+          upload = await recordUpload(web.centre.ledger, { partner_id: partner.id, username: req.auth!.user.username, channel: 'web', name: l.name, sha256: l.sha256, size: l.size, detail: l.errors ? JSON.stringify(l.errors.slice(0, 1000)) : null });
+          await web.audit(req, 'upload', `${l.name} (${l.size} bytes, sha256 ${l.sha256.slice(0, 16)}) upload ${upload.id}`);
+        };
+        landed = csvType ? await landCsv(web, partner.id, name, csvType, part.file, record) : await landFixedWidth(web, partner.id, name, part.file, record);
       }
     } catch (err) {
-      const status = err instanceof UploadRefused ? err.status : err instanceof UnsafeNameError || formBroken ? 400 : 500;
+      const status = err instanceof UploadRefused ? err.status : err instanceof UnsafeNameError || formBroken ? 400 : err instanceof AuditWriteFailed ? 503 : 500;
       if (status === 500) web.centre.log.error({ err, partner: partner.id }, 'portal upload failed');
       const message = formBroken && !(err instanceof UploadRefused) ? `the form could not be read (${(err as Error).message})` : (err as Error).message;
       await web.audit(req, 'refused', `upload refused: ${message}`);
       return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, status === 500 ? 'upload failed' : message), status);
     }
-    if (!csrfOk || !landed) return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, !csrfOk ? 'CSRF token missing or wrong' : 'no file'), !csrfOk ? 403 : 400);
-    const upload = await recordUpload(web.centre.ledger, { partner_id: partner.id, username: req.auth!.user.username, channel: 'web', name: landed.name, sha256: landed.sha256, size: landed.size, detail: landed.errors ? JSON.stringify(landed.errors.slice(0, 1000)) : null });
-    await web.audit(req, 'upload', `${landed.name} (${landed.size} bytes, sha256 ${landed.sha256.slice(0, 16)}) upload ${upload.id}`);
+    if (!csrfOk || !landed || !upload) return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, !csrfOk ? 'CSRF token missing or wrong' : 'no file'), !csrfOk ? 403 : 400);
     await web.engine.enqueue({ kind: 'scan', input: { partnerId: partner.id }, jobId: jobId('scan', 'web', partner.id, Date.now()) });
     return reply.redirect(`/portal/uploads/${upload.id}`, 303);
   });
