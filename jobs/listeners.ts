@@ -15,12 +15,12 @@ import { portalUrl } from './web-config.ts';
 export type NamedProtocolListener = ProtocolListener & { readonly name: string };
 const named = (name: string, l: ProtocolListener): NamedProtocolListener => Object.assign(l, { name });
 import { createAs2ListenerFromConfig } from '../protocols/as2/index.ts';
-import { uploadLimits } from './security-config.ts';
+import { partnerUploadLimits } from './security-config.ts';
 
 export function listenerContext(engine: Engine): ListenerContext {
   const { centre } = engine.ctx;
   return {
-    limitsFor: (partnerId) => uploadLimits(centre.config.uploads, centre.config.partners.find((p) => p.id === partnerId)?.maxUploadBytes),
+    limitsFor: (partnerId) => partnerUploadLimits(centre.config, partnerId),
     spool: centre.spool,
     ledger: centre.ledger,
     log: centre.log,

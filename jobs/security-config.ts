@@ -47,6 +47,11 @@ export function uploadLimits(uploads: UploadsSettings, partnerMaxBytes: number |
   return { maxBytes: partnerMaxBytes ?? uploads.maxBytes, reserveBytes: uploads.freeSpaceReserve };
 }
 
+/** The landing limits of one partner of a config (every listener and the HULFT receive job use it). */
+export function partnerUploadLimits(config: { uploads: UploadsSettings; partners: { id: string; maxUploadBytes?: number }[] }, partnerId: string): LandingLimits {
+  return uploadLimits(config.uploads, config.partners.find((p) => p.id === partnerId)?.maxUploadBytes);
+}
+
 /**
  * The ledger and queue URLs may carry passwords: like every other secret they may come from an
  * environment variable or a file ({ env: NAME } / { file: PATH }) instead of the YAML. The value

@@ -2,6 +2,7 @@
 // what it sends), its `delivery: { protocol: as2 }` endpoint (how we send), and `listeners.as2`.
 // Keys are secret references; certificates are files.
 import { z } from 'zod';
+import { admissionFields } from '../admission.ts';
 import { readSecret, secretRefSchema } from '../secrets.ts';
 import { expiryProblems, loadOwnKey, parseCertificates, type Certificate, type ExpiryProblem, type OwnKey } from './certs.ts';
 
@@ -98,6 +99,13 @@ export const as2ListenerSchema = z
     mdnRetrySeconds: z.number().positive().max(86400).default(30),
     /** The host part of our Message-IDs. */
     messageIdHost: z.string().regex(/^[A-Za-z0-9.-]+$/).default('tsunagi.local'),
+    /**
+     * The admission gate every listener has (protocols/admission.ts). AS2 has no login: a
+     * connection counts as "not logged in" until its request headers have arrived.
+     */
+    ...admissionFields,
+    /** A partner may post several messages at once. */
+    maxUnauthenticatedPerAddress: z.number().int().min(1).max(100_000).default(16),
   })
   .strict();
 export type As2ListenerConfig = z.infer<typeof as2ListenerSchema>;

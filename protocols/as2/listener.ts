@@ -13,7 +13,9 @@ import { rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
-import { beginLanding } from '../../spool/landing.ts';
+import { LandingRefused, beginLanding, sizeRefusal } from '../../spool/landing.ts';
+import { AdmissionGate } from '../admission.ts';
+import type { Socket } from 'node:net';
 import { fsyncDir, pathExists } from '../../spool/atomic.ts';
 import { recordAudit } from '../../spool/ledger/audit.ts';
 import type { ListenerContext, ProtocolListener } from '../contract.ts';
@@ -105,6 +107,12 @@ export class As2Listener implements ProtocolListener {
         handler,
       );
     } else this.server = http.createServer(options, handler);
+    // The admission gate on the TCP accept (before TLS); a connection leaves it with its first request.
+    const tickets = new AdmissionGate(c, this.ctx.log, 'as2').guard(this.server);
+    this.server.on('request', (req: http.IncomingMessage) => {
+      const socket = req.socket as Socket & { _parent?: Socket };
+      (tickets.get(socket) ?? (socket._parent && tickets.get(socket._parent)))?.loggedIn();
+    });
     // The request timeout is checked on this interval; keep it short enough to matter.
     (this.server as http.Server & { connectionsCheckingInterval?: number }).connectionsCheckingInterval = 1000;
     this.server.on('clientError', (err, socket) => {
@@ -280,7 +288,13 @@ export class As2Listener implements ProtocolListener {
         // A staged row whose temporary file is gone was published (a crash before its row said so).
         if (existing && (existing.state !== 'staged' || (existing.temp_path && !(await pathExists(existing.temp_path))))) duplicate = true;
         else {
-          const landing = await beginLanding(this.ctx.spool.inbound(partner.partnerId), name);
+          // This partner's size limit and the disk's reserve, as on every listener: an error MDN, nothing lands.
+          const limits = this.ctx.limitsFor?.(partner.partnerId) ?? {};
+          const tooLarge = sizeRefusal(payload.length, limits.maxBytes);
+          if (tooLarge) throw new As2ProcessingError('unexpected-processing-error', tooLarge.message);
+          const landing = await beginLanding(this.ctx.spool.inbound(partner.partnerId), name, limits).catch((err: unknown) => {
+            throw err instanceof LandingRefused ? new As2ProcessingError('unexpected-processing-error', err.message) : err;
+          });
           try {
             for (let o = 0; o < payload.length; o += 16 << 20) await landing.handle.write(payload.subarray(o, Math.min(payload.length, o + (16 << 20))));
             await landing.handle.sync();
@@ -289,17 +303,23 @@ export class As2Listener implements ProtocolListener {
             await landing.abort();
             throw err;
           }
-          staged = { temp: landing.tempPath, final: landing.finalPath, name, size: payload.length };
           const row = { file_name: name, temp_path: landing.tempPath, final_path: landing.finalPath, size: payload.length };
           let ok: boolean;
-          if (existing) {
-            ok = await this.store.restage(partner.partnerId, messageId, row);
-            if (ok && existing.temp_path) await rm(existing.temp_path, { force: true });
-          } else ok = await this.store.stage({ partner_id: partner.partnerId, message_id: messageId, ...row }, { remote, detail: `${messageId} ${name} ${payload.length} bytes` });
-          if (!ok) {
+          try {
+            if (existing) {
+              ok = await this.store.restage(partner.partnerId, messageId, row);
+              if (ok && existing.temp_path) await rm(existing.temp_path, { force: true });
+              // The staged row's audit row (in the same commit) is committed before the MDN answers it.
+            } else ok = await this.store.stage({ partner_id: partner.partnerId, message_id: messageId, ...row }, { remote, detail: `${messageId} ${name} ${payload.length} bytes` });
+          } catch (err) {
+            // No staged row and no audit row: the MDN says error and nothing lands.
+            await rm(landing.tempPath, { force: true });
+            throw err;
+          }
+          if (ok) staged = { temp: landing.tempPath, final: landing.finalPath, name, size: payload.length };
+          else {
             // A twin of this message got there first.
             await rm(landing.tempPath, { force: true });
-            staged = undefined;
             duplicate = true;
           }
         }

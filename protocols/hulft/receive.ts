@@ -8,7 +8,8 @@ import { lstat, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { fsyncDir } from '../../spool/atomic.ts';
-import { landPreparedFile } from '../../spool/landing.ts';
+import { LandingRefused, assertFreeSpace, landPreparedFile, sizeRefusal, type LandingLimits } from '../../spool/landing.ts';
+import { appendAudit } from '../../spool/ledger/audit.ts';
 import { ACTOR, isUniqueViolation, reserveInboundNumbers, writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
 import { newFileId } from '../../spool/claim.ts';
 import type { SpoolTree } from '../../spool/tree.ts';
@@ -59,6 +60,8 @@ export interface ReceiveDeps {
   spool: SpoolTree;
   log: Logger;
   partners: (HulftPartner & { hulft: HulftPartner['hulft'] })[];
+  /** A partner's size limit and the disk's free-space reserve, as on every listener. */
+  limitsFor?(partnerId: string): LandingLimits;
 }
 
 export interface ReceiveOutcome {
@@ -119,7 +122,16 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
   if (st.isSymbolicLink()) throw new HulftJobError(2, `${args.file} is a symbolic link: refused`);
   if (!st.isFile()) throw new HulftJobError(2, `${args.file} is not a regular file: refused`);
 
-  // 2. Copy into the partner's work folder with its sha256, durably.
+  // 2. This partner's size limit and the disk's reserve, as on every listener: exit 5, and HULFT
+  // reports the receive as failed (nothing lands; the source stays for a re-run).
+  const limits = deps.limitsFor?.(partner.id) ?? {};
+  const refusal = sizeRefusal(st.size, limits.maxBytes);
+  if (refusal) throw new HulftJobError(5, `${args.file}: ${refusal.message}`);
+  await assertFreeSpace(spool.inbound(partner.id), limits.reserveBytes).catch((err: unknown) => {
+    throw err instanceof LandingRefused ? new HulftJobError(5, `${args.file}: ${err.message}`) : err;
+  });
+
+  // 3. Copy into the partner's work folder with its sha256, durably.
   const workDir = path.join(spool.partnerDir(partner.id), 'work');
   const temp = path.join(workDir, `hulft-${randomUUID()}.part`);
   let sha256: string;
@@ -138,7 +150,7 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
   try {
     const key = receiveKey(partner.id, def.fileId, sha256);
     const name = hulftLandingName(def.fileId, sha256);
-    // 3. Landed before (a re-run, or HULFT sending the same bytes again)?
+    // 4. Landed before (a re-run, or HULFT sending the same bytes again)?
     const already = await ledgerStep(() => alreadyLanded(ledger, partner.id, name, sha256, key, common));
     if (already) {
       await rm(temp, { force: true });
@@ -151,7 +163,7 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
     if (gaiji.length) {
       log.warn({ code: 'W-HULFT-GAIJI', partner: partner.id, fileId: def.fileId, hits: gaiji.slice(0, 5) }, `W-HULFT-GAIJI: ${gaiji.length} K field(s) hold □ (U+25A1), possibly HULFT's substitute for a 外字; compare with the sender`);
     }
-    // 4. Through the spool's landing: rename into inbound, then the ledger row.
+    // 5. Through the spool's landing: rename into inbound, then the ledger row.
     let finalPath: string;
     try {
       finalPath = await landPreparedFile(temp, spool.inbound(partner.id), name);
@@ -173,10 +185,15 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
           });
           await trx('transitions').insert({ file_id: fileRowId, at, from_state: null, to_state: 'received', reason, actor: ACTOR });
           await insertTransfer(trx, { ...common, file_id: fileRowId, sha256, size, receive_key: key, outcome: 'landed', finished_at: at });
+          // The audit row commits with the ledger row, before the job answers HULFT with exit 0.
+          await appendAudit(trx, ledger.dialect, { partnerId: partner.id, protocol: 'hulft', event: 'upload', remote: args.host, detail: `${name} ${size} bytes (HULFT ${def.fileId}) sha256 ${sha256.slice(0, 16)} file ${fileRowId}` }, at);
         });
         return true;
       } catch (err) {
         if (isUniqueViolation(err)) return false; // a concurrent run landed the same bytes first
+        // No ledger row and no audit row: take the file back out of inbound so that nothing
+        // unrecorded is ingested; the source stays, and HULFT's retry lands it again.
+        await rm(finalPath, { force: true });
         throw err;
       }
     });
@@ -188,7 +205,7 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
       await removeSource(source);
       return { outcome: 'already-landed', partnerId: partner.id, fileId: winner?.file_id, sha256 };
     }
-    // 5. HULFT's copy goes, or the next receive under TRANSMODE N fails with 250-205.
+    // 6. HULFT's copy goes, or the next receive under TRANSMODE N fails with 250-205.
     await removeSource(source);
     log.info({ partner: partner.id, fileId: fileRowId, hulftFileId: def.fileId, host: args.host, size, msg0: args.msg0 }, 'HULFT file landed');
     return { outcome: 'landed', partnerId: partner.id, fileId: fileRowId, path: finalPath, sha256, gaiji: gaiji.length };

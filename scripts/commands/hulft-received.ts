@@ -1,4 +1,5 @@
 import { landHulftReceipt } from '../../protocols/hulft/receive.ts';
+import { partnerUploadLimits } from '../../jobs/security-config.ts';
 import { printJson, UsageError, type Command } from '../cli-kit.ts';
 import { extraVars, hulftPartners, parseJobArgs, runJob } from '../lib/hulft-job.ts';
 
@@ -14,7 +15,13 @@ export const command: Command = {
     if (!failed && !values.file) throw new UsageError(`--file is required\nusage: ${usage}`);
     return runJob('hulft-received', config, async (centre) => {
       const result = await landHulftReceipt(
-        { ledger: centre.ledger, spool: centre.spool, log: centre.log, partners: hulftPartners(centre) },
+        {
+          ledger: centre.ledger,
+          spool: centre.spool,
+          log: centre.log,
+          partners: hulftPartners(centre),
+          limitsFor: (partnerId) => partnerUploadLimits(centre.config, partnerId),
+        },
         { fileId: values['file-id']!, file: values.file ?? '', host: values.host!, status: values.status || undefined, detail: values.detail || undefined, count: values.count, msg0: values.msg0, failed, vars: extraVars(values) },
       );
       if (json) printJson(result);

@@ -17,7 +17,7 @@ import { jobId } from '../../jobs/context.ts';
 import { recordPickup } from '../../jobs/handlers/deliver.ts';
 import { pathExists } from '../../spool/atomic.ts';
 import { AuditWriteFailed, LandingRefused, assertSafeFileName, beginLanding, landFile, UnsafeNameError } from '../../spool/landing.ts';
-import { uploadLimits } from '../../jobs/security-config.ts';
+import { partnerUploadLimits } from '../../jobs/security-config.ts';
 import { reserveSequence, type FileRow } from '../../spool/ledger/index.ts';
 import { fileOfUpload, getUpload, recordUpload, type UploadRow } from '../../spool/ledger/uploads.ts';
 import { isTemporaryName, tokyoDate, tokyoTime } from '../../spool/tree.ts';
@@ -86,7 +86,7 @@ interface LandedUpload {
 type RecordUpload = (landed: LandedUpload) => Promise<void>;
 
 /** This partner's size limit and the disk's free-space reserve (as on every listener). */
-const limitsOf = (web: WebContext, partnerId: string) => uploadLimits(web.centre.config.uploads, web.centre.partner(partnerId).maxUploadBytes);
+const limitsOf = (web: WebContext, partnerId: string) => partnerUploadLimits(web.centre.config, partnerId);
 
 /** An upload over the size limit or the free-space reserve: 413 or 507, the landing's own message. */
 const refusalOf = (err: LandingRefused) => new UploadRefused(err.reason === 'too-large' ? 413 : 507, err.message);
