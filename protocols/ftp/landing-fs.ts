@@ -103,8 +103,9 @@ class LandingStream extends Writable {
           done();
         },
         (err: Error) => {
-          this.abortLanding(err.message);
-          done(err);
+          // The temporary is gone before ftp-srv answers 550.
+          this.hooks.uploadAborted(this.name, err.message);
+          void this.landing.abort().finally(() => done(err));
         },
       );
     }, DROP_GRACE_MS);
