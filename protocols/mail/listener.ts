@@ -200,6 +200,8 @@ export function createMailListener(settings: MailListenerSettings, accounts: Par
         onClose(session: SMTPServerSession) {
           open = Math.max(0, open - 1);
           failuresOn.delete(remoteKey(session.remoteAddress, session.remotePort));
+          // smtp-server lingers on a socket it has answered 221 or 421: it no longer counts as waiting.
+          ticketOf(session)?.loggedIn();
         },
         onAuth,
         onMailFrom,

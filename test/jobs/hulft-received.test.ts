@@ -19,6 +19,9 @@ import { pathExists } from '../../spool/atomic.ts';
 import { makeTestCentre, merchantNo, type TestCentre } from '../helpers/centre.ts';
 import { FAKE_HULFT_BIN, TSUNAGI_JS, makeHulftWorld, ourDefs, OUR_NODE, type HulftWorld } from '../helpers/hulft.ts';
 import { command as hulftReceived } from '../../scripts/commands/hulft-received.ts';
+import { HulftJobError, landHulftReceipt } from '../../protocols/hulft/receive.ts';
+import { hulftPartners } from '../../scripts/lib/hulft-job.ts';
+import { listAudit } from '../../spool/ledger/index.ts';
 
 const run = promisify(execFile);
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
@@ -127,6 +130,30 @@ describe('tsunagi hulft-received', () => {
     assert.equal((await rowsFor(sha(bytes3))).length, 1, 'the re-run did not land it again');
     assert.equal((await landings(sha(bytes3)))[0].file_id, (await rowsFor(sha(bytes3)))[0].id);
     assert.equal(await pathExists(filenm3), false);
+  });
+
+  it('a file over the partner size limit exits 5 and lands nothing; a failing audit write too; the audit row commits with the landing', async () => {
+    const filenm = path.join(rcvDir, 'TSG33A.0090');
+    const bytes = await results(filenm);
+    const before = (await readdir(inbound)).length;
+    const deps = { ledger: centre.ledger, spool: centre.spool, log: quiet(), partners: hulftPartners(centre) };
+    const args = { fileId: 'TSG33A', file: filenm, host: 'ALPHA01', status: '0', detail: '0', msg0: 'TSG90' };
+    await assert.rejects(landHulftReceipt({ ...deps, limitsFor: () => ({ maxBytes: 10 }) }, args), (e: unknown) => e instanceof HulftJobError && e.exitCode === 5 && /file too large/.test(e.message));
+    assert.equal((await readdir(inbound)).length, before, 'nothing landed');
+    assert.equal(await pathExists(filenm), true, "HULFT's copy stays for the retry");
+    await centre.ledger.db.schema.renameTable('audit', 'audit_away');
+    try {
+      assert.equal(await job(filenm), 5, 'no audit row, no exit 0');
+    } finally {
+      await centre.ledger.db.schema.renameTable('audit_away', 'audit');
+    }
+    assert.equal((await readdir(inbound)).length, before, 'the file was taken back out of inbound');
+    assert.equal((await rowsFor(sha(bytes))).length, 0);
+    assert.equal(await job(filenm), 0);
+    const [file] = await rowsFor(sha(bytes));
+    const audit = (await listAudit(centre.ledger, { protocol: 'hulft' })).filter((r) => r.event === 'upload' && r.detail?.includes(`file ${file.id}`));
+    assert.equal(audit.length, 1);
+    assert.equal(audit[0]!.partner_id, 'cc1');
   });
 
   it('two runs at once for the same bytes: one lands, the other finds it landed', async () => {

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
+import type { ListenerContext } from '../../protocols/contract.ts';
 import { sqliteLedger, type TestLedger } from '../helpers/ledgers.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 import { as2ListenerSchema, loadPartnership, type As2Account } from '../../protocols/as2/config.ts';
@@ -135,6 +136,7 @@ export function account(over: Partial<As2Account> & Pick<As2Account, 'keys' | 'p
 export async function startListener(
   partners: Array<{ partnerId: string; account: As2Account; endpoint?: As2Endpoint }>,
   listenerOver: Record<string, unknown> = {},
+  ctxOver: Partial<ListenerContext> = {},
 ): Promise<ListenerStand> {
   const dir = await mkdtemp(path.join(tmpdir(), 'tsunagi-as2-'));
   const ledger = await sqliteLedger();
@@ -147,6 +149,7 @@ export async function startListener(
     ledger: ledger.ledger,
     log: pino({ level: process.env.TSUNAGI_TEST_LOG ?? 'silent' }),
     onLanded: (_p, final) => void landed.push(final),
+    ...ctxOver,
   });
   await listener.start();
   return {

@@ -32,6 +32,11 @@ export interface PortalCentreOptions {
   smarthostCa?: string;
   queue?: string;
   lockoutFailures?: number;
+  /** Where the centre logs (default nowhere unless TSUNAGI_TEST_LOG_LEVEL); at info level when given. */
+  logTo?: NodeJS.WritableStream;
+  /** More keys for the web and mail listeners' flow mappings, e.g. "maxUnauthenticatedPerAddress: 2". */
+  webExtra?: string;
+  mailExtra?: string;
 }
 
 export async function startPortalCentre(o: PortalCentreOptions = {}): Promise<PortalCentre> {
@@ -50,8 +55,8 @@ quietPeriodSeconds: 0
 deliver: { maxAttempts: 1, backoffSeconds: 0.05 }
 workers: { concurrency: 2, threads: 0 }
 listeners:
-  web: { host: 127.0.0.1, port: 0, tls: ${tls}, maxLoginFailures: ${o.lockoutFailures ?? 5}, failureDelayMs: 0 }
-  mail: { host: 127.0.0.1, port: 0, tls: ${tls} }
+  web: { host: 127.0.0.1, port: 0, tls: ${tls}, maxLoginFailures: ${o.lockoutFailures ?? 5}, failureDelayMs: 0${o.webExtra ? `, ${o.webExtra}` : ''} }
+  mail: { host: 127.0.0.1, port: 0, tls: ${tls}${o.mailExtra ? `, ${o.mailExtra}` : ''} }
 ${o.smarthostPort ? `mail: { smarthost: { host: 127.0.0.1, port: ${o.smarthostPort}, requireTLS: true, ca: ${o.smarthostCa ?? './keys/cert.pem'} }, from: tsunagi@centre.example, pollSeconds: 0.1 }` : ''}
 partners:
   - id: m-tokyo
@@ -84,7 +89,8 @@ partners:
 `;
   const configFile = path.join(dir, 'tsunagi.yaml');
   await writeFile(configFile, config);
-  const centre = await openCentre(configFile, { log: createLogger({ level: process.env.TSUNAGI_TEST_LOG_LEVEL ?? 'silent' }) });
+  const log = o.logTo ? createLogger({ level: 'info', destination: o.logTo }) : createLogger({ level: process.env.TSUNAGI_TEST_LOG_LEVEL ?? 'silent' });
+  const centre = await openCentre(configFile, { log });
   const engine = await startEngine(centre);
   const listeners = await createListeners(engine);
   for (const l of listeners) await l.start();
