@@ -12,6 +12,7 @@ import { ensureAs2Certificate } from '../protocols/as2/keys.ts';
 export interface StarterOptions {
   sftpPort?: number;
   ftpPort?: number;
+  /** Our 全銀TCP/IP TLS port (the starter offers no plain port). */
   zenginPort?: number;
   webPort?: number;
   /** authorized_keys line of the example merchant m-tokyo on our SFTP server */
@@ -47,9 +48,12 @@ listeners:                    # our servers for partners, started by 'tsunagi se
     pasvMin: 30000
     pasvMax: 30099
     tls: { cert: { file: ./keys/ftps_cert.pem }, key: { file: ./keys/ftps_key.pem } }
-  zengin:                     # 全銀TCP/IP secondary station (add tlsPort + tls for implicit TLS)
+  zengin:                     # 全銀TCP/IP secondary station, over TLS (a self-signed certificate until you install yours)
     host: 127.0.0.1
-    port: ${o.zenginPort ?? 5020}
+    port: null                  # no plain 全銀TCP/IP; a partner that cannot speak TLS gets it on loopback only:
+    # port: 5020                #   uncomment (with host 127.0.0.1) and leave that account's requireTls false
+    tlsPort: ${o.zenginPort ?? 5021}
+    tls: { cert: { file: ./keys/zengin_tls_cert.pem }, key: { file: ./keys/zengin_tls_key.pem } }
     ownCode: "F0F0F0F0F0F0F1"   # our 相手センター確認コード as partners configure it
   web:                        # merchant portal, operator console, /metrics, /healthz (users: tsunagi users add)
     host: 127.0.0.1
@@ -89,7 +93,8 @@ partners:
       "91": { framing: none }
       "52": { framing: none }
     delivery: { protocol: pull }            # asks for its files over 全銀TCP/IP (照会)
-    zengin:                                 # calls us over 全銀TCP/IP
+    zengin:                                 # calls us over 全銀TCP/IP, TLS only
+      requireTls: true
       partnerCode: "F1F0F0F0F0F0F2"
       password: { file: ./keys/zengin_m-osaka.password }
       files:
@@ -140,8 +145,8 @@ function randomZenginPassword(): string {
 
 
 /**
- * Writes the starter config (unless one is there) with its keys (SFTP host key, FTPS certificate,
- * an example merchant's key pair), and builds its spool and partner folders.
+ * Writes the starter config (unless one is there) with its keys (SFTP host key, FTPS and 全銀 TLS
+ * certificates, an example merchant's key pair), and builds its spool and partner folders.
  */
 export async function initCentre(dir: string, options: StarterOptions = {}): Promise<{ configFile: string; config: TsunagiConfig; created: boolean }> {
   await mkdir(dir, { recursive: true });
@@ -149,6 +154,7 @@ export async function initCentre(dir: string, options: StarterOptions = {}): Pro
   await mkdir(keys, { recursive: true, mode: 0o700 });
   await ensureSshKeyPair(path.join(keys, 'sftp_host_ed25519'), 'tsunagi sftp host key');
   await ensureSelfSignedCert(path.join(keys, 'ftps_cert.pem'), path.join(keys, 'ftps_key.pem'));
+  await ensureSelfSignedCert(path.join(keys, 'zengin_tls_cert.pem'), path.join(keys, 'zengin_tls_key.pem'));
   await ensureAs2Certificate(path.join(keys, 'as2_cert.pem'), path.join(keys, 'as2_key.pem'), 'tsunagi AS2');
   const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
   const zenginPassword = path.join(keys, 'zengin_m-osaka.password');

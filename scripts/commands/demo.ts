@@ -107,6 +107,8 @@ function osakaClient(dir: string, port: number, log: Logger): ZenginClient {
       protocol: 'zengin',
       host: '127.0.0.1',
       port,
+      // The starter's 全銀 listener is TLS only, with a self-signed certificate the demo trusts.
+      tls: { ca: { file: path.join(dir, 'keys', 'zengin_tls_cert.pem') } },
       ownCode: 'F1F0F0F0F0F0F2',
       partnerCode: 'F0F0F0F0F0F0F1',
       password: { file: path.join(dir, 'keys', 'zengin_m-osaka.password') },
@@ -181,7 +183,7 @@ export const command: Command = {
     const today = tokyoDate(centreClock()());
     const out = process.stdout;
     out.write(`tsunagi demo centre in ${dir}\nconfig: ${configFile} (embedded runner, SQLite ledger)\n`);
-    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}; cc-beta on HULFT (a stand-in: tsunagi needs a licensed HULFT beside it)\n\nexample files:\n`);
+    out.write(`our SFTP server on 127.0.0.1:${sftpPort}, 全銀TCP/IP over TLS on 127.0.0.1:${zenginPort}, AS2 on 127.0.0.1:${as2Ports.centre}; card company cc-alpha's SFTP server on 127.0.0.1:${ccPort}, cc-gamma's AS2 server on 127.0.0.1:${as2Ports.ccGamma}; cc-beta on HULFT (a stand-in: tsunagi needs a licensed HULFT beside it)\n\nexample files:\n`);
     for (const line of await dropExampleFiles(spoolRoot, today, { 'm-tokyo': merchantOutbox, 'm-osaka': osakaOutbox })) out.write(`  ${line}\n`);
     out.write(`  ${await dropDemoRegistration(spoolRoot, today)}\n`);
     const centre = await openCentre(configFile, { log });
