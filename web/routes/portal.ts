@@ -225,7 +225,8 @@ export function portalRoutes(app: FastifyInstance, web: WebContext): void {
       const status = err instanceof UploadRefused ? err.status : err instanceof UnsafeNameError || formBroken ? 400 : err instanceof AuditWriteFailed ? 503 : 500;
       if (status === 500) web.centre.log.error({ err, partner: partner.id }, 'portal upload failed');
       const message = formBroken && !(err instanceof UploadRefused) ? `the form could not be read (${(err as Error).message})` : (err as Error).message;
-      await web.audit(req, 'refused', `upload refused: ${message}`);
+      // Best effort: when the audit trail itself is what failed, the merchant still gets the 503.
+      await web.audit(req, 'refused', `upload refused: ${message}`).catch((e: Error) => web.centre.log.error({ err: e.message }, 'audit write failed'));
       return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, status === 500 ? 'upload failed' : message), status);
     }
     if (!csrfOk || !landed || !upload) return sendPage(req, reply, label('ファイル送信', 'Upload a file'), uploadForm(csrf, !csrfOk ? 'CSRF token missing or wrong' : 'no file'), !csrfOk ? 403 : 400);
