@@ -6,29 +6,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import pino from 'pino';
-import ssh2 from 'ssh2';
-import type { SFTPWrapper } from 'ssh2';
 import * as ftp from 'basic-ftp';
-import { createSftpListener } from '../../protocols/sftp/listener.ts';
-import { sftpAccountSchema, sftpListenerSchema } from '../../protocols/sftp/config.ts';
-import { createFtpListener } from '../../protocols/ftp/listener.ts';
-import { ftpAccountSchema, ftpListenerSchema } from '../../protocols/ftp/config.ts';
 import { createMailListener } from '../../protocols/mail/listener.ts';
 import { mailListenerSchema } from '../../protocols/mail/config.ts';
 import { ZenginClient } from '../../protocols/zengin/client.ts';
 import { ZenginError } from '../../protocols/zengin/primary.ts';
-import type { ListenerContext, ProtocolListener } from '../../protocols/contract.ts';
+import type { ProtocolListener } from '../../protocols/contract.ts';
 import { ensureSelfSignedCert } from '../../jobs/keys.ts';
 import { listAudit, verifyAuditChain, type Ledger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 import { LEDGER_KINDS, type TestLedger } from '../helpers/ledgers.ts';
-import { freePort, sshKeygen } from '../helpers/sshd.ts';
+import { startSftpAndFtp, type PartnerListeners } from '../helpers/partner-listeners.ts';
 import { makeFile, startHarness } from './zengin-helpers.ts';
 
 /** Makes every audit write fail (the table is renamed away) for the length of `fn`. */
@@ -48,56 +42,33 @@ for (const [kind, make] of LEDGER_KINDS) {
     let t: TestLedger;
     let tmp: string;
     let spool: SpoolTree;
-    let sftpL: ProtocolListener;
     let ftpL: ProtocolListener;
-    let privateKey: Buffer;
+    let listeners: PartnerListeners;
 
     before(async () => {
       t = await make();
       tmp = await mkdtemp(path.join(os.tmpdir(), 'tsunagi-ack-'));
       spool = new SpoolTree(path.join(tmp, 'spool'));
       await spool.ensure(['M001']);
-      const ctx: ListenerContext = { spool, ledger: t.ledger, log: pino({ level: 'silent' }) };
-      const key = await sshKeygen(tmp, 'merchant');
-      const host = await sshKeygen(tmp, 'host');
-      privateKey = await readFile(key.privatePath);
-      await writeFile(path.join(tmp, 'pw'), 'kamome-1\n');
-      sftpL = createSftpListener(sftpListenerSchema.parse({ port: 0, hostKey: { file: host.privatePath } }), [{ partnerId: 'M001', ...sftpAccountSchema.parse({ publicKeys: [key.publicLine] }) }], ctx);
-      const pasvMin = await freePort();
-      ftpL = createFtpListener(
-        ftpListenerSchema.parse({ port: 0, pasvMin, pasvMax: Math.min(pasvMin + 5, 65535) }),
-        [{ partnerId: 'M001', ...ftpAccountSchema.parse({ password: { file: path.join(tmp, 'pw') }, plain: true }) }],
-        ctx,
-      );
-      await sftpL.start();
-      await ftpL.start();
+      listeners = await startSftpAndFtp(tmp, { spool, ledger: t.ledger, log: pino({ level: 'silent' }) }, 'M001');
+      ftpL = listeners.ftp;
     });
     after(async () => {
-      await sftpL?.stop();
-      await ftpL?.stop();
+      await listeners?.stop();
       await t?.dispose();
       await rm(tmp, { recursive: true, force: true });
     });
 
-    async function sftpPut(name: string, data: Buffer): Promise<void> {
-      const conn = new ssh2.Client();
-      const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-        conn.once('error', reject);
-        conn.once('ready', () => conn.sftp((err, s) => (err ? reject(err) : resolve(s))));
-        conn.connect({ host: '127.0.0.1', port: sftpL.port, username: 'M001', privateKey, hostVerifier: () => true });
-      });
-      try {
+    const sftpPut = (name: string, data: Buffer) =>
+      listeners.sftpSession(async (sftp) => {
         const h = await new Promise<Buffer>((res, rej) => sftp.open(`/inbound/${name}`, 'w', (e, hd) => (e ? rej(e) : res(hd))));
         await new Promise<void>((res, rej) => sftp.write(h, data, 0, data.length, 0, (e) => (e ? rej(e) : res())));
         await new Promise<void>((res, rej) => sftp.close(h, (e) => (e ? rej(e) : res())));
-      } finally {
-        conn.end();
-      }
-    }
+      });
     async function ftpPut(name: string, data: Buffer): Promise<void> {
       const client = new ftp.Client(10_000);
       try {
-        await client.access({ host: '127.0.0.1', port: ftpL.port, user: 'M001', password: 'kamome-1', secure: false });
+        await client.access({ host: '127.0.0.1', port: ftpL.port, user: 'M001', password: listeners.password, secure: false });
         await client.uploadFrom(Readable.from([data]), `/inbound/${name}`);
       } finally {
         client.close();

@@ -3,17 +3,12 @@
 // temporaries that no upload will finish.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import ssh2 from 'ssh2';
 import type { SFTPWrapper } from 'ssh2';
 import * as ftp from 'basic-ftp';
-import { createSftpListener } from '../../protocols/sftp/listener.ts';
-import { sftpAccountSchema, sftpListenerSchema } from '../../protocols/sftp/config.ts';
-import { createFtpListener } from '../../protocols/ftp/listener.ts';
-import { ftpAccountSchema, ftpListenerSchema } from '../../protocols/ftp/config.ts';
 import { ZenginClient } from '../../protocols/zengin/client.ts';
 import { ZenginError } from '../../protocols/zengin/primary.ts';
 import type { LandingLimits } from '../../spool/landing.ts';
@@ -22,7 +17,8 @@ import { SpoolTree } from '../../spool/tree.ts';
 import { parseConfig } from '../../jobs/config.ts';
 import { uploadLimits } from '../../jobs/security-config.ts';
 import type { ProtocolListener } from '../../protocols/contract.ts';
-import { eventually, freePort, makeCentre, sshKeygen, type TestCentre } from '../helpers/sshd.ts';
+import { eventually, makeCentre, type TestCentre } from '../helpers/sshd.ts';
+import { startSftpAndFtp, type PartnerListeners } from '../helpers/partner-listeners.ts';
 import { listAudit } from '../../spool/ledger/index.ts';
 import { makeFile, startHarness } from './zengin-helpers.ts';
 
@@ -31,52 +27,27 @@ const HUGE_RESERVE = 2 ** 60; // more than any disk has free
 
 describe('upload limits on the SFTP and FTP listeners', () => {
   let centre: TestCentre;
-  let sftpL: ProtocolListener;
   let ftpL: ProtocolListener;
   let tmp: string;
-  let privateKey: Buffer;
   let limits: LandingLimits = {};
+  let listeners: PartnerListeners;
 
   before(async () => {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'tsunagi-limits-'));
-    const key = await sshKeygen(tmp, 'merchant');
-    const host = await sshKeygen(tmp, 'host');
-    privateKey = await readFile(key.privatePath);
-    await writeFile(path.join(tmp, 'pw'), 'kamome-1\n');
     centre = await makeCentre(['M001']);
     centre.ctx.limitsFor = () => limits;
-    sftpL = createSftpListener(sftpListenerSchema.parse({ port: 0, hostKey: { file: host.privatePath } }), [{ partnerId: 'M001', ...sftpAccountSchema.parse({ publicKeys: [key.publicLine] }) }], centre.ctx);
-    const pasvMin = await freePort();
-    ftpL = createFtpListener(
-      ftpListenerSchema.parse({ port: 0, pasvMin, pasvMax: Math.min(pasvMin + 5, 65535) }),
-      [{ partnerId: 'M001', ...ftpAccountSchema.parse({ password: { file: path.join(tmp, 'pw') }, plain: true }) }],
-      centre.ctx,
-    );
-    await sftpL.start();
-    await ftpL.start();
+    listeners = await startSftpAndFtp(tmp, centre.ctx, 'M001');
+    ftpL = listeners.ftp;
   });
   after(async () => {
-    await sftpL?.stop();
-    await ftpL?.stop();
+    await listeners?.stop();
     await centre?.cleanup();
     await rm(tmp, { recursive: true, force: true });
   });
 
   const inbound = async () => (await readdir(centre.spool.inbound('M001'))).filter((n) => !n.startsWith('.'));
 
-  async function sftpSession<T>(fn: (sftp: SFTPWrapper) => Promise<T>): Promise<T> {
-    const conn = new ssh2.Client();
-    const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-      conn.once('error', reject);
-      conn.once('ready', () => conn.sftp((err, s) => (err ? reject(err) : resolve(s))));
-      conn.connect({ host: '127.0.0.1', port: sftpL.port, username: 'M001', privateKey, hostVerifier: () => true });
-    });
-    try {
-      return await fn(sftp);
-    } finally {
-      conn.end();
-    }
-  }
+  const sftpSession = <T>(fn: (sftp: SFTPWrapper) => Promise<T>) => listeners.sftpSession(fn);
   const sftpOpen = (sftp: SFTPWrapper, p: string) => new Promise<Buffer>((res, rej) => sftp.open(p, 'w', (e, h) => (e ? rej(e) : res(h))));
   const sftpWrite = (sftp: SFTPWrapper, h: Buffer, data: Buffer, at: number) =>
     new Promise<void>((res, rej) => sftp.write(h, data, 0, data.length, at, (e) => (e ? rej(e) : res())));
@@ -114,7 +85,7 @@ describe('upload limits on the SFTP and FTP listeners', () => {
   const ftpUpload = async (bytes: number, name: string) => {
     const client = new ftp.Client(10_000);
     try {
-      await client.access({ host: '127.0.0.1', port: ftpL.port, user: 'M001', password: 'kamome-1', secure: false });
+      await client.access({ host: '127.0.0.1', port: ftpL.port, user: 'M001', password: listeners.password, secure: false });
       await client.uploadFrom(Readable.from([Buffer.alloc(bytes, 0x33)]), `/inbound/${name}`);
     } finally {
       client.close();
