@@ -152,10 +152,12 @@ async function walkChain(db: Knex, throughId?: number): Promise<VerifyResult> {
 
 /** Verifies the whole chain against its head: the first row that does not verify, or ok. */
 export async function verifyAuditChain(ledger: Ledger): Promise<VerifyResult> {
-  const result = await walkChain(ledger.db);
-  if (!result.ok) return result;
+  // The head first: rows appended while we walk (a running centre) lie beyond it and are left for
+  // the next verify; every row up to the head was committed with or before it.
   const head = await ledger.db('audit_chain').where({ id: 1 }).first('last_id', 'last_hash');
   const headId = Number(head?.last_id ?? 0);
+  const result = await walkChain(ledger.db, headId);
+  if (!result.ok) return result;
   if (!head || headId !== result.lastId || head.last_hash !== result.lastHash) {
     const reason =
       headId > result.lastId
