@@ -20,3 +20,4 @@ export { importCsv, CSV_FILE_TYPES, type CsvImportOptions, type CsvImportResult,
 export { getMapping, compileMapping, loadMappingSpec, type MappingSpec, type FieldMapping, type CompiledMapping } from './mapping.ts';
 export { makeRecordView, snapshotFields, type RecordFields } from './record-view.ts';
 export { openSource, streamCanonical, type SourceFile } from './source-file.ts';
+export { writeFieldRecords, readFieldRecords } from './field-files.ts';

@@ -5,9 +5,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
-import {
-  blankRecord, buildHeader, encodeField, getFamily, luhnCheckDigit, openSource, snapshotFields, streamCanonical, TotalsAccumulator, FamilyFileWriter,
-} from '../../formats/index.ts';
+import { luhnCheckDigit, readFieldRecords, writeFieldRecords } from '../../formats/index.ts';
 import { writeNewKekFile } from '../../spool/keys.ts';
 import type { Engine } from '../../jobs/engine.ts';
 import { runCycle } from '../../jobs/cycle.ts';
@@ -33,27 +31,10 @@ export async function addDemoUtility(configFile: string, keysDir: string): Promi
 }
 
 async function writeFamilyFile(out: string, family: string, fileType: string, sender: string, fileSeq: number, date: string, records: Record<string, string>[]): Promise<void> {
-  const fam = getFamily(family);
-  const w = new FamilyFileWriter(out, fam, 'sjis', 'crlf');
-  w.put(buildHeader({ fileType, codeType: '0', senderCode: sender, receiverCode: '0000000001', createdDate: date, createdTime: '090000', periodFrom: date, periodTo: date, fileSeq: String(fileSeq) }, fam.recordLength), fam.header);
-  const totals = new TotalsAccumulator(fam);
-  for (const r of records) {
-    const rec = blankRecord(fam.data);
-    for (const [k, v] of Object.entries(r)) encodeField(v, rec, 0, fam.data.byName.get(k)!);
-    totals.add(rec, 0);
-    w.put(rec);
-  }
-  const trailer = blankRecord(fam.trailer);
-  totals.writeInto(trailer);
-  w.finish(trailer);
+  writeFieldRecords(out, family, { fileType, senderCode: sender, receiverCode: '0000000001', createdDate: date, fileSeq: String(fileSeq) }, records);
 }
 
-async function records(file: string): Promise<Record<string, string>[]> {
-  const src = await openSource(file, {});
-  const out: Record<string, string>[] = [];
-  await streamCanonical(src, (rec, off, _n, type) => { if (type === '2') out.push(snapshotFields(src.family.data, rec, off)); });
-  return out;
-}
+const records = async (file: string) => (await readFieldRecords(file)).records;
 
 /** Before the nightly cycle: u-city's 21 registering 20 customers (the cycle applies it and, u-city's validity day being every day, sends the 41). */
 export async function dropDemoRegistration(spoolRoot: string, today: string): Promise<string> {

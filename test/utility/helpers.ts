@@ -5,9 +5,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import {
-  blankRecord, buildEnd, buildHeader, encodeField, getFamily, luhnCheckDigit, makeRecordView, openSource, snapshotFields, streamCanonical, TotalsAccumulator, FamilyFileWriter,
-} from '../../formats/index.ts';
+import { luhnCheckDigit, readFieldRecords, writeFieldRecords } from '../../formats/index.ts';
 import { makeTestCentre, type TestCentre } from '../helpers/centre.ts';
 import { Writable } from 'node:stream';
 import { openCentre } from '../../jobs/centre.ts';
@@ -29,33 +27,10 @@ export function card(prefix: string, n: number): string {
 }
 
 export async function writeRecordFile(out: string, family: string, fileType: string, header: { sender: string; receiver: string; fileSeq: number; date: string }, records: Record<string, string>[]): Promise<void> {
-  const fam = getFamily(family);
-  const w = new FamilyFileWriter(out, fam, 'sjis', 'crlf');
-  w.put(buildHeader({ fileType, codeType: '0', senderCode: header.sender, receiverCode: header.receiver, createdDate: header.date, createdTime: '120000', periodFrom: header.date, periodTo: header.date, fileSeq: String(header.fileSeq) }, fam.recordLength), fam.header);
-  const totals = new TotalsAccumulator(fam);
-  for (const r of records) {
-    const rec = blankRecord(fam.data);
-    for (const [k, v] of Object.entries(r)) encodeField(v, rec, 0, fam.data.byName.get(k)!);
-    totals.add(rec, 0);
-    w.put(rec);
-  }
-  const trailer = blankRecord(fam.trailer);
-  totals.writeInto(trailer);
-  w.finish(trailer);
-  void buildEnd;
+  writeFieldRecords(out, family, { fileType, senderCode: header.sender, receiverCode: header.receiver, createdDate: header.date, createdTime: '120000', fileSeq: String(header.fileSeq) }, records);
 }
 
-export interface ReadBack { fileType: string; header: Record<string, string>; records: Record<string, string>[] }
-
-export async function readRecordFile(file: string): Promise<ReadBack> {
-  const src = await openSource(file, {});
-  const records: Record<string, string>[] = [];
-  await streamCanonical(src, (rec, off, _n, type) => {
-    if (type === '2') records.push(snapshotFields(src.family.data, rec, off));
-  });
-  void makeRecordView;
-  return { fileType: src.header.fileType, header: { ...src.header } as unknown as Record<string, string>, records };
-}
+export const readRecordFile = readFieldRecords;
 
 /** Files of a remote folder with a given file type in their name (T22_..., T24_...). */
 export async function remoteFiles(centre: TestCentre, partner: string, fileType: string): Promise<string[]> {
