@@ -10,8 +10,9 @@
 //   office's. So another head office's 81 load no longer reloads everybody's snapshot.
 // - the listener warms the snapshots of the head offices at start and checks the cached ones
 //   every few seconds (`refresh`), so the reload after a head office's own 81 load is usually
-//   done before its next search; a search that comes first waits for that reload, never gets
-//   stale rows.
+//   done before its next search; a search page that comes first is answered from the snapshot
+//   before the load, saying so and as of when, while the reload goes on (getForPage); a CSV
+//   download waits for the reload and never gets stale rows.
 // - the reload reads the rows as arrays from a statement on the raw SQLite connection and codes
 //   them while they stream, instead of building one object per row and seven Sets afterwards.
 // scripts/bench/web.ts measures warm and cold searches.
@@ -34,6 +35,8 @@ interface Dictionary {
 }
 
 export class Snapshot {
+  /** when it was read from the ledger (a stale page says so) */
+  readonly loadedAt = Date.now();
 
   constructor(
     readonly version: TableVersion,
@@ -220,15 +223,42 @@ export class JmanagerSnapshots {
 
   /** The snapshot of `partnerId` for the window [from, to], loaded (or reloaded) when needed. */
   async get(partnerId: string, merchantNos: readonly string[], from: string, to: string): Promise<Snapshot> {
+    const { current, version } = await this.check(partnerId, merchantNos, from, to);
+    return current ?? this.load(partnerId, merchantNos, from, to, version);
+  }
+
+  /**
+   * For pages, which must answer at once: the current snapshot or, when this head office's own
+   * new rows are not in it yet, the one before them, marked stale (the page says as of when); the
+   * caller then starts the reload with get() once the page is sent. A download (CSV) waits for the
+   * current one: get().
+   */
+  async getForPage(partnerId: string, merchantNos: readonly string[], from: string, to: string): Promise<{ snapshot: Snapshot; stale: boolean }> {
+    const { current, version } = await this.check(partnerId, merchantNos, from, to);
+    if (current) return { snapshot: current, stale: false };
+    const have = this.snapshots.get(partnerId);
+    if (!have || have.from !== from || have.to !== to) return { snapshot: await this.load(partnerId, merchantNos, from, to, version), stale: false };
+    // The caller starts the reload (get()) once its page is sent: on SQLite the load runs on this
+    // thread without a break, and would hold the page back.
+    return { snapshot: have, stale: true };
+  }
+
+  /** The cached snapshot when it is still current, and the table's version either way. */
+  private async check(partnerId: string, merchantNos: readonly string[], from: string, to: string): Promise<{ current?: Snapshot; version: TableVersion }> {
     const version = await tableVersion(this.ledger);
     const have = this.snapshots.get(partnerId);
     if (have && have.from === from && have.to === to && have.version.lo === version.lo) {
-      if (have.version.hi === version.hi) return this.use(partnerId, have);
+      if (have.version.hi === version.hi) return { current: this.use(partnerId, have), version };
       if (version.hi > have.version.hi && !(await addedFor(this.ledger, merchantNos, have.version.hi, version.hi))) {
         have.version.hi = version.hi; // nothing of this head office was added: still current
-        return this.use(partnerId, have);
+        return { current: this.use(partnerId, have), version };
       }
     }
+    return { version };
+  }
+
+  /** Loads a snapshot at `version`, once however many ask at the same time. */
+  private load(partnerId: string, merchantNos: readonly string[], from: string, to: string, version: TableVersion): Promise<Snapshot> {
     const key = `${partnerId}|${version.lo}-${version.hi}|${from}|${to}`;
     let pending = this.loading.get(key);
     if (!pending) {

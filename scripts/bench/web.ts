@@ -5,6 +5,8 @@
 // floor of Fastify + TLS + the session lookup. Target: every page under 200 ms.
 // Run: node --import tsx scripts/bench/web.ts   (BENCH_LEDGER=postgres://... for PostgreSQL, BENCH_RUNS=N)
 import https from 'node:https';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -118,26 +120,35 @@ for (const [name, p, cookie] of pages) {
 // search after start is the first row of the table above: the listener warms the snapshot at start.)
 const lateRow = (i: number, merchantNo: string) => ({ file_id: `I-late-${merchantNo}-${i}`, merchant_no: merchantNo, store_code: 'S0001', terminal_id: 'T000101', business_date: addDays(today, -1), card_company_code: '001', payment_kind: '1', payment_method: '10', sale_count: 1, sale_amount: 100, void_count: 0, void_amount: 0, return_count: 0, return_amount: 0 });
 const search90 = `/portal/jmanager?from=${from90}&to=${today}&view=daily`;
+// The cold searches are timed by curl, a process of its own, as a browser would see them: after a
+// stale page the reload runs on the server's thread, and an in-process client would be timed with it.
+const execFileAsync = promisify(execFile);
+async function curlMs(p: string, cookie: string): Promise<number> {
+  const { stdout } = await execFileAsync('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', '-H', `cookie: ${cookie}`, `${web.url}${p}`]);
+  const [status, seconds] = stdout.trim().split(' ');
+  if (status !== '200') throw new Error(`${p}: HTTP ${status}`);
+  return Number(seconds) * 1000;
+}
 const COLD = Number(process.env.BENCH_COLD ?? 5);
 const cold: Record<string, number[]> = { 'another head office loaded an 81': [], 'its own 81, searched at once': [], 'its own 81, searched after the refresh': [] };
 for (let i = 0; i < COLD; i++) {
   await centre.ledger.db('jm_aggregates').insert(lateRow(i, '302000000000001'));
-  cold['another head office loaded an 81']!.push((await get(search90, merchantCookie)).ms);
+  cold['another head office loaded an 81']!.push(await curlMs(search90, merchantCookie));
   await centre.ledger.db('jm_aggregates').insert(lateRow(i, merchantNos[0]!));
-  cold['its own 81, searched at once']!.push((await get(search90, merchantCookie)).ms);
+  cold['its own 81, searched at once']!.push(await curlMs(search90, merchantCookie));
   await centre.ledger.db('jm_aggregates').insert(lateRow(i + 100, merchantNos[0]!));
   await new Promise((r) => setTimeout(r, 4000)); // the listener checks its snapshots every 3 s
-  cold['its own 81, searched after the refresh']!.push((await get(search90, merchantCookie)).ms);
+  cold['its own 81, searched after the refresh']!.push(await curlMs(search90, merchantCookie));
 }
 console.log(`\ncold: the first 90-day search after new aggregates landed, ${COLD} times each (load average ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
 for (const [what, times] of Object.entries(cold)) {
   times.sort((a, b) => a - b);
   console.log(`  ${what.padEnd(42)} p50 ${pct(times, 0.5).toFixed(1).padStart(7)} ms  p95 ${pct(times, 0.95).toFixed(1).padStart(7)} ms  (${times.map((ms) => ms.toFixed(0)).join(', ')})`);
 }
-const coldWorst = Math.max(...cold['another head office loaded an 81']!, ...cold['its own 81, searched after the refresh']!);
+const coldWorst = Math.max(...Object.values(cold).flat());
 const csv = await get(`/portal/jmanager.csv?from=${from90}&to=${today}`, merchantCookie);
 console.log(`\ndownload: 90-day detail CSV, ${seeded.rows.toLocaleString()} rows, ${(csv.bytes / 1e6).toFixed(1)} MB in ${csv.ms.toFixed(0)} ms (a download, not a page)`);
-console.log(`\nworst page p95 (warm) ${worstP95.toFixed(1)} ms: ${worstP95 < 200 ? 'under' : 'OVER'} the 200 ms target; worst cold search (another head office's load, or its own after the refresh) ${coldWorst.toFixed(0)} ms: ${coldWorst < 200 ? 'under' : 'OVER'}; its own load searched at once waits for the reload (p95 ${pct(cold['its own 81, searched at once']!, 0.95).toFixed(0)} ms)`);
+console.log(`\nworst page p95 (warm) ${worstP95.toFixed(1)} ms: ${worstP95 < 200 ? 'under' : 'OVER'} the 200 ms target; worst cold search ${coldWorst.toFixed(0)} ms: ${coldWorst < 200 ? 'under' : 'OVER'} (its own 81 searched at once is answered from the snapshot before it, saying so, while the reload runs)`);
 
 agent.destroy();
 await web.stop();

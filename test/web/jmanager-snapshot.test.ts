@@ -1,5 +1,6 @@
 // The Jmanager search snapshot (issue 16's cold search): it is kept when only another head
-// office's aggregates were added, reloaded when the head office's own were (never stale), reloaded
+// office's aggregates were added, reloaded when the head office's own were (a page meanwhile gets
+// the one before, marked stale; a download never does), reloaded
 // after a purge, and the same figures come out of the raw SQLite load and PostgreSQL's; warm() and
 // refresh() load ahead of the search. Real SQLite and PostgreSQL ledgers.
 import { test } from 'node:test';
@@ -43,6 +44,19 @@ async function check(make: () => Promise<TestLedger>) {
     assert.notEqual(third, second, 'refresh() reloaded it ahead of the search');
     assert.equal(total(third), total(second) + 55);
     assert.equal(await snaps.get('ho', HO, FROM, TO), third);
+
+    // A page asked while the head office's own new rows load: the snapshot before them at once,
+    // marked stale; the caller reloads it (get) once the page is out. A download (get) never is stale.
+    await ledger.db('jm_aggregates').insert(row(HO[0]!, 9));
+    const page = await snaps.getForPage('ho', HO, FROM, TO);
+    assert.equal(page.stale, true, 'the page is answered from the snapshot before the load');
+    assert.equal(page.snapshot, third);
+    assert.equal((await snaps.getForPage('ho', HO, FROM, TO)).stale, true, 'until the caller reloads it');
+    const fresh = await snaps.get('ho', HO, FROM, TO);
+    assert.equal(total(fresh), total(third) + 9, 'get() waits for the reload');
+    assert.deepEqual(await snaps.getForPage('ho', HO, FROM, TO), { snapshot: fresh, stale: false });
+    const cold = new JmanagerSnapshots(ledger);
+    assert.equal((await cold.getForPage('ho', HO, FROM, TO)).stale, false, 'with nothing cached the page waits for the load');
 
     await purgeTerminalHistory(ledger, '20261002');
     const fourth = await snaps.get('ho', HO, FROM, TO);

@@ -191,12 +191,16 @@ export function jmanagerRoutes(app: FastifyInstance, web: WebContext): void {
     }
     const title = label('Jmanager 検索照会', 'Jmanager search');
     if (!s) return sendPage(req, reply, title, html`${form(q, s, today())}<p class="error">${problem}</p>`, 400);
-    const result = runSearch(await snapshotOf(partner.id, partner.merchantNos), s);
+    const window = windowNow();
+    const { snapshot, stale } = await snapshots.getForPage(partner.id, partner.merchantNos, window.from, window.to);
+    if (stale) reply.raw.once('finish', () => void snapshotOf(partner.id, partner.merchantNos).catch(() => undefined));
+    const result = runSearch(snapshot, s);
     if (Object.keys(clean(q)).length) await web.audit(req, 'action', `jmanager search ${s.filter.from}-${s.filter.to} view ${s.view}: ${result.groups} rows`);
     const csvLink = `/portal/jmanager.csv?${new URLSearchParams(clean({ ...q, from: s.filter.from, to: s.filter.to }))}`;
     const files = await seventyOneFiles(web, partner.id, s);
     return sendPage(req, reply, title, html`${form(q, s, today())}
 <p>${s.filter.from}〜${s.filter.to}: ${result.groups} ${label('行', 'rows')} · <a id="csv" href="${csvLink}">${label('CSVダウンロード (明細)', 'CSV download (detail)')}</a></p>
+${stale ? html`<p class="notice" id="stale">${label(`最新の集計を読み込み中です。表示は ${formatTime(snapshot.loadedAt)} 時点の集計です`, `Loading the latest aggregates; these figures are as of ${formatTime(snapshot.loadedAt)}`)}</p>` : ''}
 ${resultTable(s, result)}${pager(q, s, result)}
 <h2>${label('Jmanager 集計ファイル (71)', '71 files')}</h2>
 ${files.length ? html`<table><thead><tr><th>${label('作成日時', 'Created')}</th><th>${label('ファイル名', 'Name')}</th><th class="num">${label('件数', 'Rows')}</th><th></th></tr></thead><tbody>${files.map((f) => html`<tr><td>${formatTime(f.created_at)}</td><td>${f.name}</td><td class="num">${f.record_count ?? ''}</td><td><a class="file71" href="/portal/files/${encodeURIComponent(f.id)}/download">${label('ダウンロード', 'Download')}</a></td></tr>`)}</tbody></table>` : html`<p>${label('この期間の71ファイルはありません', 'No 71 files for this range')}</p>`}`);
