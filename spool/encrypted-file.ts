@@ -159,30 +159,48 @@ function geometry(fileSize: number, chunkSize: number, file: string): { chunks: 
 // (jobs/centre.ts); from then on every file written under that root is encrypted, and every file
 // read through this module is decrypted if it is encrypted.
 
+/** Registered rings per spool root; the latest registration of a root is the one in force. */
+const registered = new Map<string, KeyRing[]>();
 const rings = new Map<string, KeyRing>();
 
 /** Encrypts every file written under `root` from now on; returns the undo. */
 export function registerSpoolKeys(root: string, ring: KeyRing): () => void {
   const abs = path.resolve(root);
+  const stack = registered.get(abs) ?? [];
+  stack.push(ring);
+  registered.set(abs, stack);
   rings.set(abs, ring);
   setFileAccess(spoolFileAccess);
+  let undone = false;
   return () => {
-    if (rings.get(abs) === ring) rings.delete(abs);
+    if (undone) return;
+    undone = true;
+    stack.splice(stack.lastIndexOf(ring), 1);
+    if (stack.length) rings.set(abs, stack[stack.length - 1]!);
+    else {
+      registered.delete(abs);
+      rings.delete(abs);
+    }
     if (rings.size === 0) setFileAccess(plainFileAccess);
   };
 }
 
-/** The key ring of the spool that holds `file`, if that spool encrypts. */
-export function keyRingFor(file: string): KeyRing | undefined {
+/** The encrypting spool that holds `file`: its root and key ring. */
+function spoolOf(file: string): { root: string; ring: KeyRing } | undefined {
   if (rings.size === 0) return undefined;
   let dir = path.resolve(file);
   for (;;) {
     const ring = rings.get(dir);
-    if (ring) return ring;
+    if (ring) return { root: dir, ring };
     const up = path.dirname(dir);
     if (up === dir) return undefined;
     dir = up;
   }
+}
+
+/** The key ring of the spool that holds `file`, if that spool encrypts. */
+export function keyRingFor(file: string): KeyRing | undefined {
+  return spoolOf(file)?.ring;
 }
 
 /** A ring holding `kekIds` (for a file read outside a registered spool, e.g. an operator's copy). */
@@ -224,31 +242,60 @@ export class EncryptedFileReader implements ReadHandle {
     private readonly h: Header,
     private readonly key: Buffer,
     fileSize: number,
+    /** A file still being written (a 全銀 partial): no chunk is final yet. */
+    private readonly unfinished: boolean,
   ) {
     const g = geometry(fileSize, h.chunkSize, file);
     this.chunks = g.chunks;
     this.size = g.plainSize;
   }
 
-  static async open(file: string, ring?: KeyRing, flags: number = FS.O_RDONLY): Promise<EncryptedFileReader> {
+  static async open(file: string, ring?: KeyRing, flags: number = FS.O_RDONLY, opts: { unfinished?: boolean } = {}): Promise<EncryptedFileReader> {
     const fh = await open(file, flags);
     try {
       const head = Buffer.alloc(HEADER_BYTES);
       const got = await readExactly(fh, head, 0);
       const h = parseHeader(head.subarray(0, got), file);
       const { key } = dataKeyOf(h, ring ?? ringForRead(file, h), file);
-      return new EncryptedFileReader(file, fh, h, key, (await fh.stat()).size);
+      const size = (await fh.stat()).size;
+      // An unfinished file may end right after its header (nothing checkpointed yet).
+      if (opts.unfinished && size < HEADER_BYTES + CHUNK_OVERHEAD) return new EncryptedFileReader(file, fh, h, key, HEADER_BYTES + CHUNK_OVERHEAD, true).emptied();
+      return new EncryptedFileReader(file, fh, h, key, size, opts.unfinished === true);
     } catch (err) {
       await fh.close();
       throw err;
     }
   }
 
+  private emptied(): this {
+    (this as { size: number }).size = 0;
+    (this as { chunks: number }).chunks = 0;
+    return this;
+  }
+
+  /**
+   * Plaintext bytes at the start of an unfinished file that authenticate, chunk by chunk: what a
+   * crash left intact (a torn last write ends it).
+   */
+  async authenticPrefix(): Promise<number> {
+    let bytes = 0;
+    for (let i = 0; i < this.chunks; i++) {
+      try {
+        bytes += (await this.chunk(i)).length;
+      } catch (err) {
+        if (err instanceof EncryptedFileError) break;
+        throw err;
+      }
+    }
+    return bytes;
+  }
+
   private async chunk(index: number): Promise<Buffer> {
     if (index === this.cacheIndex) return this.cache;
     const stride = this.h.chunkSize + CHUNK_OVERHEAD;
-    const final = index === this.chunks - 1;
-    const want = final ? this.size - index * this.h.chunkSize + CHUNK_OVERHEAD : stride;
+    const final = !this.unfinished && index === this.chunks - 1;
+    const last = index === this.chunks - 1;
+    const want = last ? this.size - index * this.h.chunkSize + CHUNK_OVERHEAD : stride;
     const sealed = Buffer.allocUnsafe(want);
     const got = await readExactly(this.fh, sealed, HEADER_BYTES + index * stride);
     if (got !== want) throw new EncryptedFileError(this.file, `chunk ${index} is cut short (the file changed while read)`);
@@ -272,7 +319,7 @@ export class EncryptedFileReader implements ReadHandle {
     }
     // A read that reaches the end also authenticates the last chunk: a file cut at a chunk
     // boundary would otherwise read as a shorter, valid file.
-    if (len > 0 && at >= this.size && this.chunks > 0) await this.chunk(this.chunks - 1);
+    if (len > 0 && at >= this.size && this.chunks > 0 && !this.unfinished) await this.chunk(this.chunks - 1);
     if (pos === null) this.position = at;
     return { bytesRead: done, buffer: buf };
   }
@@ -292,7 +339,7 @@ export class EncryptedFileReader implements ReadHandle {
       async read() {
         try {
           if (at >= end) {
-            if (end === reader.size) await reader.chunk(reader.chunks - 1);
+            if (end === reader.size && reader.chunks > 0) await reader.chunk(reader.chunks - 1);
             this.push(null);
             return;
           }
@@ -674,6 +721,49 @@ export async function encryptInPlace(file: string, ring: KeyRing): Promise<void>
   }
 }
 
+/**
+ * Runs `fn` with a plaintext path of `file`, for a protocol library that reads a path itself
+ * (ssh2-sftp-client's fastPut, basic-ftp, a HULFT hand-over): a plain file is passed as is; an
+ * encrypted one is decrypted into a 0600 temporary in the spool's work folder (0700), removed
+ * when `fn` ends. A temporary left by a crash is removed by recovery like any other in work/.
+ */
+export async function withPlaintext<T>(file: string, fn: (plainPath: string) => Promise<T>): Promise<T> {
+  if (!(await isEncryptedFile(file))) return fn(file);
+  const owner = spoolOf(file);
+  const dir = owner ? path.join(owner.root, 'work') : path.dirname(file);
+  const temp = path.join(dir, `.plain-${randomBytes(6).toString('hex')}.part`);
+  try {
+    const out = await open(temp, 'wx', 0o600);
+    try {
+      for await (const chunk of await createSpoolReadStream(file)) await out.write(chunk as Buffer);
+    } finally {
+      await out.close();
+    }
+    return await fn(temp);
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/**
+ * Writes the plaintext of `file` to `target` (mode 0600, refused if it exists): the operator's
+ * export. The caller audits it before calling.
+ */
+export async function exportPlaintext(file: string, target: string): Promise<number> {
+  const out = await open(target, 'wx', 0o600);
+  let bytes = 0;
+  try {
+    for await (const chunk of await createSpoolReadStream(file)) {
+      await out.write(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    await out.sync();
+  } finally {
+    await out.close();
+  }
+  return bytes;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Key rotation: a new wrap of the data key, written into the header's free slot, without
 // touching the data.
@@ -743,3 +833,38 @@ const spoolFileAccess = {
 };
 
 export { KeyError };
+
+/** The whole plaintext of a spool file in memory (AS2 builds its message from one buffer). */
+export async function readSpoolFile(file: string): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of await createSpoolReadStream(file, { highWaterMark: 1 << 20 })) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+/** A new spool file written in order: encrypted when its spool encrypts, else plain (0600). */
+export interface SpoolFileWriter {
+  write(data: Buffer): Promise<unknown>;
+  /** Everything on disk, closed; the content's size. */
+  finish(): Promise<number>;
+  /** Closed without finishing (the caller removes the file). */
+  close(): Promise<void>;
+}
+
+export async function createSpoolFile(file: string): Promise<SpoolFileWriter> {
+  const ring = keyRingFor(file);
+  if (ring) return EncryptedFileWriter.create(file, ring);
+  const fh = await open(file, 'wx', 0o600);
+  let bytes = 0;
+  return {
+    write: async (data) => {
+      await fh.write(data);
+      bytes += data.length;
+    },
+    finish: async () => {
+      await fh.sync();
+      await fh.close();
+      return bytes;
+    },
+    close: () => fh.close().catch(() => undefined),
+  };
+}
