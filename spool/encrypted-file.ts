@@ -21,7 +21,7 @@
 // Plain size follows from the file size alone, so a reader can seek to any plaintext offset: it
 // reads and authenticates only the chunks that hold the range.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, constants as FS, fsyncSync, openSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants as FS, fsyncSync, openSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -535,7 +535,14 @@ export class EncryptedSyncWriter implements SyncSink {
   write(src: Buffer): void {
     this.sealer.sealFull(this.pending);
     this.sealer.take(src, this.pending);
-    for (const c of this.pending) this.writeOut(c.data);
+    if (this.pending.length === 1) this.writeOut(this.pending[0]!.data);
+    else if (this.pending.length > 1) {
+      // One system call for the chunks of one buffer (a record writer hands over 256 KiB at once).
+      const all = this.pending.map((c) => c.data);
+      const total = all.reduce((n, b) => n + b.length, 0);
+      const done = writevSync(this.fd, all);
+      if (done < total) this.writeOut(Buffer.concat(all).subarray(done));
+    }
     this.pending.length = 0;
   }
 
@@ -867,4 +874,19 @@ export async function createSpoolFile(file: string): Promise<SpoolFileWriter> {
     },
     close: () => fh.close().catch(() => undefined),
   };
+}
+
+/**
+ * Copies a spool file's plaintext to `target` outside the spool (a partner's own folder on a
+ * shared disk): the bytes leave to the partner here. The copy gets the usual 0644 (less the
+ * umask), as before encryption: the partner's folder and its user are the partner's.
+ */
+export async function copyOutOfSpool(file: string, target: string): Promise<void> {
+  const out = await open(target, 'w', 0o644);
+  try {
+    for await (const chunk of await createSpoolReadStream(file, { highWaterMark: 1 << 20 })) await out.write(chunk as Buffer);
+    await out.sync();
+  } finally {
+    await out.close();
+  }
 }
