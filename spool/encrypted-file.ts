@@ -898,3 +898,9 @@ export async function copyOutOfSpool(file: string, target: string): Promise<void
     await out.close();
   }
 }
+
+/** For commands that take a file by path without keys (validate, convert): the refusal to give. */
+export async function encryptedFileHint(file: string): Promise<string | undefined> {
+  if (!(await isEncryptedFile(file).catch(() => false))) return undefined;
+  return `${file} is a spool file encrypted at rest: take its plaintext with \`tsunagi export FILE_ID --out PATH --reason TEXT\` (audited), then give that copy`;
+}
