@@ -14,7 +14,7 @@ import { runCycle } from '../../jobs/cycle.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { exportFile, rotateKeys } from '../../jobs/at-rest.ts';
 import { openSource, streamCanonical } from '../../formats/index.ts';
-import { HEADER_BYTES, kekIdsOf, openSpoolFile } from '../../spool/encrypted-file.ts';
+import { HEADER_BYTES, kekIdsOf, readSpoolFile } from '../../spool/encrypted-file.ts';
 import { KeyError, writeNewKekFile } from '../../spool/keys.ts';
 import { listAudit } from '../../spool/ledger/audit.ts';
 import { makeTestCentre, dropSalesFiles, remoteContents, type TestCentre } from '../helpers/centre.ts';
@@ -140,13 +140,7 @@ describe('encryption at rest through a cycle', () => {
     await import('node:fs/promises').then((fs) => fs.writeFile(secret.configFile, rotating));
     let centre = await openCentre(secret.configFile, { log: quiet() });
     try {
-      for (const f of files) {
-        const r = await openSpoolFile(f);
-        const buf = Buffer.alloc(r.size);
-        await r.read(buf, 0, r.size, 0);
-        await r.close();
-        plaintexts.set(f, buf);
-      }
+      for (const f of files) plaintexts.set(f, await readSpoolFile(f));
       const s = await rotateKeys(centre);
       assert.equal(s.failed.length, 0, JSON.stringify(s.failed));
       assert.equal(s.rewrapped, encrypted.length);
@@ -164,13 +158,7 @@ describe('encryption at rest through a cycle', () => {
     await import('node:fs/promises').then((fs) => fs.writeFile(secret.configFile, original.replace('encryption: { kek: { file: ./kek } }', 'encryption: { kek: { file: ./kek-2 } }')));
     centre = await openCentre(secret.configFile, { log: quiet() });
     try {
-      for (const [f, want] of plaintexts) {
-        const r = await openSpoolFile(f);
-        const buf = Buffer.alloc(r.size);
-        await r.read(buf, 0, r.size, 0);
-        await r.close();
-        assert.ok(buf.equals(want), `${f} after rotation`);
-      }
+      for (const [f, want] of plaintexts) assert.ok((await readSpoolFile(f)).equals(want), `${f} after rotation`);
 
       // The operator's export: plaintext out of the spool, audited with the reason.
       const row = (await centre.ledger.db('files').where({ direction: 'out' }).whereNotNull('path').first()) as { id: string; path: string };

@@ -33,8 +33,8 @@ async function readAll(file: string, with_: KeyRing | null = ring): Promise<Buff
   return Buffer.concat(parts);
 }
 
-async function writeEncrypted(file: string, data: Buffer, pieces = 7): Promise<void> {
-  const w = await EncryptedFileWriter.create(file, ring);
+async function writeEncrypted(file: string, data: Buffer, pieces = 7, under: KeyRing = ring): Promise<void> {
+  const w = await EncryptedFileWriter.create(file, under);
   const step = Math.max(1, Math.ceil(data.length / pieces));
   for (let o = 0; o < data.length; o += step) await w.write(data.subarray(o, o + step));
   await w.finish();
@@ -138,9 +138,7 @@ describe('spool/encrypted-file: chunked AES-256-GCM at rest', () => {
     const newKek = kekFromBytes(randomBytes(32));
     const data = sjisRecords(2500);
     const file = path.join(dir, 'rotate');
-    const w = await EncryptedFileWriter.create(file, new KeyRing(oldKek));
-    await w.write(data);
-    await w.finish();
+    await writeEncrypted(file, data, 1, new KeyRing(oldKek));
     const before = await readFile(file);
     const rotating = new KeyRing(newKek, [oldKek]);
     assert.equal(await rewrapFile(file, rotating), 'rewrapped');
@@ -149,11 +147,7 @@ describe('spool/encrypted-file: chunked AES-256-GCM at rest', () => {
     assert.equal(after.length, before.length);
     assert.ok(after.subarray(HEADER_BYTES).equals(before.subarray(HEADER_BYTES)), 'data bytes were rewritten');
     assert.deepEqual(await kekIdsOf(file), [newKek.id]);
-    const r = await EncryptedFileReader.open(file, new KeyRing(newKek));
-    const buf = Buffer.alloc(data.length);
-    await r.read(buf, 0, buf.length, 0);
-    await r.close();
-    assert.ok(buf.equals(data));
+    assert.ok((await readAll(file, new KeyRing(newKek))).equals(data));
     await assert.rejects(EncryptedFileReader.open(file, new KeyRing(oldKek)), (e: Error) => e instanceof EncryptedFileError && e.message.includes(newKek.id) && e.message.includes(file));
   });
 
@@ -162,9 +156,7 @@ describe('spool/encrypted-file: chunked AES-256-GCM at rest', () => {
     const newKek = kekFromBytes(randomBytes(32));
     const data = sjisRecords(10);
     const file = path.join(dir, 'rotate-crash');
-    const w = await EncryptedFileWriter.create(file, new KeyRing(oldKek));
-    await w.write(data);
-    await w.finish();
+    await writeEncrypted(file, data, 1, new KeyRing(oldKek));
     const original = await readFile(file);
     const rotating = new KeyRing(newKek, [oldKek]);
     await rewrapFile(file, rotating);
@@ -173,13 +165,7 @@ describe('spool/encrypted-file: chunked AES-256-GCM at rest', () => {
     original.copy(crashed, 28, 28, 28 + 69);
     await writeFile(file, crashed);
     assert.deepEqual((await kekIdsOf(file)).sort(), [oldKek.id, newKek.id].sort());
-    for (const only of [oldKek, newKek]) {
-      const r = await EncryptedFileReader.open(file, new KeyRing(only));
-      const buf = Buffer.alloc(data.length);
-      await r.read(buf, 0, buf.length, 0);
-      await r.close();
-      assert.ok(buf.equals(data));
-    }
+    for (const only of [oldKek, newKek]) assert.ok((await readAll(file, new KeyRing(only))).equals(data));
     assert.equal(await rewrapFile(file, rotating), 'rewrapped');
     assert.deepEqual(await kekIdsOf(file), [newKek.id]);
   });
