@@ -24,13 +24,13 @@ export async function openCentre(config: TsunagiConfig | string | undefined, opt
   const cfg = typeof config === 'object' ? config : loadConfig(config);
   const log = options.log ?? createLogger();
   // First: a key file that others can read refuses the start (KeyError) before anything opens.
-  const keys = loadKeyRing(cfg);
+  // (A `vault:` block alone keys the card vault only, loaded when the vault is first used.)
+  const keys = cfg.encryption ? loadKeyRing(cfg) : undefined;
   const ledger = await openLedger(cfg.ledger, { baseDir: cfg.baseDir, log });
   const spool = new SpoolTree(configPath(cfg, cfg.spoolRoot));
   await spool.ensure(cfg.partners.map((p) => p.id));
   // From here on every file written under the spool is encrypted (spool/encrypted-file.ts).
-  // (A `vault:` block alone keys the card vault only, as before `encryption` existed.)
-  const unregister = keys && cfg.encryption ? registerSpoolKeys(spool.root, keys) : () => undefined;
+  const unregister = keys ? registerSpoolKeys(spool.root, keys) : () => undefined;
   const byId = new Map(cfg.partners.map((p) => [p.id, p]));
   return {
     config: cfg,
