@@ -1,7 +1,7 @@
 // Listeners on an encrypting spool: what partners upload is encrypted on disk as it lands (SFTP
-// with OpenSSH's client, 全銀 with a partial file broken and resumed), and what they download is
-// decrypted as it leaves (OpenSSH's pipelined reads and `reget` at an offset, ssh2 READs at random
-// offsets, 全銀 照会).
+// with OpenSSH's client, FTPS with curl, 全銀 with a partial file broken and resumed), and what they
+// download is decrypted as it leaves (OpenSSH's pipelined reads and `reget` at an offset, ssh2
+// READs at random offsets, curl's REST, 全銀 照会).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,13 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
 import type { SFTPWrapper } from 'ssh2';
+import { createFtpListener } from '../../protocols/ftp/listener.ts';
+import { ftpAccountSchema, ftpListenerSchema } from '../../protocols/ftp/config.ts';
 import { createSftpListener } from '../../protocols/sftp/listener.ts';
 import { sftpAccountSchema, sftpListenerSchema } from '../../protocols/sftp/config.ts';
 import { ZenginClient } from '../../protocols/zengin/client.ts';
 import type { ProtocolListener } from '../../protocols/contract.ts';
 import { createSpoolFile, isEncryptedFile, readSpoolFile, registerSpoolKeys } from '../../spool/encrypted-file.ts';
 import { KeyRing, kekFromBytes } from '../../spool/keys.ts';
-import { knownHostsLine, makeCentre, run, shiftJisSample, sshKeygen, type KeyPair, type TestCentre } from '../helpers/sshd.ts';
+import { freePort, knownHostsLine, makeCentre, run, selfSignedCert, shiftJisSample, sshKeygen, type KeyPair, type TestCentre } from '../helpers/sshd.ts';
 import { makeFile, startCuttingProxy, startHarness } from './zengin-helpers.ts';
 
 const ring = new KeyRing(kekFromBytes(randomBytes(32)));
@@ -181,5 +183,44 @@ test('全銀 on an encrypting spool: a broken push leaves an encrypted partial, 
   } finally {
     undo();
     await h.close();
+  }
+});
+
+test('FTPS on an encrypting spool: curl uploads land encrypted; a download and a REST resume return the plaintext', async () => {
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'tsunagi-atrest-ftp-'));
+  const centre = await makeCentre(['M001']);
+  const undo = registerSpoolKeys(centre.spool.root, ring);
+  const tls = await selfSignedCert(tmp);
+  await writeFile(path.join(tmp, 'pw'), 'kamome-1\n');
+  const pasvMin = await freePort();
+  const listener = createFtpListener(
+    ftpListenerSchema.parse({ port: 0, pasvMin, pasvMax: Math.min(pasvMin + 20, 65535), tls: { cert: { file: tls.cert }, key: { file: tls.key } } }),
+    [{ partnerId: 'M001', ...ftpAccountSchema.parse({ password: { file: path.join(tmp, 'pw') } }) }],
+    centre.ctx,
+  );
+  await listener.start();
+  const curl = (...args: string[]) => run('curl', ['-sS', '--fail', '--max-time', '20', '--ssl-reqd', '--cacert', tls.cert, '--user', 'M001:kamome-1', ...args], { cwd: tmp });
+  const base = `ftp://127.0.0.1:${listener.port}`;
+  try {
+    const up = shiftJisSample(10_000);
+    await writeFile(path.join(tmp, 'URIAGE.DAT'), up);
+    const down = shiftJisSample(25_000);
+    await putOutbound(path.join(centre.spool.outbound('M001'), 'KEKKA.DAT'), down);
+    await curl('-T', 'URIAGE.DAT', `${base}/inbound/URIAGE.DAT`);
+    await curl('-o', 'KEKKA.local', `${base}/outbound/KEKKA.DAT`);
+    // -C 123457: REST 123457, then RETR: the rest of the file from that plaintext offset.
+    await writeFile(path.join(tmp, 'PART.local'), down.subarray(0, 123_457));
+    await curl('-C', '123457', '-o', 'PART.local', `${base}/outbound/KEKKA.DAT`);
+    const landed = path.join(centre.spool.inbound('M001'), 'URIAGE.DAT');
+    assert.ok(await isEncryptedFile(landed));
+    assert.equal(await leaks(landed, up), false);
+    assert.ok((await readSpoolFile(landed)).equals(up));
+    assert.ok((await readFile(path.join(tmp, 'KEKKA.local'))).equals(down));
+    assert.ok((await readFile(path.join(tmp, 'PART.local'))).equals(down));
+  } finally {
+    await listener.stop();
+    undo();
+    await centre.cleanup();
+    await rm(tmp, { recursive: true, force: true });
   }
 });
