@@ -1,9 +1,9 @@
 // CSV from merchants (UTF-8 or Shift_JIS; a header row with the spec's field names) into a
 // fixed-width 31, 41 or 61 file. Rows are checked with the same checks as fixed-width records and
 // get the same error codes, with their CSV line numbers; good rows are written, bad rows are not.
-import { createReadStream } from 'node:fs';
 import { CsvError, parse } from 'csv-parse';
 import { maskCardNumbersIn, redactCardNumbers } from './card.ts';
+import { fileAccess } from './file-access.ts';
 import { codeTypeOf, FieldEncodeError } from './codepages/index.ts';
 import { DuplicateIndex } from './duplicate-index.ts';
 import { FormatError, type ErrorCode } from './errors.ts';
@@ -33,7 +33,7 @@ export const CSV_FILE_TYPES = ['31', '41', '61'];
 
 async function detectCsvEncoding(path: string): Promise<'utf8' | 'sjis'> {
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+  for await (const chunk of (await fileAccess().openRead(path)).createReadStream({ highWaterMark: 1 << 20 })) {
     try {
       utf8.decode(chunk as Buffer, { stream: true });
     } catch {
@@ -47,7 +47,7 @@ async function detectCsvEncoding(path: string): Promise<'utf8' | 'sjis'> {
 async function* decodeStream(path: string, enc: 'utf8' | 'sjis'): AsyncGenerator<string> {
   const decoder = new TextDecoder(enc === 'utf8' ? 'utf-8' : 'shift_jis', { fatal: true, ignoreBOM: false });
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) yield decoder.decode(chunk as Buffer, { stream: true });
+    for await (const chunk of (await fileAccess().openRead(path)).createReadStream({ highWaterMark: 1 << 20 })) yield decoder.decode(chunk as Buffer, { stream: true });
     yield decoder.decode();
   } catch (err) {
     if (err instanceof TypeError) throw new FormatError(`${path}: bytes not valid in ${enc}`, 'E109');

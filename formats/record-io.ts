@@ -1,8 +1,8 @@
 // Streaming fixed-width records over bytes, in constant memory: files are read in large chunks and
 // each record is handed to a synchronous callback as (buffer, offset), with no copy and no object
 // per record. Writers buffer records and write them in large blocks.
-import { closeSync, fdatasync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, fdatasync } from 'node:fs';
+import { fileAccess, type SyncSink } from './file-access.ts';
 import type { Framing } from './layouts.ts';
 
 export const EOF_MARK = 0x1a;
@@ -43,7 +43,7 @@ export async function readRecords(path: string, opts: ReadOptions, onRecord: Rec
   // carried-over part record of the previous chunk
   let buf = alignedBuffer(chunk + stride);
   let next = afterChunk ? buf : alignedBuffer(chunk + stride);
-  const fh = await open(path, 'r');
+  const fh = await fileAccess().openRead(path);
   let have = 0;
   let recordNo = 0;
   let bytes = 0;
@@ -108,11 +108,13 @@ const MAX_EARLY_SYNCS = 2;
 let earlySyncs = 0;
 
 /**
- * Buffered writer of fixed-width records with the partner's framing; plain file at `path`.
+ * Buffered writer of fixed-width records with the partner's framing, at `path` (encrypted when
+ * `path` is in a spool that encrypts: formats/file-access.ts).
  * Large files are synced to disk in the background as they grow (fdatasync on the thread pool),
  * so that the fsync of close() has little left to wait for.
  */
 export class RecordFileWriter {
+  private readonly sink: SyncSink;
   private readonly fd: number;
   private readonly buf: Buffer;
   private used = 0;
@@ -127,7 +129,8 @@ export class RecordFileWriter {
 
   /** `durable: false` for a scratch file that a crash makes again anyway: no fsync at all. */
   constructor(readonly path: string, framing: Framing, bufferSize = 256 * 1024, private readonly durable = true) {
-    this.fd = openSync(path, 'w');
+    this.sink = fileAccess().openWriteSync(path);
+    this.fd = this.sink.fd;
     this.buf = alignedBuffer(bufferSize);
     this.eolLength = lineEndLength(framing);
     this.eol0 = framing === 'crlf' ? 0x0d : 0x0a;
@@ -170,8 +173,7 @@ export class RecordFileWriter {
   }
 
   private writeAll(b: Buffer): void {
-    let done = 0;
-    while (done < b.length) done += writeSync(this.fd, b, done, b.length - done);
+    this.sink.write(b);
     this.bytesWritten += b.length;
     this.unsynced += b.length;
     if (this.durable && this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < MAX_EARLY_SYNCS) {
@@ -202,7 +204,7 @@ export class RecordFileWriter {
   /** Flushes, fsyncs and closes; the caller publishes the file atomically. */
   close(): void {
     this.flush();
-    if (this.durable) fsyncSync(this.fd);
+    this.sink.finish(this.durable);
     if (this.syncing) this.closeFd();
     else closeSync(this.fd);
   }

@@ -1,6 +1,6 @@
 // Opening a fixed-width file for reading: sniff its header, choose the family, encoding and framing
 // (explicit options win), and stream canonical records to a callback.
-import { open } from 'node:fs/promises';
+import { fileAccess } from './file-access.ts';
 import { ebcdicToCanonical, isEbcdic, recordTypeOf } from './codepages/index.ts';
 import { FormatError } from './errors.ts';
 import { sniffHeader, type HeaderInfo } from './header.ts';
@@ -12,7 +12,7 @@ export interface SourceOptions { layout?: string; encoding?: Encoding; framing?:
 export interface SourceFile { path: string; header: HeaderInfo; family: Family; encoding: Encoding; framing: Framing }
 
 export async function openSource(path: string, opts: SourceOptions): Promise<SourceFile> {
-  const fh = await open(path, 'r');
+  const fh = await fileAccess().openRead(path);
   let first: Buffer;
   try {
     const buf = Buffer.alloc(4096);

@@ -1,6 +1,6 @@
 // Validation of a whole file, streaming: structure (E1xx), fields and records (E2xx, E3xx),
 // trailer totals, and the partner's policy (reject the file, or only the bad records).
-import { open, stat } from 'node:fs/promises';
+import { fileAccess } from './file-access.ts';
 import { ebcdicToCanonical, isEbcdic, recordTypeOf } from './codepages/index.ts';
 import { DuplicateIndex } from './duplicate-index.ts';
 import { FormatError, isStructural, makeError, type ErrorCode, type FormatErrorRecord } from './errors.ts';
@@ -61,7 +61,7 @@ export interface ValidationReport {
 const SNIFF_BYTES = 4096;
 
 async function readFirstBytes(path: string): Promise<Buffer> {
-  const fh = await open(path, 'r');
+  const fh = await fileAccess().openRead(path);
   try {
     const buf = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await fh.read(buf, 0, SNIFF_BYTES, 0);
@@ -71,7 +71,7 @@ async function readFirstBytes(path: string): Promise<Buffer> {
   }
 }
 
-const fileSize = async (path: string) => (await stat(path)).size;
+const fileSize = (path: string) => fileAccess().plainSize(path);
 
 type State = 'start' | 'group' | 'afterTrailer' | 'ended';
 

@@ -16,6 +16,7 @@ import { partnerWebSchema, webListenerSchema } from './web-config.ts';
 import { as2AccountSchema, as2EndpointSchema, as2ListenerSchema } from '../protocols/as2/config.ts';
 import { expandDeliveryShorthand, hulftCentreSchema, hulftConfigIssues, hulftEndpointSchema, hulftPartnerSchema } from '../protocols/hulft/config.ts';
 import { checkUtilityConfig, utilityPartnerSchema, vaultSchema } from './utility/config.ts';
+import { encryptionSchema } from './at-rest.ts';
 import { byteSize, resolveUrlSecret, uploadsSchema, auditSchema, urlOrSecret } from './security-config.ts';
 
 export class ConfigError extends Error {
@@ -177,7 +178,9 @@ export const configSchema = z
     /** HULFT on this host (binDir, etcDir, dynparam, timeouts), for partners on HULFT. */
     hulft: hulftCentreSchema.optional(),
     partners: z.array(partnerSchema).default([]),
-    /** The card vault of utility billing: where its key-encryption key lives. */
+    /** Encryption at rest of every spool file (and the card vault's keys): jobs/at-rest.ts. */
+    encryption: encryptionSchema.optional(),
+    /** The card vault's own key-encryption key (older configs; `encryption` supersedes it). */
     vault: vaultSchema.optional(),
     uploads: uploadsSchema.prefault({}),
     /** The audit trail's retention (its rows form a hash chain; see spool/ledger/audit.ts). */

@@ -124,7 +124,8 @@ export async function removeLeftovers(ctx: JobContext, options: { temporariesBef
       continue;
     }
     if (isTemporaryName(name) && !options.othersAtWork && (await olderThan(full, options.temporariesBefore))) {
-      await rm(full, { force: true });
+      // recursive: the portal's CSV scratch folders (.csv-*) live here too
+      await rm(full, { force: true, recursive: true });
       removed++;
     }
   }

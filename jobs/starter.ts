@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathExists } from '../spool/atomic.ts';
 import { randomBytes } from 'node:crypto';
 import { parseConfig, type TsunagiConfig } from './config.ts';
+import { writeNewKekFile } from '../spool/keys.ts';
 import { SpoolTree } from '../spool/tree.ts';
 import { ensureSelfSignedCert, ensureSshKeyPair } from './keys.ts';
 import { ensureAs2Certificate } from '../protocols/as2/keys.ts';
@@ -30,6 +31,11 @@ centre:
   code: "0000000001"          # our code in headers (senderCode / receiverCode)
   name: TSUNAGI DEMO CENTRE
 spoolRoot: ./spool
+# Encryption at rest: every spool file (and the card vault) under one key-encryption key, a
+# file of mode 0600 (\`tsunagi keys new FILE\` makes one; an environment variable works too:
+# kek: { env: TSUNAGI_KEK }). After a new key: old one under retired, then \`tsunagi keys rotate\`.
+encryption:
+  kek: { file: ./keys/kek }
 ledger: sqlite:./tsunagi.db   # or postgres://user@host:5432/db
 queue: embedded               # or redis://127.0.0.1:6379
 quietPeriodSeconds: 0         # files dropped without a temporary name wait this long
@@ -157,6 +163,7 @@ export async function initCentre(dir: string, options: StarterOptions = {}): Pro
   await ensureSelfSignedCert(path.join(keys, 'zengin_tls_cert.pem'), path.join(keys, 'zengin_tls_key.pem'));
   await ensureAs2Certificate(path.join(keys, 'as2_cert.pem'), path.join(keys, 'as2_key.pem'), 'tsunagi AS2');
   const merchant = await ensureSshKeyPair(path.join(keys, 'm-tokyo_ed25519'), 'example merchant m-tokyo');
+  if (!(await pathExists(path.join(keys, 'kek')))) await writeNewKekFile(path.join(keys, 'kek'));
   const zenginPassword = path.join(keys, 'zengin_m-osaka.password');
   if (!(await pathExists(zenginPassword))) await writeFile(zenginPassword, randomZenginPassword(), { mode: 0o600 });
   const configFile = path.join(path.resolve(dir), 'tsunagi.yaml');

@@ -7,6 +7,7 @@ import { endQuietlyOnClosedPipe } from './lib/whole-output.ts';
 import { packageVersion } from './lib/supervision.ts';
 import { StartupError } from './lib/startup.ts';
 import { QueueUnavailableError } from '../jobs/queue-wait.ts';
+import { KeyError } from '../spool/keys.ts';
 
 const commands: Record<string, () => Promise<{ command: Command }>> = {
   init: () => import('./commands/init.ts'),
@@ -32,6 +33,8 @@ const commands: Record<string, () => Promise<{ command: Command }>> = {
   'hulft-job-line': () => import('./commands/hulft-job-line.ts'),
   'hulft-format': () => import('./commands/hulft-format.ts'),
   utility: () => import('./commands/utility.ts'),
+  keys: () => import('./commands/keys.ts'),
+  export: () => import('./commands/export.ts'),
 };
 
 async function help(): Promise<string> {
@@ -68,7 +71,8 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof BusinessDateError) {
+    // A key file others can read, or a key that is missing: the centre refuses to start (PCI DSS 3.6).
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof BusinessDateError || err instanceof KeyError) {
       process.stderr.write(`tsunagi ${name}: ${redact(err.message)}\n`);
       return EXIT_USAGE;
     }

@@ -2,12 +2,12 @@
 import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from './atomic.ts';
-import type { SpoolTree } from './tree.ts';
+import { PRIVATE_DIR, type SpoolTree } from './tree.ts';
 
 /** Moves a file into today's archive folder; returns the archive path. */
 export async function archiveFile(tree: SpoolTree, currentPath: string, archiveName: string, at = new Date()): Promise<string> {
   const dir = tree.archiveDir(at);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   const target = path.join(dir, archiveName);
   await rename(currentPath, target);
   await fsyncDir(dir);

@@ -4,6 +4,7 @@ import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { fsyncDir } from './atomic.ts';
 import { isTemporaryName } from './tree.ts';
+import { encryptInPlace, keyRingFor } from './encrypted-file.ts';
 
 export interface InboundCandidate {
   name: string;
@@ -94,5 +95,9 @@ export async function claimFile(candidatePath: string, workDir: string, fileId: 
     throw err;
   }
   await fsyncDir(workDir);
+  // A partner that writes into inbound itself (a local folder drop, HULFT's own receive) left
+  // plaintext: from work/ on, the file is encrypted like everything the listeners land.
+  const ring = keyRingFor(target);
+  if (ring) await encryptInPlace(target, ring);
   return target;
 }

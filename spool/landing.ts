@@ -1,9 +1,10 @@
 // How a protocol listener lands a file in a partner's inbound folder: it writes under a temporary
 // name (which the ingest scan ignores) and commits with a rename only when the transfer succeeded.
 // A dropped connection aborts, and nothing appears in inbound.
-import { open, rm, stat, statfs, type FileHandle } from 'node:fs/promises';
+import { open, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { publishFile, temporaryPathFor } from './atomic.ts';
+import { EncryptedFileWriter, encryptInPlace, keyRingFor, spoolFileSize } from './encrypted-file.ts';
 import { displayName, fileNameProblem } from './names.ts';
 
 export class UnsafeNameError extends Error {}
@@ -73,11 +74,25 @@ export function assertSafeFileName(name: string): void {
   if (problem) throw new UnsafeNameError(`unsafe file name "${displayName(name, 80)}": ${problem}`);
 }
 
+/**
+ * Where a listener writes the upload's bytes: plaintext in, and on disk encrypted when the spool
+ * encrypts (spool/encrypted-file.ts). Writes must come in order of position, or ahead of it
+ * (held until the gap fills); a write that goes back is refused.
+ */
+export interface LandingHandle {
+  write(data: Buffer, off?: number, len?: number, position?: number | null): Promise<{ bytesWritten: number }>;
+  /** What was written is on disk. */
+  sync(): Promise<void>;
+}
+
 export interface Landing {
   readonly tempPath: string;
   readonly finalPath: string;
-  readonly handle: FileHandle;
-  /** Closes our handle so that another writer (a protocol client) can fill `tempPath` itself. */
+  readonly handle: LandingHandle;
+  /**
+   * Closes our handle (finishing what was written through it), so that another writer (a
+   * protocol client) can fill `tempPath` itself; commit then encrypts what that writer left.
+   */
   release(): Promise<void>;
   /**
    * fsync, rename to the final name; returns the final path and size. `record` (the upload's
@@ -99,14 +114,18 @@ export async function beginLanding(dir: string, name: string, limits: LandingLim
   await assertFreeSpace(dir, limits.reserveBytes);
   const finalPath = path.join(dir, name);
   const tempPath = temporaryPathFor(finalPath);
-  const handle = await open(tempPath, 'wx');
+  const ring = keyRingFor(dir);
+  const encrypted = ring ? await EncryptedFileWriter.create(tempPath, ring) : undefined;
+  const plain = encrypted ? undefined : await open(tempPath, 'wx', 0o600);
+  const handle: LandingHandle = encrypted ?? plain!;
   let closed = false;
   let refusal: LandingRefused | undefined;
   let nextSpaceCheck = SPACE_CHECK_BYTES;
   const close = async () => {
     if (!closed) {
       closed = true;
-      await handle.close();
+      if (encrypted) await encrypted.finish();
+      else await plain!.close();
     }
   };
   return {
@@ -127,7 +146,8 @@ export async function beginLanding(dir: string, name: string, limits: LandingLim
     async commit(record) {
       await close();
       if (refusal) throw refusal;
-      const { size } = await stat(tempPath);
+      if (ring) await encryptInPlace(tempPath, ring);
+      const size = await spoolFileSize(tempPath);
       const tooLarge = sizeRefusal(size, limits.maxBytes);
       if (tooLarge) throw tooLarge;
       if (record) await recordBeforeAck(() => record(size));
@@ -135,6 +155,10 @@ export async function beginLanding(dir: string, name: string, limits: LandingLim
       return { path: finalPath, size };
     },
     async abort() {
+      if (encrypted && !closed) {
+        closed = true;
+        await encrypted.close();
+      }
       await close().catch(() => undefined);
       await rm(tempPath, { force: true });
     },
@@ -168,6 +192,8 @@ export async function landFile(
 export async function landPreparedFile(tempPath: string, dir: string, name: string): Promise<string> {
   assertSafeFileName(name);
   const finalPath = path.join(dir, name);
+  const ring = keyRingFor(dir);
+  if (ring) await encryptInPlace(tempPath, ring);
   await publishFile(tempPath, finalPath);
   return finalPath;
 }

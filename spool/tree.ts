@@ -4,8 +4,11 @@
 //   <root>/work                     files claimed by a job
 //   <root>/archive/YYYY/MM/DD       everything, once done with
 //   <root>/error                    files that could not even be read
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+
+/** Mode of every spool folder. */
+export const PRIVATE_DIR = 0o700;
 
 const PARTNER_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
@@ -46,11 +49,16 @@ export class SpoolTree {
     return path.join(this.root, 'archive');
   }
 
+  /**
+   * Creates the tree; every folder of it is owner-only (0700), also one made earlier with a
+   * wider mode (PCI DSS 3.4, 7: only the centre's own user reads card data).
+   */
   async ensure(partnerIds: string[]): Promise<void> {
-    await Promise.all([this.work, this.error, this.archiveRoot].map((d) => mkdir(d, { recursive: true })));
-    for (const id of partnerIds) {
-      await mkdir(this.inbound(id), { recursive: true });
-      await mkdir(this.outbound(id), { recursive: true });
+    const dirs = [this.root, this.work, this.error, this.archiveRoot, path.join(this.root, 'partners')];
+    for (const id of partnerIds) dirs.push(this.partnerDir(id), this.inbound(id), this.outbound(id));
+    for (const d of dirs) {
+      await mkdir(d, { recursive: true, mode: PRIVATE_DIR });
+      await chmod(d, PRIVATE_DIR);
     }
   }
 }

@@ -7,7 +7,7 @@
 // (host:pid:start, with a heartbeat). A file found 'sending' whose holder is gone (killed) is taken
 // over at once and its push finished from what the partner holds, never repeated blindly.
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
+import { spoolFileSize, withPlaintext } from '../../spool/encrypted-file.ts';
 import type { Knex } from 'knex';
 import { archiveFile } from '../../spool/archive.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
@@ -17,6 +17,17 @@ import type { PartnerConfig } from '../config.ts';
 import { PushDeferredError, PushOutcomeUnknownError, PushRefusedError, type ProtocolClient, type TransferResult } from '../../protocols/contract.ts';
 import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
 import { PushInDoubtError, type PushJournal, type PushPhase, type ResumeOutcome } from '../../protocols/staged-push.ts';
+
+/**
+ * Protocols whose clients read the outbound file through the spool's reader themselves
+ * (decrypting as the bytes go out); the others get a short-lived plaintext copy.
+ */
+const READS_SPOOL_FILES = new Set(['as2', 'zengin', 'local']);
+
+/** Runs a push with the bytes in the clear at the moment they go to the partner. */
+function pushPlaintext<T>(partner: PartnerConfig, file: string, push: (localPath: string) => Promise<T>): Promise<T> {
+  return READS_SPOOL_FILES.has(partner.delivery.protocol) ? push(file) : withPlaintext(file, push);
+}
 
 /** How often a running push renews its heartbeat. */
 export const HEARTBEAT_MS = 10_000;
@@ -125,7 +136,8 @@ async function takeOver(ctx: JobContext, file: FileRow, partner: PartnerConfig):
     let outcome: ResumeOutcome = { delivered: false, how: 'abandoned' };
     if (row?.phase) {
       client = await ctx.clientFor(partner);
-      if (client.resume) outcome = await client.resume(file.path!, remoteNameFor(partner, file), { phase: row.phase, tempName: row.temp_name ?? '' });
+      const resuming = client;
+      if (resuming.resume) outcome = await pushPlaintext(partner, file.path!, (localPath) => resuming.resume!(localPath, remoteNameFor(partner, file), { phase: row.phase!, tempName: row.temp_name ?? '' }));
       else centre.log.warn({ fileId: file.id, partner: partner.id, protocol: partner.delivery.protocol }, 'this protocol cannot tell whether an interrupted push arrived; pushing again');
     }
     const was = row ? `attempt ${row.attempt} (held by ${row.holder ?? 'nobody'})` : 'a push with no attempt recorded';
@@ -166,7 +178,7 @@ async function removeLeftoverTemporaries(ctx: JobContext, file: FileRow, partner
   const rows = (await db('deliveries').where({ file_id: file.id }).whereIn('outcome', ['error', 'abandoned']).whereNotNull('temp_name').select('id', 'temp_name')) as { id: number; temp_name: string }[];
   for (const r of rows) {
     try {
-      await client.resume(file.path!, remoteNameFor(partner, file), { phase: 'staging', tempName: r.temp_name });
+      await pushPlaintext(partner, file.path!, (localPath) => client.resume!(localPath, remoteNameFor(partner, file), { phase: 'staging', tempName: r.temp_name }));
       await db('deliveries').where({ id: r.id }).update({ temp_name: null });
     } catch (err) {
       ctx.centre.log.warn({ fileId: file.id, tempName: r.temp_name, reason: (err as Error).message }, 'could not remove an earlier temporary at the partner');
@@ -217,11 +229,14 @@ export const deliver: Handler = async (input, ctx) => {
   let client: ProtocolClient | undefined;
   try {
     if (!file.path) throw new Error('the outbound file has no path in the ledger');
-    const local = await stat(file.path);
-    if (file.size !== null && local.size !== file.size) throw new Error(`the outbound file holds ${local.size} bytes, the ledger says ${file.size}`);
+    const localSize = await spoolFileSize(file.path);
+    if (file.size !== null && localSize !== file.size) throw new Error(`the outbound file holds ${localSize} bytes, the ledger says ${file.size}`);
     client = await ctx.clientFor(partner);
     await removeLeftoverTemporaries(ctx, file, partner, client);
-    const result = await client.push(file.path, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }), attempt: { fileId: file.id, attempt, deliveryId: id, fileType: file.file_type } });
+    const pushing = client;
+    const result = await pushPlaintext(partner, file.path, (localPath) =>
+      pushing.push(localPath, remoteName, { tempName: tempName || undefined, journal: journalFor(centre.ledger.db, id, { phase: 'staging', tempName }), attempt: { fileId: file.id, attempt, deliveryId: id, fileType: file.file_type } }),
+    );
     await recordSent(ctx, file, partner, id, result, `pushed by ${partner.delivery.protocol} as ${result.remoteName}${result.note ? ` (${result.note})` : ''}`);
   } catch (err) {
     const reason = (err as Error).message;

@@ -1,6 +1,7 @@
 // ingest: validates a received file, refuses duplicates (E108), accepts or rejects it, and sends
 // the sender a 91 rejection notice for every error found.
-import { open, writeFile, rm } from 'node:fs/promises';
+import { writeFile, rm } from 'node:fs/promises';
+import { openSpoolFile } from '../../spool/encrypted-file.ts';
 import path from 'node:path';
 import { validateFile, sniffHeader, writeRejectNotice, makeDuplicateFileError, FormatError, type ValidationReport } from '../../formats/index.ts';
 import { sha256File } from '../../spool/checksum.ts';
@@ -18,7 +19,7 @@ export function rejectsPath(ctx: JobContext, fileId: string): string {
 }
 
 async function readHead(p: string): Promise<Buffer> {
-  const fh = await open(p, 'r');
+  const fh = await openSpoolFile(p);
   try {
     const buf = Buffer.alloc(4096);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
@@ -174,7 +175,7 @@ export const ingest: Handler = async (input, ctx) => {
     if (duplicate) rejectAsDuplicate(report, duplicate.id);
   }
   if (!report.fileRejected) {
-    await writeFile(rejectsPath(ctx, file.id), JSON.stringify(report.rejectedRecordNos));
+    await writeFile(rejectsPath(ctx, file.id), JSON.stringify(report.rejectedRecordNos), { mode: 0o600 });
     try {
       await centre.files.transition(file.id, 'received', 'accepted', `valid: ${report.acceptedCount} accepted, ${report.rejectedCount} rejected`, counts);
     } catch (err) {

@@ -41,13 +41,14 @@ export class ReportWriter {
 
   private constructor(readonly finalPath: string) {
     this.temp = temporaryPathFor(finalPath);
-    this.out = createWriteStream(this.temp);
+    // Masked numbers only, but owner-only like everything under the spool.
+    this.out = createWriteStream(this.temp, { mode: 0o600 });
     this.out.on('error', (err) => (this.failed = err));
     this.out.write('\ufeff' + REPORT_COLUMNS.map(([, h]) => h).join(',') + '\r\n');
   }
 
   static async open(finalPath: string): Promise<ReportWriter> {
-    await mkdir(path.dirname(finalPath), { recursive: true });
+    await mkdir(path.dirname(finalPath), { recursive: true, mode: 0o700 });
     return new ReportWriter(finalPath);
   }
 

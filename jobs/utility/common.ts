@@ -29,7 +29,7 @@ export function vaultOf(centre: Centre): Promise<Vault> {
   if (!v) {
     const cfg = vaultKeySources(centre.config);
     if (!cfg) throw new Error(`${centre.config.file}: utility billing needs vault.kek (the key-encryption key)`);
-    v = Vault.open(centre.ledger, KeyRing.load(cfg.kek, cfg.retiredKeks));
+    v = Vault.open(centre.ledger, centre.keys ?? KeyRing.load(cfg.kek, cfg.retiredKeks));
     v.catch(() => vaults.delete(centre));
     vaults.set(centre, v);
   }

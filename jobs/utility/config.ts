@@ -2,6 +2,7 @@
 // centre's `vault` block (where the key-encryption key lives). Checked against the rest of the
 // config by checkUtilityConfig, called from the config's own refinement.
 import { z } from 'zod';
+import { keySources } from '../at-rest.ts';
 import { secretRefSchema } from '../../protocols/secrets.ts';
 import { cronProblem } from '../cron.ts';
 
@@ -85,9 +86,9 @@ export function checkUtilityConfig(config: { partners: PartnerLike[]; vault?: Va
   if (utilities > 0 && !config.vault && !encryption?.kek) issue(['vault'], 'utility partners need the card vault: vault.kek ({ file } or { env }) names the key-encryption key (or encryption.kek, the spool\'s)');
 }
 
-/** The vault's KEKs: its own `vault` block, or else the spool's encryption at rest (`encryption: { kek, retired }`, issue 11). */
+/** The vault's KEKs: the spool's encryption at rest (`encryption: { kek, retired }`), with an older `vault` block's keys as retired ones. */
 export function vaultKeySources(config: { vault?: VaultConfig }): VaultConfig | undefined {
-  if (config.vault) return config.vault;
-  const enc = (config as { encryption?: { kek?: VaultConfig['kek']; retired?: VaultConfig['kek'][] } }).encryption;
-  return enc?.kek ? { kek: enc.kek, retiredKeks: enc.retired ?? [] } : undefined;
+  // One key ring for the spool and the vault (jobs/at-rest.ts): `encryption` first, `vault` beside it.
+  const s = keySources(config as Parameters<typeof keySources>[0]);
+  return s ? { kek: s.kek, retiredKeks: s.retired } : undefined;
 }

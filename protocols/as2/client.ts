@@ -3,7 +3,7 @@
 // receipt URL and the listener records it in the ledger). The pending state and MIC digests live in
 // the ledger (as2_sent), so a retry after a crash or a missing MDN reuses the same Message-ID.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readSpoolFile } from '../../spool/encrypted-file.ts';
 import http from 'node:http';
 import https from 'node:https';
 import { hostname } from 'node:os';
@@ -116,7 +116,7 @@ export class As2Client implements ProtocolClient {
 
   async push(localPath: string, remoteName: string): Promise<TransferResult> {
     const { endpoint: e, partnership: p, log } = this.o;
-    const payload = await readFile(localPath);
+    const payload = await readSpoolFile(localPath);
     const sha = createHash('sha256').update(payload).digest('hex');
     const { reuse, done } = await this.pick(remoteName, sha);
     if (done) {

@@ -8,12 +8,12 @@
 // name). A restart lands what was answered; a staged message whose answer never went out waits for
 // the partner's retry, which is answered and landed then. Duplicates by (AS2-From, Message-ID).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { LandingRefused, beginLanding, sizeRefusal } from '../../spool/landing.ts';
+import { createSpoolReadStream } from '../../spool/encrypted-file.ts';
 import { AdmissionGate } from '../admission.ts';
 import type { Socket } from 'node:net';
 import { fsyncDir, pathExists } from '../../spool/atomic.ts';
@@ -484,7 +484,7 @@ async function micFromFile(digest: DigestName, prefix: Buffer, file: string, sha
   const h = createHash(digest).update(prefix);
   const check = createHash('sha256');
   try {
-    for await (const chunk of createReadStream(file)) {
+    for await (const chunk of await createSpoolReadStream(file)) {
       h.update(chunk as Buffer);
       check.update(chunk as Buffer);
     }

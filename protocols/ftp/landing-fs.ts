@@ -8,7 +8,8 @@
 //     (A plain FTP data connection has no end-of-file marker other than its close, so the control
 //     connection is the only witness that the sender meant to stop there.)
 import { constants as FS, type Stats } from 'node:fs';
-import { lstat, open, readdir, rename } from 'node:fs/promises';
+import { lstat, readdir, rename } from 'node:fs/promises';
+import { openSpoolFile, spoolFileSize } from '../../spool/encrypted-file.ts';
 import { Writable } from 'node:stream';
 import ftpSrv from 'ftp-srv';
 import type { FtpConnection } from 'ftp-srv';
@@ -174,7 +175,8 @@ export class LandingFileSystem extends ftpSrv.FileSystem {
     if (v.kind === 'root') return dirStats(fileName, false);
     if (v.kind === 'dir') return dirStats(fileName, v.area === 'inbound');
     const s = await this.regularFile(v);
-    return Object.assign(s, { name: fileName });
+    // The partner sees the content's size, not the encrypted file's.
+    return Object.assign(s, { name: fileName, size: await spoolFileSize(v.real, s) });
   }
 
   override async list(p = '.'): Promise<FakeStats[]> {
@@ -185,7 +187,7 @@ export class LandingFileSystem extends ftpSrv.FileSystem {
     for (const e of await readdir(v.dir, { withFileTypes: true })) {
       if (!e.isFile() || isTemporaryName(e.name)) continue;
       const s = await lstat(`${v.dir}/${e.name}`).catch(() => undefined);
-      if (s?.isFile()) out.push(Object.assign(s, { name: e.name }));
+      if (s?.isFile()) out.push(Object.assign(s, { name: e.name, size: await spoolFileSize(`${v.dir}/${e.name}`, s).catch(() => s.size) }));
     }
     return out;
   }
@@ -222,9 +224,9 @@ export class LandingFileSystem extends ftpSrv.FileSystem {
     const v = this.resolvePath(fileName);
     if (v.kind !== 'file' || v.area !== 'outbound') throw new PermissionError('downloads come from /outbound');
     await this.regularFile(v);
-    const fh = await open(v.real, FS.O_RDONLY | FS.O_NOFOLLOW);
-    const s = await fh.stat();
-    this.hooks.downloadStarted(v.name, s.size);
+    // Decrypted here, as the bytes leave to the partner; REST (start) reads from that offset.
+    const fh = await openSpoolFile(v.real, FS.O_RDONLY | FS.O_NOFOLLOW);
+    this.hooks.downloadStarted(v.name, fh.size);
     const stream = fh.createReadStream({ start, highWaterMark: 1 << 20 });
     stream.on('data', () => this.hooks.touch());
     return { stream, clientPath: v.clientPath };

@@ -137,7 +137,7 @@ export async function landHulftReceipt(deps: ReceiveDeps, args: ReceivedJobArgs)
   let sha256: string;
   let size: number;
   try {
-    await mkdir(workDir, { recursive: true });
+    await mkdir(workDir, { recursive: true, mode: 0o700 });
     await removeStaleTemporaries(workDir);
     ({ sha256, size } = await copyWithSha(source, temp));
   } catch (err) {
@@ -236,7 +236,8 @@ async function copyWithSha(source: string, target: string): Promise<{ sha256: st
   let size = 0;
   // O_NOFOLLOW: a symlink swapped in after the lstat is refused (ELOOP), not followed.
   const input = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
-  const out = await open(target, 'wx').catch(async (err) => {
+  // 0600, and only until landPreparedFile encrypts it (when the spool encrypts).
+  const out = await open(target, 'wx', 0o600).catch(async (err) => {
     await input.close();
     throw err;
   });

@@ -4,7 +4,8 @@ import { copyFile, readdir, stat, rm, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { assertSafeFileName } from '../../spool/landing.ts';
-import { fsyncDir, fsyncPath } from '../../spool/atomic.ts';
+import { fsyncDir } from '../../spool/atomic.ts';
+import { copyOutOfSpool, spoolFileSize } from '../../spool/encrypted-file.ts';
 import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import { remoteTemporaryName } from '../sftp/serial.ts';
@@ -32,8 +33,8 @@ export function localFolder(dir: string): RemoteFolder {
       }
     },
     async upload(localPath, name) {
-      await copyFile(localPath, at(name));
-      await fsyncPath(at(name));
+      // Decrypted here, as the bytes leave to the partner (an encrypted spool file streams out).
+      await copyOutOfSpool(localPath, at(name));
     },
     async rename(from, to) {
       await rename(at(from), at(to));
@@ -50,14 +51,14 @@ export class LocalClient implements ProtocolClient {
 
   async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
-    const { size } = await stat(localPath);
+    const size = await spoolFileSize(localPath);
     return stagedPush(localFolder(this.endpoint.path), localPath, size, remoteName, { tempName: options.tempName ?? remoteTemporaryName(remoteName), journal: options.journal, protocol: 'local' });
   }
 
   async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {
     assertSafeFileName(remoteName);
     assertSafeFileName(interrupted.tempName);
-    const { size } = await stat(localPath);
+    const size = await spoolFileSize(localPath);
     return resumeStagedPush(localFolder(this.endpoint.path), remoteName, size, interrupted.phase, interrupted.tempName, 'local');
   }
 

@@ -3,7 +3,8 @@
 // only when the client closes the handle and every write succeeded; a connection that ends with
 // a handle still open aborts it, so a dropped upload leaves nothing in inbound.
 import { constants as FS } from 'node:fs';
-import { lstat, open, readdir, rename, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rename } from 'node:fs/promises';
+import { openSpoolFile, spoolFileSize, type SpoolReader } from '../../spool/encrypted-file.ts';
 import type { Stats } from 'node:fs';
 import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
@@ -93,7 +94,7 @@ type OpenHandle =
       /** Acknowledgements waiting for the disk to catch up. */
       waiters: Array<() => void>;
     }
-  | { kind: 'download'; name: string; fh: FileHandle; size: number; sent: number }
+  | { kind: 'download'; name: string; real: string; fh: SpoolReader; size: number; sent: number }
   | { kind: 'dir'; entries: FileEntry[]; done: boolean };
 
 class Refused extends Error {
@@ -110,8 +111,9 @@ function dirAttrs(writable: boolean): Attributes {
   return { mode: FS.S_IFDIR | (writable ? 0o755 : 0o555), uid: 0, gid: 0, size: 0, atime: now, mtime: now };
 }
 
-function fileAttrs(s: Stats): Attributes {
-  return { mode: FS.S_IFREG | 0o644, uid: 0, gid: 0, size: s.size, atime: Math.floor(s.atimeMs / 1000), mtime: Math.floor(s.mtimeMs / 1000) };
+/** A file's attributes as the partner sees them: `size` is the content's (plaintext) size. */
+function fileAttrs(s: Stats, size = s.size): Attributes {
+  return { mode: FS.S_IFREG | 0o644, uid: 0, gid: 0, size, atime: Math.floor(s.atimeMs / 1000), mtime: Math.floor(s.mtimeMs / 1000) };
 }
 
 function longname(name: string, a: Attributes): string {
@@ -298,13 +300,13 @@ export class SftpSession {
     if (v.area !== 'outbound') throw new Refused(STATUS_CODE.PERMISSION_DENIED, 'downloads come from /outbound');
     await this.regularFile(v);
     // O_NOFOLLOW closes the race between the lstat above and the open.
-    const fh = await open(v.real, FS.O_RDONLY | FS.O_NOFOLLOW);
-    const s = await fh.stat();
-    if (!s.isFile()) {
+    // Decrypted here, as the bytes leave to the partner (spool/encrypted-file.ts).
+    const fh = await openSpoolFile(v.real, FS.O_RDONLY | FS.O_NOFOLLOW);
+    if (!fh.isFile) {
       await fh.close();
       throw new NotInTree(`not a file: ${v.clientPath}`);
     }
-    this.sftp.handle(reqid, this.newHandle({ kind: 'download', name: v.name, fh, size: s.size, sent: 0 }));
+    this.sftp.handle(reqid, this.newHandle({ kind: 'download', name: v.name, real: v.real, fh, size: fh.size, sent: 0 }));
   }
 
   private async onWrite(reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
@@ -420,15 +422,16 @@ export class SftpSession {
   private async onFstat(reqid: number, handle: Buffer): Promise<void> {
     const [, h] = this.handleOf(handle);
     if (h.kind === 'dir') return void this.sftp.attrs(reqid, dirAttrs(false));
-    const s = await (h.kind === 'upload' ? h.landing.handle : h.fh).stat();
-    this.sftp.attrs(reqid, fileAttrs(s));
+    const s = await lstat(h.kind === 'upload' ? h.landing.tempPath : h.real);
+    this.sftp.attrs(reqid, fileAttrs(s, h.kind === 'upload' ? await spoolFileSize(h.landing.tempPath, s) : h.size));
   }
 
   private async onStat(reqid: number, p: string): Promise<void> {
     const v = this.resolve(p);
     if (v.kind === 'root') return void this.sftp.attrs(reqid, dirAttrs(false));
     if (v.kind === 'dir') return void this.sftp.attrs(reqid, dirAttrs(v.area === 'inbound'));
-    this.sftp.attrs(reqid, fileAttrs(await this.regularFile(v)));
+    const s = await this.regularFile(v);
+    this.sftp.attrs(reqid, fileAttrs(s, await spoolFileSize(v.real, s)));
   }
 
   /** Times and modes are ours to keep; accept the request (clients send it after uploads) and ignore it. */
@@ -458,7 +461,7 @@ export class SftpSession {
         if (!e.isFile() || isTemporaryName(e.name)) continue;
         const s = await lstat(`${v.dir}/${e.name}`).catch(() => undefined);
         if (!s?.isFile()) continue;
-        const attrs = fileAttrs(s);
+        const attrs = fileAttrs(s, await spoolFileSize(`${v.dir}/${e.name}`, s).catch(() => s.size));
         entries.push({ filename: e.name, longname: longname(e.name, attrs), attrs });
       }
     }

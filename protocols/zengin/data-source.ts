@@ -1,6 +1,6 @@
 // Reads a file as 全銀 data-message payloads: whole records, `perText` records a message, from
 // message `fromSeq` on. Reads big blocks with one read ahead so the disk keeps up with the socket.
-import type { FileHandle } from 'node:fs/promises';
+import type { ReadHandle } from '../../formats/file-access.ts';
 
 const BLOCK_TARGET = 4 << 20;
 
@@ -9,7 +9,7 @@ export interface TextChunk {
   payload: Buffer;
 }
 
-export async function* dataTexts(handle: FileHandle, size: number, recordLength: number, perText: number, fromSeq = 1): AsyncGenerator<TextChunk> {
+export async function* dataTexts(handle: Pick<ReadHandle, 'read'>, size: number, recordLength: number, perText: number, fromSeq = 1): AsyncGenerator<TextChunk> {
   const textBytes = perText * recordLength;
   const textsPerBlock = Math.max(1, Math.floor(BLOCK_TARGET / textBytes));
   const blockBytes = textsPerBlock * textBytes;

@@ -1,6 +1,7 @@
 // The primary (一次局): we call a partner's centre. A session logs in (開局) in 連絡 mode to send
 // files or in 照会 mode to ask for them, carries several files, and closes (閉局).
 import { open } from 'node:fs/promises';
+import { openSpoolFile } from '../../spool/encrypted-file.ts';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readSecret, readSecretString } from '../secrets.ts';
@@ -180,9 +181,9 @@ export class PrimarySession {
   /** 連絡: sends one file; `restart` sends 再送要求 and resumes where the partner's answer says. */
   async sendFile(localPath: string, file: EndpointFile, restart = false, onEnding?: () => Promise<void> | void): Promise<ZenginTransferResult> {
     if (this.mode !== '0') throw new Error('sendFile needs a 連絡 (mode 0) session');
-    const fh = await open(localPath, 'r');
+    const fh = await openSpoolFile(localPath);
     try {
-      const size = (await fh.stat()).size;
+      const size = fh.size;
       const counts = countsFor(size, file.recordLength, this.ep.maxText);
       const req = this.fileRequest(restart ? FileKind.restartRequest : FileKind.startRequest, file, counts);
       await this.link.send(encodeFileControl(req, this.ep.form));

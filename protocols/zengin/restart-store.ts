@@ -7,6 +7,45 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { assertPartnerId } from '../../spool/tree.ts';
+import { EncryptedFileReader, EncryptedFileWriter, keyRingFor } from '../../spool/encrypted-file.ts';
+
+/**
+ * Where a partial's bytes go: the plain file, or (when the spool encrypts) an encrypted file that
+ * keeps its unfinished last chunk on disk at every suspend, so a 再送要求 can resume it.
+ */
+interface PartialSink {
+  writeAt(parts: Buffer[], at: number): Promise<void>;
+  /** What was written is on disk, to be resumed later. */
+  suspend(): Promise<void>;
+  /** The file is complete: finish it for its hand-over. */
+  complete(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function plainSink(handle: FileHandle): PartialSink {
+  return {
+    writeAt: (parts, at) => writeAllAt(handle, parts, at),
+    suspend: () => handle.sync(),
+    complete: () => handle.sync(),
+    close: () => handle.close(),
+  };
+}
+
+function encryptedSink(w: EncryptedFileWriter): PartialSink {
+  return {
+    writeAt: async (parts, at) => {
+      for (const b of parts) {
+        await w.write(b, 0, b.length, at);
+        at += b.length;
+      }
+    },
+    suspend: () => w.checkpoint(),
+    complete: async () => {
+      await w.finish();
+    },
+    close: () => w.close(),
+  };
+}
 
 export interface PartialKey {
   partnerId: string;
@@ -97,12 +136,21 @@ export class RestartStore {
       holder.release();
     };
     try {
-      await mkdir(path.dirname(p.data), { recursive: true });
+      await mkdir(path.dirname(p.data), { recursive: true, mode: 0o700 });
       let meta: PartialMeta | null = null;
       let size = 0;
+      const ring = keyRingFor(p.data);
       if (!fresh) {
         meta = await readFile(p.meta, 'utf8').then((s) => JSON.parse(s) as PartialMeta).catch(() => null);
-        size = await stat(p.data).then((s) => s.size).catch(() => 0);
+        size = ring
+          ? await EncryptedFileReader.open(p.data, ring, undefined, { unfinished: true }).then(async (r) => {
+              try {
+                return await r.authenticPrefix();
+              } finally {
+                await r.close();
+              }
+            }, () => 0)
+          : await stat(p.data).then((s) => s.size).catch(() => 0);
       }
       let held = 0;
       const total = key.recordCount * key.recordLength;
@@ -113,13 +161,24 @@ export class RestartStore {
         meta = null;
       }
       const bytes = held === 0 ? 0 : held === key.textCount && size === total ? total : held * meta!.fullPayload;
-      const handle = await open(p.data, fresh || held === 0 ? 'w' : 'r+');
-      // A torn last message (crash mid-write) is cut off: only complete messages count.
-      await handle.truncate(bytes);
-      if (held === 0) await rm(p.meta, { force: true });
+      let sink: PartialSink;
       const hash = createHash('sha256');
-      if (bytes > 0) for await (const chunk of createReadStream(p.data, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      return new PartialFile(key, p.data, p.meta, handle, held, bytes, meta?.fullPayload ?? null, hash, free);
+      if (ring) {
+        if (bytes > 0) {
+          const r = await EncryptedFileReader.open(p.data, ring, undefined, { unfinished: true });
+          for await (const chunk of r.createReadStream({ start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        }
+        // A torn last message (crash mid-write) is cut off: only complete messages count.
+        sink = encryptedSink(bytes > 0 ? await EncryptedFileWriter.resume(p.data, ring, bytes) : await EncryptedFileWriter.create(p.data, ring, { flag: 'w' }));
+      } else {
+        const handle = await open(p.data, fresh || held === 0 ? 'w' : 'r+', 0o600);
+        // A torn last message (crash mid-write) is cut off: only complete messages count.
+        await handle.truncate(bytes);
+        if (bytes > 0) for await (const chunk of createReadStream(p.data, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        sink = plainSink(handle);
+      }
+      if (held === 0) await rm(p.meta, { force: true });
+      return new PartialFile(key, p.data, p.meta, sink, held, bytes, meta?.fullPayload ?? null, hash, free);
     } catch (err) {
       free();
       throw err;
@@ -140,7 +199,7 @@ export class PartialFile {
     readonly key: PartialKey,
     private readonly dataPath: string,
     private readonly metaPath: string,
-    private readonly handle: FileHandle,
+    private readonly handle: PartialSink,
     /** Complete data messages held. */
     public heldTexts: number,
     /** Bytes held (written or batched). */
@@ -164,7 +223,7 @@ export class PartialFile {
     if (this.lastShort) return 'a data message after a shorter (last) one';
     if (this.fullPayload === null) {
       this.fullPayload = payload.length;
-      await writeFile(this.metaPath, JSON.stringify({ fullPayload: payload.length } satisfies PartialMeta));
+      await writeFile(this.metaPath, JSON.stringify({ fullPayload: payload.length } satisfies PartialMeta), { mode: 0o600 });
     } else if (payload.length > this.fullPayload) {
       return `data message of ${payload.length} bytes after messages of ${this.fullPayload}`;
     } else if (payload.length < this.fullPayload) {
@@ -188,7 +247,7 @@ export class PartialFile {
     await this.pending;
     const at = this.writeAt;
     this.writeAt += length;
-    const write = writeAllAt(this.handle, parts, at);
+    const write = this.handle.writeAt(parts, at);
     write.catch(() => undefined); // awaited by the next flush; this only stops an unhandled rejection
     this.pending = write;
   }
@@ -206,7 +265,7 @@ export class PartialFile {
   async suspend(): Promise<void> {
     try {
       await this.flush();
-      await this.handle.sync();
+      await this.handle.suspend();
     } finally {
       await this.closeHandle();
     }
@@ -222,7 +281,7 @@ export class PartialFile {
   /** Moves the complete file to `target` (a landing's temporary path, same file system as a rule). */
   async handOver(target: string): Promise<void> {
     await this.flush();
-    await this.handle.sync();
+    await this.handle.complete();
     await this.closeHandle();
     try {
       await rename(this.dataPath, target);

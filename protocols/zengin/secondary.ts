@@ -3,7 +3,7 @@
 // Any error answers the due response with its 処理結果, or, where no response is due (data, a
 // message out of sequence), sends 閉局要求 carrying the code, and closes the connection.
 import { timingSafeEqual, X509Certificate } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { openSpoolFile } from '../../spool/encrypted-file.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { AuditWriteFailed, LandingRefused, assertFreeSpace, beginLanding, sizeRefusal } from '../../spool/landing.ts';
@@ -434,9 +434,10 @@ class SecondarySession {
       await this.audit('refused', `0x17 no file of type ${file.fileType} for ${req.fileName}`);
       return;
     }
-    const fh = await open(picked.path, 'r');
+    // Decrypted here, as the bytes leave to the partner.
+    const fh = await openSpoolFile(picked.path);
     try {
-      const size = (await fh.stat()).size;
+      const size = fh.size;
       let counts;
       try {
         counts = countsFor(size, recordLength, account.maxText);

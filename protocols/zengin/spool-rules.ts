@@ -4,7 +4,8 @@
 //   new cycle). Decided from the audit trail's 'upload' rows, so no extra table is needed.
 // - 照会: the partner gets the newest file in its outbound folder whose header says the mapped
 //   file type and that it has not picked up yet (no 'download' audit row names it).
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { openSpoolFile } from '../../spool/encrypted-file.ts';
 import path from 'node:path';
 import type { Ledger } from '../../spool/ledger/db.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
@@ -61,14 +62,14 @@ export async function pickOutbound(ledger: Ledger, dir: string, partnerId: strin
   for (const e of entries) {
     if (!e.isFile() || isTemporaryName(e.name) || taken.has(e.name)) continue;
     const p = path.join(dir, e.name);
-    const fh = await open(p, 'r').catch(() => null);
+    const fh = await openSpoolFile(p).catch(() => null);
     if (!fh) continue;
     try {
       const head = Buffer.alloc(3);
       await fh.read(head, 0, 3, 0);
       if (sniffFileType(head) !== fileType) continue;
       const s = await stat(p);
-      candidates.push({ name: e.name, path: p, size: s.size, mtime: s.mtimeMs });
+      candidates.push({ name: e.name, path: p, size: fh.size, mtime: s.mtimeMs });
     } finally {
       await fh.close();
     }

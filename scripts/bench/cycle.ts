@@ -18,14 +18,18 @@
 // (BENCH_FRESH=1 generates them again). Card company 5 takes the EBCDIC mainframe 32.
 //
 // BENCH_MODES may also name embedded:normal (a SQLite ledger with ?synchronous=normal: no fsync
-// per commit). BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
+// per commit), and any mode with +enc (embedded+enc, bullmq1+enc): the centre encrypts its spool
+// at rest (spool/encrypted-file.ts); the encrypted/plain ratio of each pair is printed. A mode
+// named twice runs twice (interleave them against drift under load); the median is reported:
+//   BENCH_MERCHANTS=20 BENCH_RECORDS=2000 BENCH_NO_BASELINE=1 \
+//     BENCH_MODES=embedded,embedded+enc,embedded,embedded+enc,embedded,embedded+enc npx tsx scripts/bench/cycle.ts BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
 // default the config's 2), BENCH_KEEP=1 keeps the centres.
 // The timer starts when the scan is enqueued (workers already up, files already generated) and
 // stops when every inbound file is routed and every outbound file sent.
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +46,7 @@ import { cycleDone, killWorker, sleep, startWorker, type WorkerProcess } from '.
 import { splitFile, validateFile } from '../../formats/index.ts';
 import { companyCode } from '../../test/helpers/centre.ts';
 import { printTop, profileFiles } from './profile-top.ts';
+import { writeNewKekFile } from '../../spool/keys.ts';
 
 const { values: args } = parseArgs({ options: { profile: { type: 'string' } }, allowPositionals: false, strict: false });
 const PROFILE = args.profile === undefined ? undefined : path.resolve(args.profile === true || args.profile === '' ? 'cycle-profile' : String(args.profile));
@@ -145,9 +150,13 @@ async function freshLedgerUrl(): Promise<string | undefined> {
   return PG_ADMIN.replace(/\/[^/]*$/, `/${name}`);
 }
 
-async function centreFor(tpl: TestCentre, queue: string, sqliteSync?: string): Promise<TestCentre> {
+async function centreFor(tpl: TestCentre, queue: string, sqliteSync?: string, encrypted = false): Promise<TestCentre> {
   const ledger = (await freshLedgerUrl()) ?? (sqliteSync ? `sqlite:./ledger.db?synchronous=${sqliteSync}` : undefined);
   const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME, queue, ledger });
+  if (encrypted) {
+    await writeNewKekFile(path.join(c.dir, 'kek'));
+    await appendFile(c.configFile, 'encryption: { kek: { file: ./kek } }\n');
+  }
   for (const m of tpl.merchantIds) {
     const from = path.join(tpl.dir, 'spool', 'partners', m, 'inbound');
     const to = path.join(c.dir, 'spool', 'partners', m, 'inbound');
@@ -222,19 +231,22 @@ async function main(): Promise<void> {
   const tpl = await template();
   console.log(`merchants' files ready in ${((Date.now() - tg) / 1000).toFixed(1)} s (${CACHE})`);
   const made: TestCentre[] = [tpl];
-  const results = new Map<string, number>();
+  const results = new Map<string, number[]>();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   try {
     const formats = process.env.BENCH_NO_BASELINE ? undefined : formatsRateApart(tpl);
     if (formats) console.log(`${'baseline: formats validate+split'.padEnd(32)} ${(TOTAL / formats).toFixed(2).padStart(7)} s ${Math.round(formats).toLocaleString('en').padStart(10)} records/s (same files, one thread, another process)`);
     for (const mode of MODES) {
       // embedded:normal runs on a SQLite ledger with synchronous=normal (no fsync per commit)
-      const [kind, sqliteSync] = mode.split(':') as [string, string | undefined];
+      const encrypted = mode.endsWith('+enc');
+      const [kind, sqliteSync] = mode.replace(/\+enc$/, '').split(':') as [string, string | undefined];
       const queue = kind === 'embedded' ? 'embedded' : REDIS_URL;
-      const def = await centreFor(tpl, queue, sqliteSync);
+      const def = await centreFor(tpl, queue, sqliteSync, encrypted);
       made.push(def);
       const ms = kind === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(kind.replace('bullmq', '')));
-      results.set(mode, ms);
-      const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '');
+      results.set(mode, [...(results.get(mode) ?? []), ms]);
+      if (!process.env.BENCH_KEEP) await rm(def.dir, { recursive: true, force: true });
+      const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '') + (encrypted ? ' encrypted' : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
       console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}`);
@@ -242,7 +254,14 @@ async function main(): Promise<void> {
     console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (the embedded runs and their worker threads; BullMQ workers are other processes)`);
     const one = results.get('bullmq1');
     const two = results.get('bullmq2');
-    if (one && two) console.log(`2 workers / 1 worker: ${(one / two).toFixed(2)}x`);
+    if (one && two) console.log(`2 workers / 1 worker: ${(median(one) / median(two)).toFixed(2)}x`);
+    for (const [mode, runs] of results) {
+      const plainRuns = mode.endsWith('+enc') ? results.get(mode.replace(/\+enc$/, '')) : undefined;
+      if (!plainRuns) continue;
+      const enc = median(runs);
+      const base = median(plainRuns);
+      console.log(`encryption at rest, ${mode.replace(/\+enc$/, '')}: median ${(enc / 1000).toFixed(2)} s encrypted vs ${(base / 1000).toFixed(2)} s plain (${runs.length}+${plainRuns.length} runs) = ${((enc / base - 1) * 100).toFixed(1)}% slower (target at most 10%); load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    }
   } finally {
     if (!process.env.BENCH_KEEP) {
       for (const c of made) await rm(c.dir, { recursive: true, force: true });

@@ -4,6 +4,8 @@ import { hulftConfigWarnings, hulftJobLineIssues } from '../../protocols/hulft/c
 import { EXIT_USAGE, parseCommandArgs, type Command } from '../cli-kit.ts';
 import { formatProblem, preflight } from '../../jobs/preflight.ts';
 import { centreClock } from '../../jobs/runtime.ts';
+import { atRestWarnings, loadKeyRing } from '../../jobs/at-rest.ts';
+import { KeyError } from '../../spool/keys.ts';
 
 const usage = 'tsunagi check-config [--config FILE]';
 
@@ -22,6 +24,14 @@ export const command: Command = {
     for (const w of hulftConfigWarnings(config)) process.stderr.write(`warning: ${formatPath(w.path)}: ${w.message}\n`);
     // Every file, secret and folder the config names, as serve and the jobs will need them.
     const problems = preflight(config, centreClock()());
+    // Encryption at rest: the keys load (a key file others can read is refused), or a loud warning.
+    try {
+      loadKeyRing(config);
+    } catch (err) {
+      if (!(err instanceof KeyError)) throw err;
+      problems.push({ level: 'error', where: config.encryption ? 'encryption.kek' : 'vault.kek', message: err.message });
+    }
+    for (const w of atRestWarnings(config)) process.stderr.write(`warning: ${w}\n`);
     for (const p of problems) process.stderr.write(`${formatProblem(config.file, p)}\n`);
     const errors = problems.filter((p) => p.level === 'error').length;
     if (errors) {

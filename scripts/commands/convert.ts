@@ -1,5 +1,6 @@
 // `tsunagi convert`: re-lay a file into another layout, code page or framing.
 import { existsSync } from 'node:fs';
+import { encryptedFileHint } from '../../spool/encrypted-file.ts';
 import { EXIT_OK, EXIT_REJECTED, UsageError, parseCommandArgs, type Command } from '../cli-kit.ts';
 import { ENCODINGS, FRAMINGS } from '../../formats/layouts.ts';
 import { convertFile, FormatError, type Encoding, type Framing } from '../../formats/index.ts';
@@ -20,6 +21,8 @@ export const command: Command = {
     for (const flag of ['from', 'to', 'out'] as const) if (!values[flag]) throw new UsageError(`--${flag} is required\nusage: ${usage}`);
     const input = positionals[0]!;
     if (!existsSync(input)) throw new UsageError(`no such file: ${input}`);
+    const encrypted = await encryptedFileHint(input);
+    if (encrypted) throw new UsageError(encrypted);
     try {
       const r = await writeWhole(values.out!, (temp) => convertFile(input, {
         from: checkLayoutName(values.from, '--from'), to: checkLayoutName(values.to, '--to')!,

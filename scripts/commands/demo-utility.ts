@@ -17,11 +17,14 @@ const CUSTOMERS = 20;
 const customerNo = (i: number) => `K${String(i).padStart(4, '0')}`;
 const cardOf = (i: number, v = 0) => { const body = `${i % 2 ? '411111' : '555555'}${String(v * 1000 + i).padStart(9, '0')}`; return body + luhnCheckDigit(body); };
 
-/** Adds u-city and the vault (with a new KEK file, mode 600) to the demo's config. */
+/** Adds u-city (and, to a config without encryption at rest, the vault's own KEK file) to the demo's config. */
 export async function addDemoUtility(configFile: string, keysDir: string): Promise<void> {
-  await writeNewKekFile(path.join(keysDir, 'vault_kek'));
   const doc = parseDocument(await readFile(configFile, 'utf8'));
-  doc.set('vault', doc.createNode({ kek: { file: './keys/vault_kek' } }));
+  // The starter config encrypts at rest: the vault shares that key. Only an older config gets its own.
+  if (!doc.has('encryption')) {
+    await writeNewKekFile(path.join(keysDir, 'vault_kek'));
+    doc.set('vault', doc.createNode({ kek: { file: './keys/vault_kek' } }));
+  }
   doc.addIn(['partners'], doc.createNode({
     id: DEMO_UTILITY, name: 'CITY POWER AND WATER', role: 'utility', code: CODE, send: ['21', '23'], receive: ['22', '24', '91'],
     delivery: { protocol: 'local', path: `./remote/${DEMO_UTILITY}` },

@@ -1,5 +1,6 @@
 // `tsunagi validate FILE`: checks one fixed-width file against its layout and the spec's rules.
 import { existsSync } from 'node:fs';
+import { encryptedFileHint } from '../../spool/encrypted-file.ts';
 import { EXIT_OK, EXIT_REJECTED, UsageError, formatTable, parseCommandArgs, type Command } from '../cli-kit.ts';
 import { ENCODINGS, FRAMINGS } from '../../formats/layouts.ts';
 import { familyOfLayoutName, validateFile, type Encoding, type Framing } from '../../formats/index.ts';
@@ -32,6 +33,8 @@ export const command: Command = {
     if (positionals.length !== 1) throw new UsageError(`give exactly one FILE\nusage: ${usage}`);
     const file = positionals[0]!;
     if (!existsSync(file)) throw new UsageError(`no such file: ${file}`);
+    const encrypted = await encryptedFileHint(file);
+    if (encrypted) throw new UsageError(encrypted);
     const report = await validateFile(file, {
       layout: checkLayoutName(values.layout, '--layout'),
       encoding: checkChoice<Encoding>(values.encoding, ENCODINGS, '--encoding'),

@@ -1,8 +1,8 @@
 // Opens the ledger: SQLite (embedded default) or PostgreSQL, the same schema on both.
 import knexFactory, { type Knex } from 'knex';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { redactCardNumbers } from '../../formats/card.ts';
+import { prepareSqliteFile } from './file-mode.ts';
 import { migrateToLatest } from './migrations.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -64,7 +64,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
   const { dialect, target, synchronous = 'full' } = parseLedgerUrl(url, options.baseDir);
   let db: Knex;
   if (dialect === 'sqlite') {
-    if (target !== ':memory:') mkdirSync(path.dirname(target), { recursive: true });
+    if (target !== ':memory:') prepareSqliteFile(target);
     db = knexFactory({
       client: 'better-sqlite3',
       connection: { filename: target },

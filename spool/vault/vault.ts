@@ -5,7 +5,7 @@
 // associated data, so an entry copied onto another customer does not open.
 import { randomBytes, createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
-import { deriveHmacKey, newDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
+import { deriveKey, newDataKey, rewrapDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
 import type { Ledger } from '../ledger/index.ts';
 import { withDeferredSync, withRawSqlite } from '../ledger/sqlite-raw.ts';
 import { BatchGcm, PackedMessages } from './gcm-batch.ts';
@@ -59,8 +59,29 @@ export class Vault {
       rows = await ledger.db('vault_keys').orderBy([{ column: 'created_at' }, { column: 'id' }]);
     }
     const keys = new Map<string, BatchGcm>();
-    for (const r of rows) keys.set(r.id, new BatchGcm(unwrapDataKey(ring, Buffer.from(r.wrapped, 'base64'), KEY_CONTEXT)));
-    return new Vault(ledger, keys, rows[0]!.id, deriveHmacKey(ring, 'card-vault').key);
+    let first: Buffer | undefined;
+    for (const r of rows) {
+      const dataKey = unwrapDataKey(ring, Buffer.from(r.wrapped, 'base64'), KEY_CONTEXT);
+      first ??= dataKey;
+      keys.set(r.id, new BatchGcm(dataKey));
+    }
+    // The lookup HMAC key comes from the vault's first data key, not from the KEK: a KEK rotation
+    // re-wraps data keys and must not change the HMACs (the invalid-card lists keep no plaintext
+    // to recompute them from).
+    return new Vault(ledger, keys, rows[0]!.id, deriveKey({ id: rows[0]!.id, key: first! }, 'hmac:card-vault'));
+  }
+
+  /** `tsunagi keys rotate`: re-wraps every vault data key under the ring's current KEK. */
+  static async rewrapKeys(ledger: Ledger, ring: KeyRing): Promise<{ rewrapped: number; current: number }> {
+    const rows = (await ledger.db('vault_keys').select('id', 'wrapped')) as { id: string; wrapped: string }[];
+    let rewrapped = 0;
+    for (const r of rows) {
+      const { wrapped, changed } = rewrapDataKey(ring, Buffer.from(r.wrapped, 'base64'), KEY_CONTEXT);
+      if (!changed) continue;
+      await ledger.db('vault_keys').where({ id: r.id }).update({ wrapped: wrapped.toString('base64'), kek_id: ring.current.id });
+      rewrapped++;
+    }
+    return { rewrapped, current: rows.length - rewrapped };
   }
 
   /** The lookup hash of a card number (hex). */

@@ -3,11 +3,10 @@
 // recorded as pickups exactly like an SFTP download. Every query is filtered by the session's
 // partner: an id from another merchant answers as if it did not exist.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { Multipart } from '@fastify/multipart';
 import { sha256File } from '../../spool/checksum.ts';
+import { createSpoolFile, createSpoolReadStream, spoolFileSize } from '../../spool/encrypted-file.ts';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
@@ -129,10 +128,19 @@ async function landFixedWidth(web: WebContext, partnerId: string, name: string, 
 async function landCsv(web: WebContext, partnerId: string, name: string, fileType: string, stream: NodeJS.ReadableStream & { truncated?: boolean }, record: RecordUpload): Promise<LandedUpload> {
   const { centre } = web;
   const partner = centre.partner(partnerId);
-  const scratch = await mkdtemp(path.join(tmpdir(), 'tsunagi-csv-'));
+  // Inside the spool (work/, a 0700 dot folder), so the CSV and its fixed-width form are
+  // encrypted at rest like every other file holding card numbers.
+  const scratch = await mkdtemp(path.join(centre.spool.work, '.csv-'));
   try {
     const csvPath = path.join(scratch, 'upload.csv');
-    await pipeline(stream, createWriteStream(csvPath));
+    const csv = await createSpoolFile(csvPath);
+    try {
+      for await (const chunk of stream) await csv.write(chunk as Buffer);
+      await csv.finish();
+    } catch (err) {
+      await csv.close();
+      throw err;
+    }
     if (stream.truncated) throw new UploadRefused(413, 'file too large');
     const seq = await reserveSequence(centre.ledger, `csvUpload:${partnerId}`, 1);
     const now = web.now();
@@ -149,7 +157,7 @@ async function landCsv(web: WebContext, partnerId: string, name: string, fileTyp
     const fixedName = `${name.replace(/\.csv$/i, '')}.dat`;
     let landed: LandedUpload | undefined;
     try {
-      await landFile(centre.spool.inbound(partnerId), fixedName, createReadStream(fixedPath) as AsyncIterable<Buffer>, limitsOf(web, partnerId), (size) => record((landed = { sha256, size, name: fixedName, errors: result.errors })));
+      await landFile(centre.spool.inbound(partnerId), fixedName, (await createSpoolReadStream(fixedPath)) as AsyncIterable<Buffer>, limitsOf(web, partnerId), (size) => record((landed = { sha256, size, name: fixedName, errors: result.errors })));
     } catch (err) {
       throw err instanceof LandingRefused ? refusalOf(err) : err;
     }
@@ -271,9 +279,10 @@ ${errors.slice(0, 100).map((e) => html`<tr><td>${e.line}</td><td>${e.code}</td><
 export async function sendDownload(web: WebContext, req: FastifyRequest, reply: FastifyReply, partnerId: string, id: string): Promise<FastifyReply> {
   const file = await ownFile(web, partnerId, id);
   if (!file || file.direction !== 'out' || !file.path || file.purged_at || !(await pathExists(file.path))) return notFound(req, reply);
-  const { size } = await stat(file.path);
+  // Decrypted here, as the bytes leave to the partner.
+  const size = await spoolFileSize(file.path);
   await web.audit(req, 'download', `${file.name} (${size} bytes) file ${file.id}`, partnerId);
-  const stream = createReadStream(file.path);
+  const stream = await createSpoolReadStream(file.path);
   let sent = 0;
   stream.on('data', (chunk) => (sent += chunk.length));
   reply.raw.once('finish', () => {
