@@ -45,7 +45,7 @@ export async function loadTerminalFile(ctx: JobContext, file: FileRow): Promise<
       },
       () => sink.flush(),
     );
-    await sink.finish(aggregator.rows(file.id), count);
+    await sink.finish(aggregator, count);
   } catch (err) {
     await sink.abort();
     throw err;

@@ -215,15 +215,47 @@ export class TerminalAggregator {
     return this.count;
   }
 
-  /** One row per distinct decoded key, in the order the keys first occurred. */
-  rows(fileId: string): AggRow[] {
-    // The key fields as they lie in the packed key bytes.
+  /** The key fields as they lie in the packed key bytes (offsets within one key). */
+  packedKeyFields(): FieldDef[] {
     let at = 0;
-    const packed = this.keyFields.map((f) => {
+    return this.keyFields.map((f) => {
       const d: FieldDef = { ...f, offset: at };
       at += f.length;
       return d;
     });
+  }
+
+  /**
+   * true when every key field is N or C: then a distinct key's bytes are a distinct decoded key,
+   * and a key that is printable ASCII decodes field by field to substr (N) or rtrim (C) of them.
+   */
+  get keysAsText(): boolean {
+    return this.keyFields.every((f) => f.type === 'N' || f.type === 'C');
+  }
+
+  /**
+   * Each distinct key: its packed bytes at keys[keyAt..] and its 6 sums at sums[sumAt..], grouped
+   * by (merchantNo, txnDate) bytes in ascending order, first occurrence within a group. That is the
+   * order of jm_aggregates' only index (merchant_no, business_date): rows inserted in index order
+   * land next to each other, where inserting in first-occurrence order (a merchant at random per
+   * row) splits index pages all over the tree and cost three times the insert itself (measured).
+   */
+  forEachEntry(use: (keys: Buffer, keyAt: number, keyLength: number, sums: Float64Array, sumAt: number) => void): void {
+    const [m, , , d] = this.packedKeyFields();
+    const groups = new Map<string, number[]>();
+    for (let e = 0; e < this.count; e++) {
+      const at = e * this.keyLength;
+      const g = this.keys.toString('latin1', at + m!.offset, at + m!.offset + m!.length) + this.keys.toString('latin1', at + d!.offset, at + d!.offset + d!.length);
+      const list = groups.get(g);
+      if (list) list.push(e);
+      else groups.set(g, [e]);
+    }
+    for (const g of [...groups.keys()].sort()) for (const e of groups.get(g)!) use(this.keys, e * this.keyLength, this.keyLength, this.sums, e * 6);
+  }
+
+  /** One row per distinct decoded key, in the order the keys first occurred. */
+  rows(fileId: string): AggRow[] {
+    const packed = this.packedKeyFields();
     // N and C values are one-to-one with their bytes; other types (packed signs, K) may not be, so
     // rows whose keys decode alike are merged as the string-keyed sums always did.
     const merge = this.keyFields.some((f) => f.type !== 'N' && f.type !== 'C');

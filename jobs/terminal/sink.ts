@@ -6,9 +6,10 @@
 // The terminal_loads row goes in first: a concurrent loader of the same file collides on its key
 // and rolls back, so a file is counted once however often it is retried.
 import type { Knex } from 'knex';
+import { decodeField } from '../../formats/index.ts';
 import { isUniqueViolation, type Ledger } from '../../spool/ledger/index.ts';
 import { acquireRawSqlite, ROWS_PER_STATEMENT, SqliteBatchInsert, type RawSqlite, type RawStatement } from '../../spool/ledger/sqlite-raw.ts';
-import { AGG_COLUMNS, TXN_COLUMNS, type AggRow, type TerminalRecordPlan, type TxnRow } from './rows.ts';
+import { AGG_COLUMNS, AGG_KEY_COLUMNS, TXN_COLUMNS, type AggRow, type TerminalAggregator, type TerminalRecordPlan, type TxnRow } from './rows.ts';
 
 export interface TerminalSink {
   /** false when this file was loaded already (nothing is written then). */
@@ -16,7 +17,8 @@ export interface TerminalSink {
   /** A canonical data record as a terminal_txns row. Synchronous for SQLite; PostgreSQL buffers until flush(). */
   addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void;
   flush(): Promise<void>;
-  finish(aggregates: AggRow[], recordCount: number): Promise<void>;
+  /** Writes the file's aggregates and its terminal_loads count, and commits. */
+  finish(aggregator: TerminalAggregator, recordCount: number): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -56,6 +58,68 @@ class SqliteSpanInsert {
     this.pending = [];
     this.pendingRows = 0;
   }
+}
+
+/**
+ * jm_aggregates rows the same way: per distinct key its packed key bytes as one latin1 string that
+ * SQLite cuts into the seven key columns, and the six sums. Binding 7 values instead of 15 (and
+ * decoding no key in JS) makes these inserts about as cheap as the transaction rows', and a file
+ * of the benchmark has nearly one distinct key per record. Keys that are not printable ASCII (or a
+ * layout with non-N/C key fields) go in decoded, in their place in the order.
+ */
+function insertAggregates(conn: RawSqlite, fileId: string, aggregator: TerminalAggregator): number {
+  const fallback = new SqliteBatchInsert(conn, 'jm_aggregates', AGG_COLUMNS);
+  if (!aggregator.keysAsText) {
+    const rows = aggregator.rows(fileId);
+    for (const r of rows) fallback.add(r);
+    fallback.end();
+    return rows.length;
+  }
+  const packed = aggregator.packedKeyFields();
+  const keyExprs = packed.map((d) => {
+    const sub = `substr(column1, ${d.offset + 1}, ${d.length})`;
+    return d.type === 'C' ? `rtrim(${sub}, ' ')` : sub;
+  });
+  const select = [sqlString(fileId), ...keyExprs, 'column2', 'column3', 'column4', 'column5', 'column6', 'column7'];
+  if (select.length !== AGG_COLUMNS.length || AGG_KEY_COLUMNS.length !== packed.length) throw new Error('jm_aggregates columns and the aggregate key differ');
+  const sql = (rows: number) => `insert into jm_aggregates (${AGG_COLUMNS.join(',')}) select ${select.join(',')} from (values ${Array(rows).fill('(?,?,?,?,?,?,?)').join(',')})`;
+  const many = conn.prepare(sql(ROWS_PER_STATEMENT));
+  const one = conn.prepare(sql(1));
+  let pending: unknown[] = [];
+  let pendingRows = 0;
+  const endSpans = () => {
+    for (let r = 0; r < pendingRows; r++) one.run(...pending.slice(r * 7, r * 7 + 7));
+    pending = [];
+    pendingRows = 0;
+  };
+  const decoded: AggRow = new Array(AGG_COLUMNS.length);
+  let count = 0;
+  aggregator.forEachEntry((keys, at, len, sums, sumAt) => {
+    count++;
+    let text = true;
+    for (let i = at, e = at + len; i < e; i++) {
+      const b = keys[i]!;
+      if (b < 0x20 || b > 0x7e) { text = false; break; }
+    }
+    if (text) {
+      pending.push(keys.toString('latin1', at, at + len), sums[sumAt], sums[sumAt + 1], sums[sumAt + 2], sums[sumAt + 3], sums[sumAt + 4], sums[sumAt + 5]);
+      if (++pendingRows === ROWS_PER_STATEMENT) {
+        many.run(pending);
+        pending = [];
+        pendingRows = 0;
+      }
+      return;
+    }
+    // Rows keep first-occurrence order (ids): what is pending goes in before a decoded row.
+    endSpans();
+    decoded[0] = fileId;
+    for (let k = 0; k < packed.length; k++) decoded[1 + k] = decodeField(keys, at, packed[k]!);
+    for (let i = 0; i < 6; i++) decoded[1 + packed.length + i] = sums[sumAt + i]!;
+    fallback.add(decoded);
+    fallback.end();
+  });
+  endSpans();
+  return count;
 }
 
 class SqliteTerminalSink implements TerminalSink {
@@ -101,15 +165,13 @@ class SqliteTerminalSink implements TerminalSink {
 
   async flush(): Promise<void> {}
 
-  async finish(aggregates: AggRow[], recordCount: number): Promise<void> {
+  async finish(aggregator: TerminalAggregator, recordCount: number): Promise<void> {
     const conn = this.conn!;
     try {
       this.spans?.end();
       this.txns!.end();
-      const aggs = new SqliteBatchInsert(conn, 'jm_aggregates', AGG_COLUMNS);
-      for (const a of aggregates) aggs.add(a);
-      aggs.end();
-      conn.prepare('update terminal_loads set record_count = ?, aggregate_rows = ? where file_id = ?').run(recordCount, aggregates.length, this.fileId);
+      const aggregateRows = insertAggregates(conn, this.fileId, aggregator);
+      conn.prepare('update terminal_loads set record_count = ?, aggregate_rows = ? where file_id = ?').run(recordCount, aggregateRows, this.fileId);
       conn.exec('commit');
       this.open = false;
     } finally {
@@ -170,8 +232,9 @@ class PostgresTerminalSink implements TerminalSink {
     await insertJsonRows(this.trx!, 'terminal_txns', TXN_COLUMNS, rows);
   }
 
-  async finish(aggregates: AggRow[], recordCount: number): Promise<void> {
+  async finish(aggregator: TerminalAggregator, recordCount: number): Promise<void> {
     const trx = this.trx!;
+    const aggregates = aggregator.rows(this.fileId);
     try {
       await this.flush();
       await insertJsonRows(trx, 'jm_aggregates', AGG_COLUMNS, aggregates);

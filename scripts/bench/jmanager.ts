@@ -4,7 +4,7 @@
 // reconcile one day against a 31 side planted with differences; peak RSS. SQLite ledger.
 // Run: BENCH_RECORDS=10000000 node --import tsx scripts/bench/jmanager.ts   (BENCH_DIR to keep files)
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { seededRandom } from '../../formats/index.ts';
 import { openCentre } from '../../jobs/centre.ts';
@@ -24,6 +24,9 @@ mkdirSync(dir, { recursive: true });
 const merchantNo = (h: number) => `5${String(h).padStart(14, '0')}`;
 const rssMb = () => Math.round(process.resourceUsage().maxRSS / 1024);
 const secs = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
+/** CPU seconds of this process since `c0` (the machine is shared: wall time moves with its load). */
+const cpuSecs = (c0: NodeJS.CpuUsage) => { const c = process.cpuUsage(c0); return (c.user + c.system) / 1e6; };
+const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const partners = Array.from({ length: HEAD_OFFICES }, (_, h) => `  - { id: ho-${h}, name: HO ${h}, role: merchant, code: "${String(1_000_000_000 + h)}", merchantNos: ["${merchantNo(h)}"], jmanagerCycles: [M] }`).join('\n');
 writeFileSync(path.join(dir, 'tsunagi.yaml'), `centre: { code: "0000000001", name: BENCH }
@@ -68,6 +71,7 @@ const centre = await openCentre(path.join(dir, 'tsunagi.yaml'), { log: createLog
 const ctx = makeJobContext(centre, async () => undefined, () => new Date('2024-07-01T01:00:00Z'));
 try {
   const l0 = process.hrtime.bigint();
+  const lc0 = process.cpuUsage();
   let loaded = 0;
   for (const [i, p] of files.entries()) {
     const id = `IBENCH${String(i).padStart(4, '0')}`;
@@ -75,13 +79,15 @@ try {
     loaded += await loadTerminalFile(ctx, (await centre.files.get(id))!);
   }
   const loadS = secs(l0);
+  const loadCpu = cpuSecs(lc0);
   const aggRows = Number((await centre.ledger.db('jm_aggregates').count({ n: '*' }))[0]!.n);
-  console.log(`load: ${loaded} records in ${loadS.toFixed(1)} s = ${Math.round(loaded / loadS)} records/s (${aggRows} aggregate rows); peak RSS so far ${rssMb()} MB`);
+  console.log(`load: ${loaded} records in ${loadS.toFixed(1)} s = ${Math.round(loaded / loadS)} records/s, ${loadCpu.toFixed(1)} s CPU = ${Math.round(loaded / loadCpu)} records per CPU second (${aggRows} aggregate rows); peak RSS so far ${rssMb()} MB; load average ${load()}`);
 
   const b0 = process.hrtime.bigint();
+  const bc0 = process.cpuUsage();
   const built = await buildDueJmanagerFiles(ctx, '20240701');
   const rows = built.reduce((s, b) => s + b.dataRows, 0);
-  console.log(`M files: ${built.length} files, ${rows} rows in ${secs(b0).toFixed(1)} s; peak RSS so far ${rssMb()} MB`);
+  console.log(`M files: ${built.length} files, ${rows} rows in ${secs(b0).toFixed(1)} s (${cpuSecs(bc0).toFixed(1)} s CPU); peak RSS so far ${rssMb()} MB`);
 
   // The 31 side of one day: every authorised transaction submitted, but for planted differences.
   const D = '20240615';
@@ -92,9 +98,10 @@ try {
   await db.raw(`update sent_records set amount = amount + 1 where use_date = ? and centre_ref % 1000 = 11`, [D]);
   const submitted = Number((await db('sent_records').where('use_date', D).count({ n: '*' }))[0]!.n);
   const r0 = process.hrtime.bigint();
+  const rc0 = process.cpuUsage();
   const summary = await runReconciliation(ctx, D);
-  console.log(`reconcile ${D}: ${submitted} submitted vs ${perDay} terminal transactions in ${secs(r0).toFixed(1)} s: ${JSON.stringify(Object.fromEntries(Object.entries(summary.counts).filter(([, n]) => n)))}`);
-  console.log(`peak RSS ${rssMb()} MB`);
+  console.log(`reconcile ${D}: ${submitted} submitted vs ${perDay} terminal transactions in ${secs(r0).toFixed(1)} s (${cpuSecs(rc0).toFixed(1)} s CPU): ${JSON.stringify(Object.fromEntries(Object.entries(summary.counts).filter(([, n]) => n)))}`);
+  console.log(`peak RSS ${rssMb()} MB; load average ${load()}`);
 } finally {
   await centre.close();
   if (!process.env.BENCH_DIR) rmSync(dir, { recursive: true, force: true });
