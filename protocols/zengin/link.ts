@@ -241,7 +241,12 @@ export class ZenginLink {
     this.socket.write(payload);
     this.corkedBytes += header.length + payload.length;
     if (this.corkedBytes >= CORK_BYTES) this.flushData();
-    if (this.socket.writableLength > SEND_HIGH_WATER) await this.drained();
+    if (this.socket.writableLength > SEND_HIGH_WATER) {
+      // Uncork first: 'drain' comes only once the whole buffer is out, and corked bytes never go
+      // out (a receiver slower than the sender deadlocked it here).
+      this.flushData();
+      await this.drained();
+    }
     if (!this.wrapper) return null;
     if (++this.unacked < this.ackEvery) return null;
     this.unacked = 0;
