@@ -2,7 +2,8 @@
 // TLS, against a plain TCP copy and a plain TLS socket copy of the same bytes (file -> socket ->
 // file, fsync) in the same run: zengin plain is compared with the TCP copy, zengin TLS with the TLS copy.
 // The receiver (our listener, or the copy's server) runs here; the sender in a child process.
-//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1]
+//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1]   (--runs 3: medians, per-run ratios;
+//   --only tcp|tls|zengin-plain|zengin-tls: that transfer alone, e.g. under node --cpu-prof)
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -22,14 +23,15 @@ import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' } },
+  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' }, only: { type: 'string' } },
 });
 
 // The sending side runs in its own process (as it would on the partner's machine): the parent
 // starts it, waits for 'ready', starts the clock with 'go' and stops it at 'done'.
 if (values.sender) {
   const job = JSON.parse(values.sender) as { kind: 'tcp'; port: number; src: string; ca?: string } | { kind: 'zengin'; endpoint: ZenginEndpointInput; src: string };
-  process.stdout.write('ready\n');
+  const cpu = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
+  process.stdout.write(`ready ${cpu()}\n`);
   await new Promise((r) => process.stdin.once('data', r));
   if (job.kind === 'tcp') {
     const socket = job.ca ? tls.connect({ port: job.port, host: '127.0.0.1', ca: readFileSync(job.ca) }) : net.connect(job.port, '127.0.0.1');
@@ -44,31 +46,40 @@ if (values.sender) {
   } else {
     await new ZenginClient(job.endpoint).push(job.src, 'ZGN310000001');
   }
-  process.stdout.write('done\n');
+  process.stdout.write(`done ${cpu()}\n`);
   process.exit(0);
 }
+
+/** CPU seconds of both sides (this process receives) during the last timed transfer. */
+export const lastCpu = { sender: 0, receiver: 0 };
 
 /** Runs the sender in a child process; returns the seconds from 'go' to 'done'. */
 async function timeSender(job: object): Promise<number> {
   const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, '--sender', JSON.stringify(job)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = child.stdout!.setEncoding('utf8');
+  // resolves with the number the sender prints after `want` (its CPU seconds so far)
   const next = (want: string) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number>((resolve, reject) => {
       let seen = '';
       const on = (d: string) => {
         seen += d;
-        if (seen.includes(want)) {
+        const m = new RegExp(`${want} ([0-9.]+)\\n`).exec(seen);
+        if (m) {
           lines.off('data', on);
-          resolve();
+          resolve(Number(m[1]));
         }
       };
       lines.on('data', on);
       child.once('exit', (code) => reject(new Error(`sender exited with ${code} before '${want}'`)));
     });
-  await next('ready');
+  const senderCpu0 = await next('ready');
   const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
   child.stdin!.write('go\n');
-  await next('done');
+  const senderCpu1 = await next('done');
+  const c = process.cpuUsage(c0);
+  lastCpu.sender = senderCpu1 - senderCpu0;
+  lastCpu.receiver = (c.user + c.system) / 1e6;
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 const RECORD = 200;
@@ -177,28 +188,40 @@ async function zengin(tls: boolean, pki: string): Promise<number> {
 }
 
 try {
-  console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, best kept`);
+  console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, medians kept`);
   await makeSource();
   const pki = await makeCerts();
-  const best = { tcp: Infinity, tlsCopy: Infinity, plain: Infinity, tls: Infinity };
+  const all = { tcp: [] as number[], tlsCopy: [] as number[], plain: [] as number[], tls: [] as number[] };
+  const ratios = { plain: [] as number[], tls: [] as number[] };
   // Each measurement starts with no dirty pages left by the one before (they share the disk).
   const settle = () => execFileSync('sync');
-  for (let i = 0; i < runs; i++) {
-    settle();
-    best.tcp = Math.min(best.tcp, await tcpCopy());
-    settle();
-    best.tlsCopy = Math.min(best.tlsCopy, await tcpCopy(pki));
-    settle();
-    best.plain = Math.min(best.plain, await zengin(false, pki));
-    settle();
-    best.tls = Math.min(best.tls, await zengin(true, pki));
-  }
-  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
   const row = (name: string, s: number, base?: number, baseName?: string) => `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(s).toFixed(0).padStart(7)} MB/s${base ? `   ratio to ${baseName} ${(base / s).toFixed(2)}` : ''}`;
-  console.log(row('plain TCP copy', best.tcp));
-  console.log(row('plain TLS copy', best.tlsCopy));
-  console.log(row('zengin plain', best.plain, best.tcp, 'TCP copy'));
-  console.log(row('zengin TLS', best.tls, best.tlsCopy, 'TLS copy'));
+  for (let i = 0; i < runs; i++) {
+    // each zengin figure right after its baseline: the pair sees the same load
+    // --only zengin-plain / zengin-tls: that one transfer alone (to profile it), the rest NaN
+    const only = values.only;
+    const measure = async (name: string, f: () => Promise<number>) => {
+      if (only && only !== name) return NaN;
+      settle();
+      const seconds = await f();
+      if (runs === 1 || only) console.log(`  ${name}: ${seconds.toFixed(2)} s, CPU s sender ${lastCpu.sender.toFixed(2)}, receiver ${lastCpu.receiver.toFixed(2)}`);
+      return seconds;
+    };
+    const tcp = await measure('tcp', () => tcpCopy());
+    const plain = await measure('zengin-plain', () => zengin(false, pki));
+    const tlsCopy = await measure('tls', () => tcpCopy(pki));
+    const tlsZ = await measure('zengin-tls', () => zengin(true, pki));
+    all.tcp.push(tcp); all.plain.push(plain); all.tlsCopy.push(tlsCopy); all.tls.push(tlsZ);
+    ratios.plain.push(tcp / plain); ratios.tls.push(tlsCopy / tlsZ);
+    if (runs > 1) console.log(`run ${i + 1}: plain ${(tcp / plain).toFixed(2)} of TCP copy, TLS ${(tlsCopy / tlsZ).toFixed(2)} of TLS copy; load average ${load()}`);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  console.log(`load average ${load()}; ${runs > 1 ? `medians of ${runs} runs (ratios: median of the per-run ratios)` : 'one run'}`);
+  console.log(row('plain TCP copy', median(all.tcp)));
+  console.log(row('plain TLS copy', median(all.tlsCopy)));
+  console.log(`${row('zengin plain', median(all.plain))}   ratio to TCP copy ${median(ratios.plain).toFixed(2)} (target >= 0.6)`);
+  console.log(`${row('zengin TLS', median(all.tls))}   ratio to TLS copy ${median(ratios.tls).toFixed(2)} (target >= 0.7)`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }
