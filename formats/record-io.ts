@@ -201,10 +201,10 @@ export class RecordFileWriter {
     this.used = 0;
   }
 
-  /** Flushes, fsyncs and closes; the caller publishes the file atomically. */
-  close(): void {
+  /** Flushes, fsyncs (unless the caller's publishing does: `sync: false`) and closes; the caller publishes the file atomically. */
+  close(options: { sync?: boolean } = {}): void {
     this.flush();
-    this.sink.finish(this.durable);
+    this.sink.finish(this.durable && options.sync !== false);
     if (this.syncing) this.closeFd();
     else closeSync(this.fd);
   }

@@ -64,6 +64,11 @@ export interface SplitOptions {
   stampCentreRef?: { start: bigint; centreDate: string };
   outputPath(destinationId: string): string;
   /**
+   * false: close the outputs without fsync, because the caller publishes them with an fsync of
+   * its own (spool's publishFile, off this thread); default true.
+   */
+  syncOutputs?: boolean;
+  /**
    * After each record is written: the output record's fields and where it came from. `fields` is
    * decoded on access and valid during the call only (copy what you keep).
    */
@@ -265,7 +270,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       out.info.totals = out.totals.values();
       writeRecord(out, trailer, out.family.trailer, -1);
       writeRecord(out, buildEnd(out.family.recordLength), out.family.end, -1);
-      out.writer.close();
+      out.writer.close({ sync: opts.syncOutputs !== false });
     }
   } catch (err) {
     for (const out of outputs.values()) {

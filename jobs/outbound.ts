@@ -5,7 +5,8 @@ import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { publishFile } from '../spool/atomic.ts';
 import { createHash } from 'node:crypto';
-import { reserveSequenceOnce, type FileRow } from '../spool/ledger/index.ts';
+import type { Knex } from 'knex';
+import { flushLedger, reserveSequenceOnce, writeTransaction, type FileRow } from '../spool/ledger/index.ts';
 import { tokyoDate } from '../spool/tree.ts';
 import type { PartnerConfig } from './config.ts';
 import { jobId, type JobContext } from './context.ts';
@@ -58,38 +59,61 @@ export interface PublishedOutbound {
 
 /** Moves a finished temporary file into the partner's outbound folder and records it as ready. */
 export async function publishOutbound(ctx: JobContext, out: PublishedOutbound): Promise<void> {
+  await publishOutbounds(ctx, [out]);
+}
+
+/**
+ * Publishes several outbound files made by one job, and records them as ready in one
+ * transaction, with whatever else the job commits with them (`inTransaction`: the route's
+ * 'routed'). The ledger is flushed first: a partner that pulls can see a file the moment it is
+ * published, so the numbers and states it was made from must survive a power loss by then.
+ */
+export async function publishOutbounds(ctx: JobContext, outs: readonly PublishedOutbound[], options: { inTransaction?: (trx: Knex.Transaction) => Promise<void>; lazy?: boolean } = {}): Promise<void> {
   const { centre } = ctx;
-  const finalPath = path.join(centre.spool.outbound(out.partner.id), out.plan.name);
-  const existing = await centre.files.get(out.plan.id);
-  if (existing) {
-    await rm(out.tempPath, { force: true }); // published by an earlier attempt
-    return;
+  const existing = new Set<string>();
+  for (let i = 0; i < outs.length; i += 500) {
+    const ids = outs.slice(i, i + 500).map((o) => o.plan.id);
+    for (const row of (await centre.ledger.db('files').whereIn('id', ids).select('id')) as { id: string }[]) existing.add(row.id);
   }
-  await publishFile(out.tempPath, finalPath);
-  await centre.files.create(
-    {
-      id: out.plan.id,
-      partner_id: out.partner.id,
-      direction: 'out',
-      file_type: out.fileType,
-      name: out.plan.name,
-      path: finalPath,
-      size: out.size,
-      sha256: out.sha256,
-      sender_code: centre.config.centre.code,
-      receiver_code: out.partner.code,
-      file_seq: out.plan.fileSeq,
-      business_date: out.plan.businessDate,
-      record_count: out.recordCount,
-      accepted_count: out.recordCount,
-      rejected_count: 0,
-      amount_total: out.amountTotal,
-      parent_id: out.parentId,
-      state: 'ready',
+  const fresh = outs.filter((o) => !existing.has(o.plan.id));
+  await Promise.all(outs.filter((o) => existing.has(o.plan.id)).map((o) => rm(o.tempPath, { force: true }))); // published by an earlier attempt
+  if (fresh.length) await flushLedger(centre.ledger);
+  for (const out of fresh) await publishFile(out.tempPath, path.join(centre.spool.outbound(out.partner.id), out.plan.name));
+  if (!fresh.length && !options.inTransaction) return;
+  await writeTransaction(
+    centre.ledger,
+    async (trx) => {
+      for (const out of fresh) {
+        await centre.files.create(
+          {
+            id: out.plan.id,
+            partner_id: out.partner.id,
+            direction: 'out',
+            file_type: out.fileType,
+            name: out.plan.name,
+            path: path.join(centre.spool.outbound(out.partner.id), out.plan.name),
+            size: out.size,
+            sha256: out.sha256,
+            sender_code: centre.config.centre.code,
+            receiver_code: out.partner.code,
+            file_seq: out.plan.fileSeq,
+            business_date: out.plan.businessDate,
+            record_count: out.recordCount,
+            accepted_count: out.recordCount,
+            rejected_count: 0,
+            amount_total: out.amountTotal,
+            parent_id: out.parentId,
+            state: 'ready',
+          },
+          out.reason,
+          undefined,
+          ctx.now().getTime(), // the centre clock: result deadlines count from when the centre made it
+          trx,
+        );
+      }
+      await options.inTransaction?.(trx);
     },
-    out.reason,
-    undefined,
-    ctx.now().getTime(), // the centre clock: result deadlines count from when the centre made it
+    { lazy: options.lazy },
   );
 }
 

@@ -1,6 +1,7 @@
 // What was forwarded to card companies, record by record, and the results that came back:
 // the two sides of reconciliation 1 (sent vs returned).
 import type { ForwardInfo } from '../formats/index.ts';
+import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
 import { withRawSqlite, SqliteBatchInsert } from '../spool/ledger/sqlite-raw.ts';
@@ -67,21 +68,27 @@ export class SentRecordWriter {
     };
   }
 
-  private write(rows: Record<string, unknown>[]): void {
+  private write(rows: Record<string, unknown>[], db: Knex = this.ledger.db): void {
     this.chain = this.chain
       .then(async () => {
-        if (!this.error) await this.ledger.db('sent_batches').insert(rows).onConflict(['file_id', 'part']).ignore();
+        if (!this.error) await db('sent_batches').insert(rows).onConflict(['file_id', 'part']).ignore();
       })
       .catch((err: unknown) => {
         this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
       });
   }
 
-  /** Writes the rest (the last part of every destination) in one statement. */
-  async finish(): Promise<void> {
+  /** Waits for the parts written as the split went (call before finish(trx): they use the pool's connection). */
+  async settle(): Promise<void> {
+    await this.chain;
+    if (this.error) throw this.error;
+  }
+
+  /** Writes the rest (the last part of every destination) in one statement; in `trx` when given (with the 32 files' rows). */
+  async finish(trx?: Knex.Transaction): Promise<void> {
     const rows = [...this.packers].map(([destinationId, packer]) => this.rowOf(destinationId, packer));
     this.packers.clear();
-    if (rows.length) this.write(rows);
+    if (rows.length) this.write(rows, trx);
     await this.chain;
     if (this.error) throw this.error;
   }

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { validateFile, sniffHeader, writeRejectNotice, makeDuplicateFileError, FormatError, type ValidationReport } from '../../formats/index.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { archiveFile } from '../../spool/archive.ts';
-import { isUniqueViolation, type FileRow } from '../../spool/ledger/index.ts';
-import { recordFileErrors } from '../../spool/ledger/file-errors.ts';
-import { temporaryPathFor } from '../../spool/atomic.ts';
+import { isUniqueViolation, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
+import { recordFileErrorsIn } from '../../spool/ledger/file-errors.ts';
+import { publishFile, temporaryPathFor } from '../../spool/atomic.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
 import { tokyoDate } from '../../spool/tree.ts';
@@ -16,6 +16,18 @@ import { tokyoDate } from '../../spool/tree.ts';
 /** The record numbers that validation rejected, kept beside the work file for the route job. */
 export function rejectsPath(ctx: JobContext, fileId: string): string {
   return path.join(ctx.centre.spool.work, `${fileId}.rejects.json`);
+}
+
+/**
+ * Written durably before the file is accepted: a route after a power loss must skip the same
+ * records. None rejected (the common case) writes nothing: a missing file reads as none.
+ */
+async function writeRejects(ctx: JobContext, fileId: string, recordNos: readonly number[]): Promise<void> {
+  const final = rejectsPath(ctx, fileId);
+  if (recordNos.length === 0) return void (await rm(final, { force: true }));
+  const temp = temporaryPathFor(final);
+  await writeFile(temp, JSON.stringify(recordNos), { mode: 0o600 });
+  await publishFile(temp, final);
 }
 
 async function readHead(p: string): Promise<Buffer> {
@@ -124,8 +136,8 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
 }
 
 /** Records the file's error codes and sends its 91 notice, if it has errors. */
+/** The 91 notice of a file with errors (their counts by code commit with the file's outcome). */
 async function answerErrors(ctx: JobContext, file: FileRow, report: ValidationReport): Promise<void> {
-  await recordFileErrors(ctx.centre.ledger, file.id, report.errors.map((e) => e.code));
   if (report.errors.length > 0) await sendRejectNotice(ctx, file, report);
 }
 
@@ -168,16 +180,22 @@ export const ingest: Handler = async (input, ctx) => {
     rejected_count: report.fileRejected ? report.recordCount : report.rejectedCount,
     amount_total: amountOf(report),
   };
-  await centre.files.update(file.id, headerFields);
-
+  // The header fields, the outcome and the error counts commit together. Acceptance is a lazy
+  // commit (nothing outside the ledger depends on it before the route, which flushes the ledger
+  // before it publishes anything; a power loss that takes it gives a file still 'received', and
+  // validation gives the same result again). A rejection is durable before the file is archived.
+  const errorCodes = () => report.errors.map((e) => e.code);
   if (!report.fileRejected && header) {
     const duplicate = await centre.files.findDuplicate({ id: file.id, senderCode: header.senderCode, fileType: header.fileType, fileSeq: header.fileSeq, sha256: file.sha256 ?? '' });
     if (duplicate) rejectAsDuplicate(report, duplicate.id);
   }
   if (!report.fileRejected) {
-    await writeFile(rejectsPath(ctx, file.id), JSON.stringify(report.rejectedRecordNos), { mode: 0o600 });
+    await writeRejects(ctx, file.id, report.rejectedRecordNos);
     try {
-      await centre.files.transition(file.id, 'received', 'accepted', `valid: ${report.acceptedCount} accepted, ${report.rejectedCount} rejected`, counts);
+      await writeTransaction(centre.ledger, async (trx) => {
+        await centre.files.transition(file.id, 'received', 'accepted', `valid: ${report.acceptedCount} accepted, ${report.rejectedCount} rejected`, { ...headerFields, ...counts }, trx);
+        await recordFileErrorsIn(trx, file.id, errorCodes());
+      }, { lazy: true });
     } catch (err) {
       if (!isUniqueViolation(err)) throw err;
       rejectAsDuplicate(report, 'another file accepted at the same moment'); // lost the race to a twin
@@ -186,10 +204,13 @@ export const ingest: Handler = async (input, ctx) => {
   await answerErrors(ctx, file, report);
   if (report.fileRejected) {
     const codes = [...new Set(report.errors.map((e) => e.code))].join(',');
-    await centre.files.transition(file.id, 'received', 'rejected', `rejected: ${report.errorCount} errors (${codes})`, { ...counts, accepted_count: 0, rejected_count: report.recordCount });
+    await writeTransaction(centre.ledger, async (trx) => {
+      await centre.files.transition(file.id, 'received', 'rejected', `rejected: ${report.errorCount} errors (${codes})`, { ...headerFields, ...counts, accepted_count: 0, rejected_count: report.recordCount }, trx);
+      await recordFileErrorsIn(trx, file.id, errorCodes());
+    });
     await rm(rejectsPath(ctx, file.id), { force: true }); // written before a twin won the accept race
     const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
-    await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
+    await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { lazy: true }); // lost: the archive still holds it (recovery's case of a kill here)
     centre.log.warn({ fileId: file.id, partner: file.partner_id, fileName: file.name, errors: report.errorCount, codes }, 'file rejected');
     return;
   }

@@ -10,10 +10,11 @@ import { temporaryPathFor } from '../../spool/atomic.ts';
 import { archiveFile } from '../../spool/archive.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
-import type { FileRow } from '../../spool/ledger/index.ts';
+import type { Knex } from 'knex';
+import { flushLedger, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
-import { planOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
+import { planOutbound, publishOutbounds, requestDelivery, type PublishedOutbound } from '../outbound.ts';
 import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
 import { ensureRejectNotice, rejectsPath } from './ingest.ts';
 import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
@@ -52,7 +53,7 @@ async function readRejects(ctx: JobContext, fileId: string): Promise<number[]> {
   }
 }
 
-async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig, internal?: InternalSales): Promise<string[]> {
+async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig, internal?: InternalSales, alsoCommit?: (trx: Knex.Transaction, outputIds: readonly string[]) => Promise<void>): Promise<string[]> {
   const { centre } = ctx;
   // a utility's bills arrive here as an internal 31 made from its 23 (jobs/utility/billing.ts)
   const fileType = internal?.fileType ?? file.file_type!;
@@ -94,6 +95,7 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     },
     stampCentreRef: fileType === '31' ? { start: BigInt(file.centre_ref_start!), centreDate } : undefined,
     outputPath: (destId) => temporaryPathFor(path.join(centre.spool.outbound(destId), planFor(destId).name)),
+    syncOutputs: false, // publishOutbounds fsyncs each before its rename, on the thread pool rather than blocking this thread
     onForward(destId, fields, info: ForwardInfo) {
       sent?.add(destId, fields, info);
       if (results && fields.centreRef && /^\d+$/.test(fields.centreRef)) results.push(returnedResult(fields));
@@ -103,18 +105,17 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     throw err;
   });
   try {
-    await sent?.finish();
+    await sent?.settle();
     const answers = results ? await utilityAnswersFor(ctx, file, sender, new Set(skipRecordNos)) : undefined;
     if (answers) results!.push(...answers.results);
     if (results) await recordResults(centre.ledger, file.id, results, centreDate);
     const ids: string[] = answers?.outputs ?? [];
+    const published: PublishedOutbound[] = [];
     for (const out of outputs) {
-      const dest = ctx.routes.byId.get(out.destinationId)!;
-      const plan = planFor(out.destinationId);
       const { sha256, size } = await sha256File(out.path);
-      await publishOutbound(ctx, {
-        plan,
-        partner: dest,
+      published.push({
+        plan: planFor(out.destinationId),
+        partner: ctx.routes.byId.get(out.destinationId)!,
         fileType: outType,
         tempPath: out.path,
         size,
@@ -124,8 +125,17 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
         parentId: file.id,
         reason: `routed from ${file.id} (${file.name}): ${out.recordCount} records`,
       });
-      ids.push(plan.id);
     }
+    ids.push(...published.map((p) => p.plan.id));
+    // The outputs' rows, what was sent (packed) and, when the caller asks, the source's 'routed':
+    // one commit (the caller flushes it before the source leaves work/).
+    await publishOutbounds(ctx, published, {
+      lazy: true,
+      async inTransaction(trx) {
+        await sent?.finish(trx);
+        await alsoCommit?.(trx, ids);
+      },
+    });
     return ids;
   } catch (err) {
     await Promise.all(outputs.map((o) => rm(o.path, { force: true })));
@@ -168,6 +178,7 @@ export const route: Handler = async (input, ctx) => {
   const kind = routeKindOf(file.file_type ?? '');
   let outputs: string[] = [];
   let reason: string;
+  let routed = false;
   if (kind === 'terminal') {
     const loaded = await loadTerminalFile(ctx, file);
     reason = `loaded ${loaded} terminal transactions`;
@@ -179,12 +190,18 @@ export const route: Handler = async (input, ctx) => {
   } else {
     // 42 answers to a utility's validity check update the vault; 51/52 feed registration's R06
     const effects = await utilityEffectsOf(ctx, file, sender, new Set(await readRejects(ctx, file.id)));
-    outputs = [...effects, ...(await splitAndPublish(ctx, file, sender))];
-    reason = `routed into ${outputs.length} files`;
+    const routedReason = (outputIds: readonly string[]) => `routed into ${effects.length + outputIds.length} files`;
+    const ids = await splitAndPublish(ctx, file, sender, undefined, (trx, outputIds) => centre.files.transition(file.id, 'accepted', 'routed', routedReason(outputIds), {}, trx));
+    outputs = [...effects, ...ids];
+    reason = routedReason(ids);
+    routed = true;
   }
-  await centre.files.transition(file.id, 'accepted', 'routed', reason);
+  if (!routed) await writeTransaction(centre.ledger, (trx) => centre.files.transition(file.id, 'accepted', 'routed', reason, {}, trx), { lazy: true });
+  // 'routed' is durable before the file leaves work/: after a power loss the ledger must not
+  // send a retried route to a path that is gone.
+  await flushLedger(centre.ledger);
   const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
-  await centre.files.update(file.id, { path: archived, archived_at: Date.now() });
+  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { lazy: true }); // lost: as a kill just before it (the file is in the archive)
   await rm(rejectsPath(ctx, file.id), { force: true });
   for (const id of outputs) await requestDelivery(ctx, id);
   centre.log.info({ fileId: file.id, partner: sender.id, fileType: file.file_type, outputs: outputs.length }, 'file routed');

@@ -7,7 +7,7 @@ import { displayName, fileNameProblem } from '../../spool/names.ts';
 import { quarantineFile } from '../../spool/quarantine.ts';
 import { readdir } from 'node:fs/promises';
 import { jobId, type Handler, type JobContext } from '../context.ts';
-import { reserveInboundNumbers } from '../../spool/ledger/index.ts';
+import { flushLedger, reserveInboundNumbersIn, writeTransaction } from '../../spool/ledger/index.ts';
 import { HULFT_ORPHAN_GRACE_MS, isHulftLandingName } from '../../protocols/hulft/receive.ts';
 
 /** The ledger row of an inbound file before ingest has read its header. */
@@ -36,13 +36,20 @@ export async function registerClaimedFile(ctx: JobContext, partnerId: string, fi
   if (await ctx.centre.files.get(fileId)) return void (await dropClaimNote(ctx.centre.spool.work, fileId, partnerId));
   // Reserved here, in claim order, so that the numbers a file's outputs carry do not depend on
   // which worker routes it when: the same inbound files give byte-identical outbound files.
-  const { inSeq, centreRefStart } = await reserveInboundNumbers(ledger, size);
-  await ctx.centre.files.create(
-    { ...inboundRow(partnerId, fileId, originalName), path: workPath, size, sha256, state: 'received', in_seq: inSeq, centre_ref_start: centreRefStart },
-    `claimed from ${partnerId}/inbound`,
-    undefined,
-    ctx.now().getTime(), // the centre clock: a replayed day's files belong to that day
-  );
+  // One commit with the row, made durable by the flush below (outside the write lock) before the
+  // claim note, which keeps the partner's name of the file, is dropped.
+  await writeTransaction(ledger, async (trx) => {
+    if (await trx('files').where({ id: fileId }).first('id')) return;
+    const { inSeq, centreRefStart } = await reserveInboundNumbersIn(trx, ledger.dialect, size);
+    await ctx.centre.files.create(
+      { ...inboundRow(partnerId, fileId, originalName), path: workPath, size, sha256, state: 'received', in_seq: inSeq, centre_ref_start: centreRefStart },
+      `claimed from ${partnerId}/inbound`,
+      undefined,
+      ctx.now().getTime(), // the centre clock: a replayed day's files belong to that day
+      trx,
+    );
+  }, { lazy: true });
+  await flushLedger(ledger); // the row is durable before the note with the partner's name of the file goes
   await dropClaimNote(ctx.centre.spool.work, fileId, partnerId);
   await ctx.enqueue({ kind: 'ingest', input: { fileId }, jobId: jobId('ingest', fileId) });
 }

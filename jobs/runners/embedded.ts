@@ -1,5 +1,5 @@
 // The embedded runner: one process, no Redis. An in-memory queue with deterministic job ids
-// (a duplicate enqueue is a no-op), a concurrency limit, delayed jobs, retries with backoff, and
+// (a duplicate enqueue is a no-op), a concurrency limit per kind, delayed jobs, retries with backoff, and
 // node-cron schedules (noOverlap) that feed the same handlers as BullMQ does.
 import cron, { type ScheduledTask } from 'node-cron';
 import { CPU_HEAVY_KINDS, jobId, type JobContext, type JobRequest, type Handler, type JobKind } from '../context.ts';
@@ -7,6 +7,7 @@ import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { ThreadPool } from './thread-pool.ts';
 
 export interface EmbeddedRunnerOptions {
+  /** Jobs of one kind at once (as BullMQ's per-queue workers): deliveries waiting on a disk or a partner do not hold up ingest and route. */
   concurrency?: number;
   /** Attempts for a failing handler before leaving the rest to the sweeper. */
   attempts?: number;
@@ -16,7 +17,10 @@ export interface EmbeddedRunnerOptions {
 }
 
 export class EmbeddedRunner {
-  private readonly queue: JobRequest[] = [];
+  /** Waiting jobs, per kind, first in first out. */
+  private readonly queues = new Map<JobKind, JobRequest[]>();
+  private waiting = 0;
+  private readonly runningByKind = new Map<JobKind, number>();
   private readonly known = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = 0;
@@ -33,7 +37,7 @@ export class EmbeddedRunner {
 
   /** Jobs waiting, delayed or running (queue depth for metrics and health). */
   pendingCount(): { waiting: number; delayed: number; active: number } {
-    return { waiting: this.queue.length, delayed: this.timers.size, active: this.running };
+    return { waiting: this.waiting, delayed: this.timers.size, active: this.running };
   }
 
   private context?: JobContext;
@@ -48,27 +52,39 @@ export class EmbeddedRunner {
     if (request.delayMs && request.delayMs > 0) {
       const timer = setTimeout(() => {
         this.timers.delete(timer);
-        this.queue.push(request);
+        this.push(request);
         this.pump();
       }, request.delayMs);
       this.timers.add(timer);
       return;
     }
-    this.queue.push(request);
+    this.push(request);
     this.pump();
+  }
+
+  private push(request: JobRequest): void {
+    let q = this.queues.get(request.kind);
+    if (!q) this.queues.set(request.kind, (q = []));
+    q.push(request);
+    this.waiting++;
   }
 
   private pump(): void {
     const limit = this.options.concurrency ?? 2;
-    while (!this.stopped && this.running < limit && this.queue.length > 0) {
-      const request = this.queue.shift()!;
-      this.running++;
-      void this.execute(request).finally(() => {
-        this.running--;
-        this.known.delete(request.jobId);
-        this.pump();
-        this.notifyIdle();
-      });
+    for (const [kind, q] of this.queues) {
+      while (!this.stopped && q.length > 0 && (this.runningByKind.get(kind) ?? 0) < limit) {
+        const request = q.shift()!;
+        this.waiting--;
+        this.running++;
+        this.runningByKind.set(kind, (this.runningByKind.get(kind) ?? 0) + 1);
+        void this.execute(request).finally(() => {
+          this.running--;
+          this.runningByKind.set(kind, this.runningByKind.get(kind)! - 1);
+          this.known.delete(request.jobId);
+          this.pump();
+          this.notifyIdle();
+        });
+      }
     }
     this.notifyIdle();
   }
@@ -96,7 +112,7 @@ export class EmbeddedRunner {
   }
 
   private notifyIdle(): void {
-    if (this.running === 0 && this.queue.length === 0 && this.timers.size === 0) {
+    if (this.running === 0 && this.waiting === 0 && this.timers.size === 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -130,7 +146,8 @@ export class EmbeddedRunner {
     for (const t of this.tasks) await t.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    this.queue.length = 0;
+    this.queues.clear();
+    this.waiting = 0;
     await new Promise<void>((resolve) => {
       const check = () => (this.running === 0 ? resolve() : setTimeout(check, 20));
       check();

@@ -171,14 +171,20 @@ async function verify(centre: Centre): Promise<void> {
   if (Number(rows[0]!.n) !== TOTAL) throw new Error(`accepted ${rows[0]!.n} records, expected ${TOTAL}`);
 }
 
+/** CPU time of the last embedded run, every thread of this process (the part of the cost the machine's load does not inflate much). */
+let lastCpuMs: number | undefined;
+
 async function runEmbedded(def: TestCentre): Promise<number> {
   const centre = await openCentre(def.configFile, { log: quiet() });
   const engine = await startEngine(centre, { concurrency: CONCURRENCY, threads: process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS) });
   try {
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     await engine.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
     await engine.drain();
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const cpu = process.cpuUsage(cpu0);
+    lastCpuMs = (cpu.user + cpu.system) / 1000;
     await verify(centre);
     return ms;
   } finally {
@@ -249,7 +255,9 @@ async function main(): Promise<void> {
       const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '') + (encrypted ? ' encrypted' : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
-      console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}`);
+      const cpu = kind === 'embedded' && lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file` : '';
+      lastCpuMs = undefined;
+      console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}${cpu} [load ${os.loadavg()[0]!.toFixed(1)}]`);
     }
     console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (the embedded runs and their worker threads; BullMQ workers are other processes)`);
     const one = results.get('bullmq1');

@@ -1,15 +1,21 @@
 // Opens the ledger: SQLite (embedded default) or PostgreSQL, the same schema on both.
 import knexFactory, { type Knex } from 'knex';
 import path from 'node:path';
+import { open } from 'node:fs/promises';
 import { redactCardNumbers } from '../../formats/card.ts';
 import { prepareSqliteFile } from './file-mode.ts';
 import { migrateToLatest } from './migrations.ts';
+import { CachingBetterSqlite3Client } from './sqlite-client.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
 export interface Ledger {
   readonly db: Knex;
   readonly dialect: Dialect;
+  /** SQLite: the database file (its write-ahead log is this + '-wal'); undefined in memory and on PostgreSQL. */
+  readonly sqliteFile?: string;
+  /** SQLite: the connection's own synchronous setting (FULL unless the URL says normal). */
+  readonly synchronous?: 'full' | 'normal';
   close(): Promise<void>;
 }
 
@@ -66,7 +72,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
   if (dialect === 'sqlite') {
     if (target !== ':memory:') prepareSqliteFile(target);
     db = knexFactory({
-      client: 'better-sqlite3',
+      client: CachingBetterSqlite3Client as unknown as typeof Knex.Client,
       connection: { filename: target },
       useNullAsDefault: true,
       log: knexLog(options.log),
@@ -86,9 +92,20 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
   } else {
     db = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 10 }, log: knexLog(options.log) });
   }
-  const ledger: Ledger = { db, dialect, close: () => db.destroy() };
+  const ledger: Ledger = { db, dialect, sqliteFile: dialect === 'sqlite' && target !== ':memory:' ? target : undefined, synchronous: dialect === 'sqlite' ? synchronous : undefined, close: () => db.destroy() };
   if (options.migrate !== false) await migrateToLatest(ledger);
   return ledger;
+}
+
+export interface WriteOptions {
+  /**
+   * A lazy commit is not flushed to disk when it returns (SQLite: this commit at
+   * synchronous=NORMAL; PostgreSQL: synchronous_commit off for it): a process crash loses nothing,
+   * a power loss may lose it and the lazy commits just before it, never a commit after them (the
+   * log is replayed as a prefix). Use it only where nothing outside the ledger depends on the
+   * commit before the next flushLedger (or a commit that is not lazy): see docs/notes/issue-15.md.
+   */
+  lazy?: boolean;
 }
 
 /**
@@ -96,9 +113,69 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
  * second writer waits (busy_timeout) instead of failing at once with SQLITE_BUSY when it would
  * otherwise upgrade a read lock; schema_migrations exists before anything else does.
  */
-export async function writeTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function writeTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>, options: WriteOptions = {}): Promise<T> {
+  if (options.lazy && ledger.dialect === 'sqlite' && ledger.synchronous !== 'normal') return lazySqliteTransaction(ledger, fn);
   return ledger.db.transaction(async (trx) => {
     if (ledger.dialect === 'sqlite') await trx.raw('update schema_migrations set name = name where 0');
+    else if (options.lazy) await trx.raw('set local synchronous_commit = off');
     return fn(trx);
   });
+}
+
+interface RawConnection {
+  exec(sql: string): void;
+}
+interface KnexPool {
+  acquireConnection(): Promise<RawConnection>;
+  releaseConnection(conn: RawConnection): Promise<void>;
+}
+
+/**
+ * SQLite decides whether to sync the log when it commits, from the setting in force when the
+ * transaction began (a PRAGMA inside it has no effect): so take this process's one connection,
+ * set NORMAL, run the transaction on it, and set it back before anyone else gets it.
+ */
+async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  const pool = (ledger.db as unknown as { client: KnexPool }).client;
+  const conn = await pool.acquireConnection();
+  try {
+    conn.exec('pragma synchronous = NORMAL');
+    return await ledger.db.transaction(
+      async (trx) => {
+        await trx.raw('update schema_migrations set name = name where 0');
+        return fn(trx);
+      },
+      { connection: conn } as Knex.TransactionConfig,
+    );
+  } finally {
+    conn.exec(`pragma synchronous = ${(ledger.synchronous ?? 'full').toUpperCase()}`);
+    await pool.releaseConnection(conn);
+  }
+}
+
+/**
+ * Makes every commit so far durable, lazy ones included, whichever connection or process made
+ * them: SQLite: fsync of the write-ahead log (the one file every connection appends its commits
+ * to; it runs without the write lock, so other writers go on meanwhile); PostgreSQL: a commit
+ * that waits for its log flush, which flushes the log up to it.
+ */
+export async function flushLedger(ledger: Ledger): Promise<void> {
+  if (ledger.dialect === 'postgres') {
+    await ledger.db.raw('select txid_current()');
+    return;
+  }
+  if (!ledger.sqliteFile) return;
+  let fh;
+  try {
+    fh = await open(`${ledger.sqliteFile}-wal`, 'r');
+  } catch (err) {
+    // No log: the last connection checkpointed it into the database file (synced) and removed it.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

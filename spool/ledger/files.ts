@@ -1,7 +1,7 @@
 // The files table: one row per file we received or produced, and its state machine.
 // Every state change is compare-and-set and leaves an append-only row in `transitions`.
 import type { Knex } from 'knex';
-import { writeTransaction, type Ledger } from './db.ts';
+import { writeTransaction, type Ledger, type WriteOptions } from './db.ts';
 import { SELF, formatHolder } from './holder.ts';
 
 export type Direction = 'in' | 'out';
@@ -123,14 +123,15 @@ export class FilesRepository {
   }
 
   /** Inserts a file and its first transition. Returns false when the id already exists (idempotent retry). */
-  async create(file: NewFile, reason: string, actor = ACTOR, at = Date.now()): Promise<boolean> {
-    return writeTransaction(this.ledger, async (trx) => {
+  async create(file: NewFile, reason: string, actor = ACTOR, at = Date.now(), trxOrDb: Knex = this.db): Promise<boolean> {
+    const run = async (trx: Knex) => {
       const existing = await trx('files').where({ id: file.id }).first('id');
       if (existing) return false;
       await trx('files').insert({ ...file, reason: file.reason ?? null, attempts: 0, created_at: at, updated_at: at });
       await trx('transitions').insert({ file_id: file.id, at, from_state: null, to_state: file.state, reason, actor });
       return true;
-    });
+    };
+    return trxOrDb.isTransaction ? run(trxOrDb) : writeTransaction(this.ledger, run);
   }
 
   async get(id: string): Promise<FileRow | undefined> {
@@ -174,8 +175,9 @@ export class FilesRepository {
   }
 
   /** Updates fields that are not the state (counts, paths, attempts). */
-  async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>): Promise<void> {
-    await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() });
+  async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, options: WriteOptions = {}): Promise<void> {
+    if (!options.lazy) return void (await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() }));
+    await writeTransaction(this.ledger, (trx) => trx('files').where({ id }).update({ ...changes, updated_at: Date.now() }), options);
   }
 
   async history(id: string): Promise<TransitionRow[]> {

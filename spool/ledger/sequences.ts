@@ -51,7 +51,12 @@ const SMALLEST_RECORD = 120;
  * outbound fileSeqs derive from) and a block of centreRefs big enough for every record it can hold.
  */
 export async function reserveInboundNumbers(ledger: Ledger, size: number): Promise<{ inSeq: number; centreRefStart: number }> {
-  const inSeq = await reserveSequence(ledger, 'inbound', 1);
-  const centreRefStart = await reserveSequence(ledger, 'centreRef', Math.floor(size / SMALLEST_RECORD) + 1);
+  return writeTransaction(ledger, (trx) => reserveInboundNumbersIn(trx, ledger.dialect, size));
+}
+
+/** reserveInboundNumbers inside the caller's transaction (the file's ledger row commits with them). */
+export async function reserveInboundNumbersIn(trx: Knex.Transaction, dialect: Ledger['dialect'], size: number): Promise<{ inSeq: number; centreRefStart: number }> {
+  const inSeq = await reserveIn(trx, dialect, 'inbound', 1);
+  const centreRefStart = await reserveIn(trx, dialect, 'centreRef', Math.floor(size / SMALLEST_RECORD) + 1);
   return { inSeq: Number(inSeq), centreRefStart: Number(centreRefStart) };
 }
