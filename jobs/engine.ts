@@ -30,8 +30,10 @@ export interface EngineOptions {
   /** Run job workers in this process (BullMQ); the embedded runner always does. */
   workers?: boolean;
   concurrency?: number;
-  /** Embedded: worker threads for CPU-heavy jobs (default from the config; 0 keeps them on the main thread). */
+  /** Worker threads for CPU-heavy jobs, both runners (default from the config; 0 keeps them on the main thread). */
   threads?: number;
+  /** Start the worker threads now rather than at the first job that needs one (serve, worker). */
+  warmUp?: boolean;
   /** BullMQ lock/stall timings (tests use short ones). */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -55,9 +57,10 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
     let runner: EmbeddedRunner;
     const pool =
       threads > 0
-        ? new ThreadPool(threads, { TSUNAGI_CONFIG: centre.config.file, TSUNAGI_LOG_LEVEL: centre.log.level }, (request) => void runner.enqueue(request))
+        ? new ThreadPool(threads, { TSUNAGI_CONFIG: centre.config.file, TSUNAGI_LOG_LEVEL: centre.log.level }, (request) => runner.enqueue(request))
         : undefined;
     runner = new EmbeddedRunner(HANDLERS, (enqueue) => makeJobContext(centre, enqueue), { concurrency, threads: pool });
+    if (options.warmUp) await pool?.warmUp();
     return {
       kind: 'embedded',
       ctx: runner.ctx,
@@ -75,7 +78,10 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
   await waitForQueue(centre.config.queue, forever ? { log: centre.log } : { giveUpMs: centre.config.queueWaitSeconds * 1000 });
   const queues = new BullmqQueues(redisConnection(centre.config.queue), new QueueOutageReporter(centre.config.queue, centre.log));
   const ctx = makeJobContext(centre, (r) => queues.enqueue(r));
-  const workers = options.workers === false ? undefined : new BullmqWorkers(queues, HANDLERS, ctx, { concurrency, configFile: centre.config.file, lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.stalledIntervalMs });
+  const threads = options.threads ?? centre.config.workers.threads;
+  const pool = options.workers !== false && threads > 0 ? new ThreadPool(threads, { TSUNAGI_CONFIG: centre.config.file, TSUNAGI_LOG_LEVEL: centre.log.level }, (request) => queues.enqueue(request)) : undefined;
+  const workers = options.workers === false ? undefined : new BullmqWorkers(queues, HANDLERS, ctx, { concurrency, threads: pool, lockDurationMs: options.lockDurationMs, stalledIntervalMs: options.stalledIntervalMs });
+  if (options.warmUp) await pool?.warmUp();
   workers?.start();
   await workers?.waitUntilReady();
   let watch: NodeJS.Timeout | undefined;
@@ -144,6 +150,7 @@ export async function startEngine(centre: Centre, options: EngineOptions = {}): 
     async stop() {
       if (watch) clearInterval(watch);
       await workers?.close();
+      await pool?.close();
       await queues.close();
     },
   };

@@ -1,16 +1,14 @@
 // The BullMQ runner: a queue per job kind on Redis, workers with concurrency in as many processes
 // and machines as wanted, job schedulers (tz Asia/Tokyo) upserted by one process, exponential
-// backoff, bounded job history, and graceful shutdown. Ingest and route (CPU-heavy validation and
-// conversion) run in worker threads so that a long file never stalls the job locks.
+// backoff, bounded job history, and graceful shutdown. The CPU-heavy kinds (validation,
+// conversion) run in the process's pool of `workers.threads` worker threads (thread-pool.ts) so
+// that a long file never stalls the job locks.
 import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CPU_HEAVY_KINDS, JOB_KINDS, jobId, type Handler, type JobContext, type JobKind, type JobRequest } from '../context.ts';
 import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { TsunagiConfig } from '../config.ts';
 import { QueueOutageReporter } from '../queue-wait.ts';
-
-const SANDBOX_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bullmq-sandbox.js');
+import type { ThreadPool } from './thread-pool.ts';
 
 export function queueName(kind: JobKind): string {
   return `tsunagi-${kind}`;
@@ -120,7 +118,8 @@ export class BullmqQueues {
 
 export interface BullmqWorkersOptions {
   concurrency: number;
-  configFile: string;
+  /** Runs the CPU-heavy kinds; without it they run on the main thread (workers.threads: 0). */
+  threads?: ThreadPool;
   /** Lock renewal and stall detection; short values make a killed worker's jobs come back sooner. */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
@@ -145,9 +144,6 @@ export class BullmqWorkers {
   }
 
   start(): void {
-    // Worker threads read the config file themselves, and log at our level.
-    process.env.TSUNAGI_CONFIG = this.options.configFile;
-    process.env.TSUNAGI_LOG_LEVEL = this.ctx.centre.log.level;
     for (const kind of JOB_KINDS) {
       const common = {
         connection: this.queues.connection,
@@ -157,9 +153,8 @@ export class BullmqWorkers {
         maxStalledCount: 10,
         autorun: true,
       };
-      const worker = CPU_HEAVY_KINDS.includes(kind)
-        ? new Worker(queueName(kind), SANDBOX_FILE, { ...common, useWorkerThreads: true })
-        : new Worker(queueName(kind), (job: Job) => this.handlers[kind](job.data as Record<string, unknown>, this.ctx), common);
+      const pool = CPU_HEAVY_KINDS.includes(kind) ? this.options.threads : undefined;
+      const worker = new Worker(queueName(kind), (job: Job) => (pool ? pool.run(kind, job.data as Record<string, unknown>) : this.handlers[kind](job.data as Record<string, unknown>, this.ctx)), common);
       worker.on('failed', (job, err) => {
         if (job) this.running.delete(`${kind}:${job.id}`);
         this.ctx.centre.log.warn({ kind, jobId: job?.id, attempts: job?.attemptsMade, error: err.message }, 'job failed');

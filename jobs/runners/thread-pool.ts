@@ -1,6 +1,8 @@
-// A small pool of worker threads that run CPU-heavy handlers (validation, conversion, Jmanager,
-// reconciliation) off the main thread, for the embedded runner: one process, every core.
-// Each thread opens its own centre from the config file; a job's enqueue calls come back here.
+// A small pool of worker threads (`workers.threads`) that run CPU-heavy handlers (validation,
+// conversion, Jmanager, reconciliation) off the main thread, for both runners: every core, and
+// a long file never stalls the main thread (BullMQ's job locks are renewed there). Each thread
+// opens its own centre from the config file; a job's enqueue calls come back here, and the job
+// waits until the runner has taken them (a failed enqueue fails the job, which is retried).
 import { Worker } from 'node:worker_threads';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +10,7 @@ import type { JobKind, JobRequest } from '../context.ts';
 
 const THREAD_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'embedded-thread.js');
 
-type FromThread = { type: 'enqueue'; request: JobRequest } | { type: 'done'; id: number; error?: string };
+type FromThread = { type: 'enqueue'; request: JobRequest; ack: number } | { type: 'done'; id: number; error?: string };
 
 interface Slot {
   worker: Worker;
@@ -24,15 +26,21 @@ export class ThreadPool {
   constructor(
     private readonly size: number,
     private readonly env: Record<string, string>,
-    private readonly onEnqueue: (request: JobRequest) => void,
+    private readonly onEnqueue: (request: JobRequest) => Promise<void> | void,
   ) {}
 
   private spawn(): Slot {
     const worker = new Worker(THREAD_FILE, { env: { ...process.env, ...this.env } });
     const slot: Slot = { worker, busy: 0 };
     worker.on('message', (msg: FromThread) => {
-      if (msg.type === 'enqueue') this.onEnqueue(msg.request);
-      else {
+      if (msg.type === 'enqueue') {
+        Promise.resolve()
+          .then(() => this.onEnqueue(msg.request))
+          .then(
+            () => worker.postMessage({ type: 'enqueued', ack: msg.ack }),
+            (err: unknown) => worker.postMessage({ type: 'enqueued', ack: msg.ack, error: (err as Error).message }),
+          );
+      } else {
         const job = this.pending.get(msg.id);
         if (!job) return;
         this.pending.delete(msg.id);
@@ -60,12 +68,25 @@ export class ThreadPool {
   run(kind: JobKind, input: Record<string, unknown>): Promise<void> {
     if (this.closed) return Promise.reject(new Error('thread pool closed'));
     const slot = this.slots.length < this.size ? this.spawn() : this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    return this.post(slot, kind, input);
+  }
+
+  private post(slot: Slot, kind: JobKind | 'warm-up', input: Record<string, unknown>): Promise<void> {
     const id = this.nextId++;
     slot.busy++;
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject, slot });
-      slot.worker.postMessage({ id, kind, input });
+      slot.worker.postMessage({ type: 'run', id, kind, input });
     });
+  }
+
+  /**
+   * Starts every thread now and has each open its centre (loading the code and the config takes
+   * seconds), so that the first jobs do not wait for it: for a long-running process (serve).
+   */
+  async warmUp(): Promise<void> {
+    while (this.slots.length < this.size) this.spawn();
+    await Promise.all(this.slots.map((slot) => this.post(slot, 'warm-up', {})));
   }
 
   async close(): Promise<void> {

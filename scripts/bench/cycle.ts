@@ -25,11 +25,12 @@
 //     BENCH_MODES=embedded,embedded+enc,embedded,embedded+enc,embedded,embedded+enc npx tsx scripts/bench/cycle.ts BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
-// default the config's 2), BENCH_KEEP=1 keeps the centres.
+// default the config's 2), BENCH_THREADS (workers.threads, both runners; default the config's 2),
+// BENCH_KEEP=1 keeps the centres.
 // The timer starts when the scan is enqueued (workers already up, files already generated) and
 // stops when every inbound file is routed and every outbound file sent.
 import { spawnSync } from 'node:child_process';
-import { appendFile, copyFile, mkdir, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -153,6 +154,12 @@ async function freshLedgerUrl(): Promise<string | undefined> {
 async function centreFor(tpl: TestCentre, queue: string, sqliteSync?: string, encrypted = false): Promise<TestCentre> {
   const ledger = (await freshLedgerUrl()) ?? (sqliteSync ? `sqlite:./ledger.db?synchronous=${sqliteSync}` : undefined);
   const c = await makeTestCentre({ merchants: MERCHANTS, companies: COMPANIES, mainframeCompanies: MAINFRAME, queue, ledger });
+  if (process.env.BENCH_THREADS !== undefined) {
+    // workers.threads in the config: the BullMQ worker processes read it (the embedded run gets it as an option too)
+    const yaml = await readFile(c.configFile, 'utf8');
+    if (!yaml.includes('workers: { concurrency: 2 }')) throw new Error('the test centre config changed shape: cannot set workers.threads');
+    await writeFile(c.configFile, yaml.replace('workers: { concurrency: 2 }', `workers: { concurrency: 2, threads: ${Number(process.env.BENCH_THREADS)} }`));
+  }
   if (encrypted) {
     await writeNewKekFile(path.join(c.dir, 'kek'));
     await appendFile(c.configFile, 'encryption: { kek: { file: ./kek } }\n');
@@ -176,7 +183,8 @@ let lastCpuMs: number | undefined;
 
 async function runEmbedded(def: TestCentre): Promise<number> {
   const centre = await openCentre(def.configFile, { log: quiet() });
-  const engine = await startEngine(centre, { concurrency: CONCURRENCY, threads: process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS) });
+  // warmed up like serve's: the timer measures the cycle, not the threads' start (as the BullMQ workers are up before it)
+  const engine = await startEngine(centre, { concurrency: CONCURRENCY, threads: process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS), warmUp: true });
   try {
     const t0 = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();

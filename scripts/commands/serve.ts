@@ -45,7 +45,7 @@ export const command: Command = {
       }
     };
     centre = await step(`ledger ${withoutPassword(config.ledger)}`, () => openCentre(config));
-    engine = await step('job engine', () => startEngine(centre!, { waitForQueue: 'forever' }));
+    engine = await step('job engine', () => startEngine(centre!, { waitForQueue: 'forever', warmUp: true }));
     const listeners = await step('listeners', () => createListeners(engine!));
     for (const l of listeners) await step(`listener ${l.name}`, () => l.start().then(() => void started.push(l)));
     web = await step('web services', () => startWebServices(engine!, listeners));

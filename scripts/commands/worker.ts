@@ -21,7 +21,7 @@ export const command: Command = {
     }
     const concurrency = values.concurrency ? Number(values.concurrency) : undefined;
     if (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency > 0)) throw new UsageError('--concurrency: expected a positive integer');
-    const engine = await startEngine(centre, { concurrency, lockDurationMs: envMs('TSUNAGI_LOCK_MS'), stalledIntervalMs: envMs('TSUNAGI_STALLED_MS'), waitForQueue: 'forever' });
+    const engine = await startEngine(centre, { concurrency, lockDurationMs: envMs('TSUNAGI_LOCK_MS'), stalledIntervalMs: envMs('TSUNAGI_STALLED_MS'), waitForQueue: 'forever', warmUp: true });
     const removePidFile = values['pid-file'] ? await writePidFile(values['pid-file']) : undefined;
     centre.log.info({ pid: process.pid }, 'worker ready');
     const signal = await untilSignal();
