@@ -31,7 +31,9 @@ export async function listCompleteInbound(dir: string, quietMs: number, now = Da
     const p = path.join(dir, e.name);
     try {
       const s = await stat(p);
-      if (now - s.mtimeMs >= quietMs) out.push({ name: e.name, path: p, size: s.size, mtimeMs: s.mtimeMs });
+      // mtimeMs has a fraction, `now` (Date.now()) none: a file written in this very millisecond
+      // would look written in the future and be skipped even with no quiet period at all.
+      if (now - Math.floor(s.mtimeMs) >= quietMs) out.push({ name: e.name, path: p, size: s.size, mtimeMs: s.mtimeMs });
     } catch {
       // Claimed by someone else between readdir and stat.
     }

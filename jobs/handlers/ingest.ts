@@ -135,7 +135,6 @@ async function sendRejectNotice(ctx: JobContext, file: FileRow, report: Validati
   await requestDelivery(ctx, plan.id);
 }
 
-/** Records the file's error codes and sends its 91 notice, if it has errors. */
 /** The 91 notice of a file with errors (their counts by code commit with the file's outcome). */
 async function answerErrors(ctx: JobContext, file: FileRow, report: ValidationReport): Promise<void> {
   if (report.errors.length > 0) await sendRejectNotice(ctx, file, report);
