@@ -6,6 +6,7 @@ import { redactCardNumbers } from '../../formats/card.ts';
 import { prepareSqliteFile } from './file-mode.ts';
 import { migrateToLatest } from './migrations.ts';
 import { CachingBetterSqlite3Client } from './sqlite-client.ts';
+import { deferSync, type RawSqlite } from './sqlite-raw.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -122,12 +123,9 @@ export async function writeTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transac
   });
 }
 
-interface RawConnection {
-  exec(sql: string): void;
-}
 interface KnexPool {
-  acquireConnection(): Promise<RawConnection>;
-  releaseConnection(conn: RawConnection): Promise<void>;
+  acquireConnection(): Promise<RawSqlite>;
+  releaseConnection(conn: RawSqlite): Promise<void>;
 }
 
 /**
@@ -138,8 +136,8 @@ interface KnexPool {
 async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   const pool = (ledger.db as unknown as { client: KnexPool }).client;
   const conn = await pool.acquireConnection();
+  const restore = deferSync(conn);
   try {
-    conn.exec('pragma synchronous = NORMAL');
     return await ledger.db.transaction(
       async (trx) => {
         await trx.raw('update schema_migrations set name = name where 0');
@@ -148,7 +146,7 @@ async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transacti
       { connection: conn } as Knex.TransactionConfig,
     );
   } finally {
-    conn.exec(`pragma synchronous = ${(ledger.synchronous ?? 'full').toUpperCase()}`);
+    restore();
     await pool.releaseConnection(conn);
   }
 }

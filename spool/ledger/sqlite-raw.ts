@@ -96,11 +96,18 @@ export class SqliteBatchInsert {
  * meanwhile: take it with withRawSqlite and keep `use` synchronous.
  */
 export function withDeferredSync<T>(conn: RawSqlite, use: () => T): T {
-  const before = Number((conn.prepare('pragma synchronous').get() as { synchronous: number }).synchronous);
-  if (before > 1) conn.exec('pragma synchronous = NORMAL');
+  const restore = deferSync(conn);
   try {
     return use();
   } finally {
-    if (before > 1) conn.exec(`pragma synchronous = ${before}`);
+    restore();
   }
+}
+
+/** Sets the connection to synchronous=NORMAL until the function it returns puts it back. */
+export function deferSync(conn: RawSqlite): () => void {
+  const before = Number((conn.prepare('pragma synchronous').get() as { synchronous: number }).synchronous);
+  if (before <= 1) return () => undefined;
+  conn.exec('pragma synchronous = NORMAL');
+  return () => conn.exec(`pragma synchronous = ${before}`);
 }
