@@ -22,7 +22,8 @@
 // at rest (spool/encrypted-file.ts); the encrypted/plain ratio of each pair is printed. A mode
 // named twice runs twice (interleave them against drift under load); the median is reported:
 //   BENCH_MERCHANTS=20 BENCH_RECORDS=2000 BENCH_NO_BASELINE=1 \
-//     BENCH_MODES=embedded,embedded+enc,embedded,embedded+enc,embedded,embedded+enc npx tsx scripts/bench/cycle.ts BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
+//     BENCH_MODES=embedded,embedded+enc,embedded,embedded+enc,embedded,embedded+enc npx tsx scripts/bench/cycle.ts
+// BENCH_PG=1 puts each run's ledger in a fresh PostgreSQL database (BENCH_PG_URL, default the
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
 // default the config's 2), BENCH_THREADS (workers.threads, both runners; default the config's 2),

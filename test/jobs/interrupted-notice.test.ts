@@ -38,11 +38,13 @@ describe('91 notice after a kill between accept and notice', () => {
     const [notice] = await centre.files.list({ direction: 'out' });
     assert.equal(notice?.file_type, '91', 'ingest made the 91 notice');
 
-    // What a kill right after the 'accepted' commit leaves: no notice, no error codes.
+    // What a kill right after the 'accepted' commit leaves: no notice (the error codes commit
+    // with the outcome, so they are there).
+    const codes = await centre.ledger.db('file_errors').where({ file_id: inbound!.id });
+    assert.ok(codes.length > 0, 'the error codes committed with the accept');
     await centre.ledger.db('transitions').where({ file_id: notice!.id }).delete();
     await centre.ledger.db('files').where({ id: notice!.id }).delete();
     await rm(notice!.path!, { force: true });
-    await centre.ledger.db('file_errors').where({ file_id: inbound!.id }).delete();
 
     queued.length = 0;
     await HANDLERS.route({ fileId: inbound!.id }, ctx);
@@ -51,7 +53,7 @@ describe('91 notice after a kill between accept and notice', () => {
     assert.equal(notices[0]!.id, notice!.id, 'under the same id and name');
     assert.equal(notices[0]!.name, notice!.name);
     assert.ok(queued.some((j) => j.kind === 'deliver' && (j.input as { fileId: string }).fileId === notice!.id), 'and asked for its delivery');
-    assert.ok((await centre.ledger.db('file_errors').where({ file_id: inbound!.id })).length > 0, 'the error codes are recorded again');
+    assert.deepEqual(await centre.ledger.db('file_errors').where({ file_id: inbound!.id }), codes, 'the error codes as they were');
     assert.equal((await centre.files.get(inbound!.id))!.state, 'routed');
 
     await HANDLERS.route({ fileId: inbound!.id }, ctx);

@@ -81,7 +81,7 @@ describe('PostgreSQL restarted in the middle of a cycle', { skip: postgresBinDir
 
     const two = await runCycle(c.configFile);
     assert.ok(two.code === 0 || two.code === 3, `the next cycle exit ${two.code}:\n${two.out.slice(-3000)}`);
-    assert.deepEqual(summaryOf(two.out)?.unfinished, [], 'the next cycle leaves nothing unfinished');
+    assert.deepEqual(summaryOf(two.out)?.unfinished, [], `the next cycle leaves nothing unfinished (seed ${SEED}); first cycle (exit ${one.code}):\n${one.out.slice(-2500)}\nnext cycle:\n${two.out.slice(-2500)}`);
     await sleep(300); // the pollers take the last files
 
     const centre = await openCentre(c.configFile, { log: quiet() });
