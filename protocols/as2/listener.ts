@@ -368,13 +368,22 @@ export class As2Listener implements ProtocolListener {
       res.once('close', () => resolve(res.writableFinished));
     });
     const headers: [string, string][] = mdn ? [...mdn.headers, ['Content-Length', String(out.length)]] : [['Content-Length', String(out.length)], ['Content-Type', 'text/plain']];
+    // 'answered' before the answer goes: the same Message-ID sent again the moment the partner has
+    // our MDN is a duplicate, also while this message is still being landed (a crash from here on
+    // lands it at the restart, and the partner's retry is told duplicate-document).
+    if (staged) await this.store.updateReceived(partner.partnerId, messageId, { state: 'answered' }, { state: 'staged' });
     res.writeHead(status, Object.fromEntries(headers));
     res.end(out);
     if (!staged) return;
     if (!(await finished)) {
+      // Not delivered: the partner sends it again, and that is a new message, not a duplicate.
+      await this.store.updateReceived(partner.partnerId, messageId, { state: 'staged' }, { state: 'answered' });
       log.warn('AS2 answer was not delivered; the message waits for the partner to send it again');
       return;
     }
+    // A test's window between the answer and the landing (never set in production).
+    const pause = Number(process.env.TSUNAGI_AS2_PAUSE_BEFORE_LANDING_MS ?? 0);
+    if (pause > 0) await new Promise((r) => setTimeout(r, pause));
     await this.land({ partner_id: partner.partnerId, message_id: messageId, temp_path: staged.temp, final_path: staged.final });
   }
 

@@ -238,6 +238,23 @@ describe('AS2 listener against openssl cms', () => {
     assert.equal(await landedWith('STRANGER.dat', 300), undefined);
   });
 
+  test('the same Message-ID again the moment our MDN arrived, while the first is still landing: duplicate-document, landed once', async () => {
+    const b = await build({ sign: 'sha256', name: 'FASTDUP.dat' });
+    const id = nextId();
+    process.env.TSUNAGI_AS2_PAUSE_BEFORE_LANDING_MS = '600';
+    try {
+      const first = await send(b, { id });
+      const second = await send(b, { id });
+      assert.match(reportOf(await opensslVerifyMdn(dir, first.a, ours.cert)).disposition, /processed$/);
+      assert.match(reportOf(await opensslVerifyMdn(dir, second.a, ours.cert)).disposition, /processed\/Warning: duplicate-document$/);
+    } finally {
+      delete process.env.TSUNAGI_AS2_PAUSE_BEFORE_LANDING_MS;
+    }
+    assert.ok(await landedWith('FASTDUP.dat'));
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal([...(await readInbound(stand.spool, 'cc-as2')).keys()].filter((n) => n.includes('FASTDUP')).length, 1, 'landed once');
+  });
+
   test('duplicate Message-ID: answered duplicate-document, landed once', async () => {
     const b = await build({ sign: 'sha256', encrypt: 'aes-256-cbc', name: 'DUP.dat' });
     const id = nextId();
