@@ -73,16 +73,27 @@ export interface TestSshd {
 
 const TEST_USER = 'tsunagitest';
 
-async function ensureUser(user: string, home: string): Promise<{ uid: number; gid: number }> {
+/**
+ * The account is made once and never changed again: two test runs on one machine share it, so
+ * each sshd starts its user in its own folder (`internal-sftp -d`) instead of moving the account's
+ * home, which the other run's sshd would then follow.
+ */
+async function ensureUser(user: string): Promise<{ uid: number; gid: number }> {
+  const ids = async () => ({
+    uid: Number((await run('id', ['-u', user])).stdout.trim()),
+    gid: Number((await run('id', ['-g', user])).stdout.trim()),
+  });
   try {
-    await run('id', ['-u', user]);
+    return await ids();
   } catch {
-    await run('useradd', ['--no-create-home', '--home-dir', home, '--shell', '/bin/sh', user]);
+    try {
+      await run('useradd', ['--no-create-home', '--home-dir', '/', '--shell', '/bin/sh', '--password', '*', user]);
+    } catch (err) {
+      // Another run may have made it at the same moment; only a still-missing user is an error.
+      return ids().catch(() => Promise.reject(err));
+    }
+    return ids();
   }
-  await run('usermod', ['-d', home, '-p', '*', user]);
-  const uid = Number((await run('id', ['-u', user])).stdout.trim());
-  const gid = Number((await run('id', ['-g', user])).stdout.trim());
-  return { uid, gid };
 }
 
 /** Starts sshd on a free loopback port; the test user logs in with `authorizedKeys`. */
@@ -92,7 +103,7 @@ export async function startSshd(authorizedKeys: string[], options: { user?: stri
   await chmod(dir, 0o755);
   const home = path.join(dir, 'home');
   await mkdir(home);
-  const { uid, gid } = await ensureUser(user, home);
+  const { uid, gid } = await ensureUser(user);
   await chown(home, uid, gid);
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 });
 
@@ -118,7 +129,7 @@ export async function startSshd(authorizedKeys: string[], options: { user?: stri
       `AuthorizedKeysFile ${authorized}`,
       'StrictModes no',
       `AllowUsers ${user}`,
-      'Subsystem sftp internal-sftp',
+      `Subsystem sftp internal-sftp -d ${home}`,
       'LogLevel ERROR',
       '',
     ].join('\n'),
