@@ -9,6 +9,7 @@ import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { TsunagiConfig } from '../config.ts';
 import { QueueOutageReporter } from '../queue-wait.ts';
 import type { ThreadPool } from './thread-pool.ts';
+import { withLedgerPatience } from '../ledger-patience.ts';
 
 export function queueName(kind: JobKind): string {
   return `tsunagi-${kind}`;
@@ -154,7 +155,9 @@ export class BullmqWorkers {
         autorun: true,
       };
       const pool = CPU_HEAVY_KINDS.includes(kind) ? this.options.threads : undefined;
-      const worker = new Worker(queueName(kind), (job: Job) => (pool ? pool.run(kind, job.data as Record<string, unknown>) : this.handlers[kind](job.data as Record<string, unknown>, this.ctx)), common);
+      const run = (job: Job) => (pool ? pool.run(kind, job.data as Record<string, unknown>) : this.handlers[kind](job.data as Record<string, unknown>, this.ctx));
+      const { ledger, log } = this.ctx.centre;
+      const worker = new Worker(queueName(kind), (job: Job) => withLedgerPatience(ledger, log, { kind, jobId: job.id }, () => run(job)), common);
       worker.on('failed', (job, err) => {
         if (job) this.running.delete(`${kind}:${job.id}`);
         this.ctx.centre.log.warn({ kind, jobId: job?.id, attempts: job?.attemptsMade, error: err.message }, 'job failed');

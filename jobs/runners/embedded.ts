@@ -5,6 +5,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { CPU_HEAVY_KINDS, jobId, type JobContext, type JobRequest, type Handler, type JobKind } from '../context.ts';
 import { schedulesFor, TIMEZONE } from '../schedules.ts';
 import type { ThreadPool } from './thread-pool.ts';
+import { withLedgerPatience } from '../ledger-patience.ts';
 
 export interface EmbeddedRunnerOptions {
   /** Jobs of one kind at once (as BullMQ's per-queue workers): deliveries waiting on a disk or a partner do not hold up ingest and route. */
@@ -95,8 +96,8 @@ export class EmbeddedRunner {
     const pool = CPU_HEAVY_KINDS.includes(request.kind) ? this.options.threads : undefined;
     for (let attempt = 1; ; attempt++) {
       try {
-        if (pool) await pool.run(request.kind, request.input);
-        else await handler(request.input, this.ctx);
+        const { ledger, log } = this.ctx.centre;
+        await withLedgerPatience(ledger, log, { jobId: request.jobId, kind: request.kind }, () => (pool ? pool.run(request.kind, request.input) : handler(request.input, this.ctx)));
         return;
       } catch (err) {
         const error = (err as Error).message;
