@@ -1,13 +1,13 @@
 // The worker threads' entry point. Under tsx (a fresh clone: no build step) each thread would run
 // tsx too: its loader in a hooks thread of its own and every module compiled again, so about
-// 10-15 MB and seconds of start per thread (docs/notes/s20/issue-15-cycle.md). Instead the
+// 10-15 MB and seconds of start per thread (README, Performance). Instead the
 // thread's code is bundled once per process with esbuild (tsx's own compiler) into one plain
 // ES module under node_modules/.cache/tsunagi/, which a thread loads without any loader. Packages
 // stay imports (resolved from node_modules as usual); `import.meta.url` keeps naming each source
 // file, so data files beside the sources (layouts, code-page tables) are found where they are.
 // When the bundle cannot be made, the threads run through tsx as before.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -74,5 +74,17 @@ async function bundle(): Promise<string> {
   await rename(`${temp}.map`, `${file}.map`);
   await writeFile(temp, text);
   await rename(temp, file);
+  await pruneOldBundles(file);
   return file;
+}
+
+/** Bundles of other versions of the code, untouched for a week (a process still running one started its threads long ago). */
+async function pruneOldBundles(keep: string): Promise<void> {
+  const weekAgo = Date.now() - 7 * 24 * 3600_000;
+  for (const name of await readdir(CACHE_DIR).catch(() => [])) {
+    const file = path.join(CACHE_DIR, name);
+    if (!name.startsWith('embedded-thread-') || file.startsWith(keep)) continue;
+    const old = await stat(file).then((s) => s.mtimeMs < weekAgo, () => false);
+    if (old) await rm(file, { force: true });
+  }
 }

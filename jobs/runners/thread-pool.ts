@@ -8,9 +8,9 @@ import type { JobKind, JobRequest } from '../context.ts';
 import { threadEntry } from './thread-entry.ts';
 
 /**
- * A thread's young generation (V8's default lets it grow to 32 MB or more per thread, each, and
- * they stay that size). The jobs allocate short-lived records at a high rate either way; 16 MB
- * measured the same CPU per file and 20-30 MB less peak RSS with two threads (the note above).
+ * A thread's young generation, capped: V8's default lets each thread's grow to 32 MB and keep it.
+ * With 12 MB two threads peaked 20-30 MB lower at the same CPU per file (within this shared
+ * machine's noise); 16 leaves a margin for the records the jobs allocate at a high rate.
  */
 const THREAD_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 16 };
 
