@@ -10,7 +10,8 @@
 //                                                     and its worker threads (the embedded runner
 //                                                     and its thread pool; not BullMQ's worker
 //                                                     processes) to DIR (default ./cycle-profile)
-//                                                     and prints the top entries; open a
+//                                                     and prints the top entries (of the timed
+//                                                     window only: DIR/timed.json); open a
 //                                                     .cpuprofile in Chrome DevTools (Performance)
 //                                                     for the call tree
 //
@@ -51,14 +52,14 @@ import { printTop, profileFiles } from './profile-top.ts';
 import { writeNewKekFile } from '../../spool/keys.ts';
 
 const { values: args } = parseArgs({ options: { profile: { type: 'string' } }, allowPositionals: false, strict: false });
-const PROFILE = args.profile === undefined ? undefined : path.resolve(args.profile === true || args.profile === '' ? 'cycle-profile' : String(args.profile));
+const PROFILE = process.env.BENCH_PROFILING || (args.profile === undefined ? undefined : path.resolve(args.profile === true || args.profile === '' ? 'cycle-profile' : String(args.profile)));
 if (PROFILE && !process.env.BENCH_PROFILING) {
   // --cpu-prof only works from the start (and not in NODE_OPTIONS): run the benchmark again under
   // it (worker threads inherit it), then summarise.
   await rm(PROFILE, { recursive: true, force: true });
   await mkdir(PROFILE, { recursive: true });
   const self = fileURLToPath(import.meta.url);
-  const child = spawnSync(process.execPath, [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${PROFILE}`, self], { stdio: 'inherit', env: { ...process.env, BENCH_PROFILING: '1' } });
+  const child = spawnSync(process.execPath, [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${PROFILE}`, self], { stdio: 'inherit', env: { ...process.env, BENCH_PROFILING: PROFILE } });
   printTop(profileFiles([PROFILE]), 30);
   console.log(`CPU profiles in ${PROFILE} (one per thread; open in Chrome DevTools > Performance, or: npx tsx scripts/bench/profile-top.ts ${PROFILE})`);
   process.exit(child.status ?? 1);
@@ -179,6 +180,15 @@ async function verify(centre: Centre): Promise<void> {
   if (Number(rows[0]!.n) !== TOTAL) throw new Error(`accepted ${rows[0]!.n} records, expected ${TOTAL}`);
 }
 
+/** Under --profile: the timed window is kept beside the profiles (profile-top.ts counts only the samples inside). */
+async function noteTimedWindow(t0: bigint): Promise<void> {
+  if (!PROFILE) return;
+  const file = path.join(PROFILE, 'timed.json');
+  const windows = JSON.parse(await readFile(file, 'utf8').catch(() => '[]')) as [number, number][];
+  windows.push([Number(t0 / 1000n), Number(process.hrtime.bigint() / 1000n)]);
+  await writeFile(file, JSON.stringify(windows));
+}
+
 /** CPU time of the last embedded run, every thread of this process (the part of the cost the machine's load does not inflate much). */
 let lastCpuMs: number | undefined;
 
@@ -191,6 +201,7 @@ async function runEmbedded(def: TestCentre): Promise<number> {
     const cpu0 = process.cpuUsage();
     await engine.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
     await engine.drain();
+    await noteTimedWindow(t0);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     lastCpuMs = (cpu.user + cpu.system) / 1000;

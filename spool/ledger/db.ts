@@ -161,12 +161,37 @@ async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transacti
  * immediate lost such "flushed" commits, a push journal among them, and a file was delivered
  * twice: test/jobs/postgres-restart.test.ts.)
  */
-export async function flushLedger(ledger: Ledger): Promise<void> {
-  if (ledger.dialect === 'postgres') return;
-  if (!ledger.sqliteFile) return;
+export function flushLedger(ledger: Ledger): Promise<void> {
+  if (ledger.dialect === 'postgres' || !ledger.sqliteFile) return Promise.resolve();
+  // Group flush: calls that come while an fsync runs share the next one, which starts when it
+  // ends (the running one may have started before their commits). Concurrent deliveries of one
+  // process so pay for one fsync instead of one each.
+  let state = flushes.get(ledger);
+  if (!state) flushes.set(ledger, (state = {}));
+  const s = state;
+  if (s.next) return s.next;
+  const start = (): Promise<void> => {
+    const run = syncLog(ledger.sqliteFile!).finally(() => {
+      if (s.running === run) s.running = undefined;
+    });
+    s.running = run;
+    return run;
+  };
+  if (!s.running) return start();
+  const next = s.running.catch(() => undefined).then(() => {
+    s.next = undefined;
+    return start();
+  });
+  s.next = next;
+  return next;
+}
+
+const flushes = new WeakMap<Ledger, { running?: Promise<void>; next?: Promise<void> }>();
+
+async function syncLog(sqliteFile: string): Promise<void> {
   let fh;
   try {
-    fh = await open(`${ledger.sqliteFile}-wal`, 'r');
+    fh = await open(`${sqliteFile}-wal`, 'r');
   } catch (err) {
     // No log: the last connection checkpointed it into the database file (synced) and removed it.
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
