@@ -67,6 +67,8 @@ export interface RecordChecker {
   passes: FastCheck;
   /** reports every error of the record, in field order, then the rules' */
   check: RecordCheck;
+  /** check without the generated fast path in front (what the fast path must agree with) */
+  interpreted: RecordCheck;
 }
 
 /**
@@ -95,8 +97,7 @@ export function compileRecordChecker(layout: Layout, ctx: CheckContext, rules: R
   });
   const nRules = ruleChecks.length;
 
-  const check: RecordCheck = (buf, off, skipField, report) => {
-    if (skipField < 0 && fast(buf, off)) return;
+  const interpreted: RecordCheck = (buf, off, skipField, report) => {
     bad.fill(0);
     if (skipField >= 0) bad[skipField] = 1;
     for (let k = 0; k < nFields; k++) {
@@ -107,7 +108,11 @@ export function compileRecordChecker(layout: Layout, ctx: CheckContext, rules: R
     }
     for (let r = 0; r < nRules; r++) ruleChecks[r]!(buf, off, report);
   };
-  return { passes: fast, check };
+  const check: RecordCheck = (buf, off, skipField, report) => {
+    if (skipField < 0 && fast(buf, off)) return;
+    interpreted(buf, off, skipField, report);
+  };
+  return { passes: fast, check, interpreted };
 }
 
 /** True when the field's value check can pass only if its bytes fit its type (so no scan is needed). */
