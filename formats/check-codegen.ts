@@ -6,6 +6,8 @@
 // which report every error in order; so the generated code decides only whether that is needed and
 // never what is reported. It must never say yes to a record the interpreted checks would report
 // on (test/formats/check-codegen.test.ts compares the two over random and mutated records).
+// Only numbers from the layout files are written into the code; sets and tables (route codes,
+// merchant numbers) are passed in as values, never written in as text.
 import { checkCardBytes } from './card.ts';
 import { isRealDate } from './calendar.ts';
 import { isHalfWidthKanaByte, isSjisLeadByte, isSjisPair } from './codepages/index.ts';
