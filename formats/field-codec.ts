@@ -69,11 +69,29 @@ export function readPacked(buf: Buffer, s: number, len: number): number {
   return v;
 }
 
+/** 10 ** (digits a packed field of n bytes holds), by n */
+const PACKED_LIMIT = Array.from({ length: 11 }, (_, n) => 10 ** (n * 2 - 1));
+
 export function writePacked(value: number, dst: Buffer, s: number, len: number, unsigned = false): boolean {
   if (!Number.isSafeInteger(value)) return false;
   let v = Math.abs(value);
-  if (v >= 10 ** (len * 2 - 1)) return false;
+  if (v >= (PACKED_LIMIT[len] ?? 10 ** (len * 2 - 1))) return false;
   // from the right, no strings: the last byte holds one digit and the sign nibble
+  if (v <= 0x7fffffff) {
+    // the usual amount: integer arithmetic (% on a double is a call into the C library)
+    let w = v | 0;
+    let e = w % 10;
+    w = (w / 10) | 0;
+    dst[s + len - 1] = (e << 4) | (unsigned ? 0x0f : value < 0 ? 0x0d : 0x0c);
+    for (let i = len - 2; i >= 0; i--) {
+      const lo = w % 10;
+      w = (w / 10) | 0;
+      e = w % 10;
+      w = (w / 10) | 0;
+      dst[s + i] = (e << 4) | lo;
+    }
+    return true;
+  }
   let d = v % 10;
   v = (v - d) / 10;
   dst[s + len - 1] = (d << 4) | (unsigned ? 0x0f : value < 0 ? 0x0d : 0x0c);

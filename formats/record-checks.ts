@@ -1,8 +1,9 @@
 // Field and record checks of one layout on canonical bytes (see codepages/index.ts), compiled once
-// per layout so that the per-record work is byte loops with no strings unless an error is found.
+// per layout so that the per-record work is generated code with no strings unless an error is found.
 import { maskCardNumber, checkCardBytes } from './card.ts';
 import { isAllZero, isDate6, isDate8, isTime6, isYymm } from './calendar.ts';
 import { isHalfWidthKanaByte, isSjisLeadByte, isSjisPair } from './codepages/index.ts';
+import { compileFastCheck, type FastCheck } from './check-codegen.ts';
 import type { ErrorCode } from './errors.ts';
 import { readDigits, readNumber } from './field-codec.ts';
 import { KNOWN_FILE_TYPES, type Encoding, type FieldDef, type Layout, type RuleSpec } from './layouts.ts';
@@ -49,136 +50,69 @@ function checkDoubleByteText(buf: Buffer, s: number, len: number): [ErrorCode, s
 
 type FieldCheckFn = (buf: Buffer, off: number, report: Report) => void;
 
-// Byte classes of the fast scan: 1 a digit (N fields), 2 a character allowed in a C field (ASCII
-// printable or half-width katakana), the same in sjis and jis8.
-const BYTE_CLASS = new Uint8Array(256);
-for (let b = 0x30; b <= 0x39; b++) BYTE_CLASS[b] |= 1;
-for (let b = 0x20; b < 0x7f; b++) BYTE_CLASS[b] |= 2;
-for (let b = 0; b < 256; b++) if (isHalfWidthKanaByte(b)) BYTE_CLASS[b] |= 2;
-
-// The same classes four bytes at a time (0x80 in each byte of the class): Hacker's Delight
-// "has a byte between m and n", exact per byte for 0 <= m <= 127, n <= 128.
-const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
-const HI = 0x80808080 | 0;
-const LO7 = 0x7f7f7f7f;
-const between = (m: number, n: number) => [(0x01010101 * (127 + n)) | 0, (0x01010101 * (127 - m)) | 0] as const;
-const [DIG1, DIG2] = between(0x2f, 0x3a); // 0x30-0x39
-const [PRN1, PRN2] = between(0x1f, 0x7f); // 0x20-0x7e
-const [KAN1, KAN2] = between(0x20, 0x60); // 0xa1-0xdf, tested on the byte with its high bit flipped
-
 /**
- * A scan of the N and C bytes of a record at once: true when each N byte is a digit and each C
- * byte is allowed text, so that no type check of those fields can fail. Fields whose value check
- * can only pass on valid bytes are left to that check. Reads 32-bit words when
- * the buffer allows it (the record-io buffers do), else bytes.
+ * Compiles the checks of one layout into check(buf, off, skipField, report). A record is first
+ * given to the generated fast path (check-codegen.ts), which only answers whether it passes every
+ * check; one that does not is checked again here, field by field, reporting every error in order.
+ * `bad` marks the fields that failed, for the record rules.
  */
-function compileScan(layout: Layout, skip: (f: FieldDef) => boolean): (buf: Buffer, off: number) => boolean {
-  const L = layout.recordLength;
-  const need = new Uint8Array(L);
-  for (const f of layout.fields) if ((f.type === 'N' || f.type === 'C') && !skip(f)) need.fill(f.type === 'N' ? 1 : 2, f.offset, f.offset + f.length);
-  // per alignment of the record's first byte: (word index, digit mask, text mask) for each word
-  // that holds a byte to check
-  const plans = [0, 1, 2, 3].map((a) => {
-    const words = (a + L + 3) >> 2;
-    const masks = new Int32Array(words * 2);
-    for (let i = 0; i < L; i++) {
-      if (need[i] === 0) continue;
-      const pos = a + i;
-      masks[(pos >> 2) * 2 + (need[i] === 1 ? 0 : 1)] |= 0x80 << ((pos & 3) * 8);
-    }
-    const plan: number[] = [];
-    for (let w = 0; w < words; w++) if (masks[2 * w] !== 0 || masks[2 * w + 1] !== 0) plan.push(w, masks[2 * w]!, masks[2 * w + 1]!);
-    return { plan: Int32Array.from(plan), words };
-  });
-  let lastBuffer: ArrayBufferLike | null = null;
-  let words: Int32Array<ArrayBufferLike> = new Int32Array(0);
-  const byBytes = (buf: Buffer, off: number): boolean => {
-    let acc = 0;
-    for (let i = 0; i < L; i++) { const n = need[i]!; acc |= (BYTE_CLASS[buf[off + i]!]! & n) ^ n; }
-    return acc === 0;
-  };
-  if (!LITTLE_ENDIAN) return byBytes;
-  return (buf, off) => {
-    const ab = buf.buffer;
-    if (ab !== lastBuffer) {
-      lastBuffer = ab;
-      words = new Int32Array(ab, 0, ab.byteLength >> 2);
-    }
-    const p = buf.byteOffset + off;
-    const a = p & 3;
-    const { plan, words: n } = plans[a]!;
-    const w0 = (p - a) >> 2;
-    if (w0 + n > words.length) return byBytes(buf, off);
-    let acc = 0;
-    for (let j = 0; j < plan.length; j += 3) {
-      const x = words[w0 + plan[j]!]!;
-      const t = x & LO7;
-      const nd = plan[j + 1]!;
-      const nt = plan[j + 2]!;
-      let ok = ((DIG1 - t) & ~x & (t + DIG2) & nd) | ((PRN1 - t) & ~x & (t + PRN2) & nt);
-      // katakana only where a text byte has its high bit set
-      if ((x & HI & nt) !== 0) { const y = x ^ HI; const u = y & LO7; ok |= (KAN1 - u) & ~y & (u + KAN2) & nt; }
-      acc |= ok ^ (nd | nt);
-    }
-    return acc === 0;
-  };
+export function compileRecordChecks(layout: Layout, ctx: CheckContext, rules: RuleSpec[] = []): RecordCheck {
+  return compileRecordChecker(layout, ctx, rules).check;
 }
 
-/** Compiles the checks of one layout. `bad` marks fields that failed, for the record rules. */
-export function compileRecordChecks(layout: Layout, ctx: CheckContext, rules: RuleSpec[] = []) {
+export type RecordCheck = (buf: Buffer, off: number, skipField: number, report: Report) => void;
+
+export interface RecordChecker {
+  /** true when the record passes every check (so check() would report nothing); generated code */
+  passes: FastCheck;
+  /** reports every error of the record, in field order, then the rules' */
+  check: RecordCheck;
+  /** check without the generated fast path in front (what the fast path must agree with) */
+  interpreted: RecordCheck;
+}
+
+/**
+ * The checks of one layout: `passes` for a hot loop that calls the generated code directly (a call
+ * site that sees one function), `check` for everything else.
+ */
+export function compileRecordChecker(layout: Layout, ctx: CheckContext, rules: RuleSpec[] = []): RecordChecker {
   const jis8 = ctx.encoding === 'jis8';
   const bad = new Uint8Array(layout.fields.length);
   const fieldOf = (name: string) => layout.byName.get(name)!;
   // rules with nothing to check here (duplicate: across records, see validate.ts; notAfterToday without today) are left out
-  const ruleChecks = rules.filter((r) => r.rule !== 'duplicate' && !(r.rule === 'notAfterToday' && !ctx.today)).map((r) => compileRule(r, fieldOf, bad, ctx));
+  const activeRules = rules.filter((r) => r.rule !== 'duplicate' && !(r.rule === 'notAfterToday' && !ctx.today));
+  const ruleChecks = activeRules.map((r) => compileRule(r, fieldOf, bad, ctx));
   // route codes as numbers when they are all digits of the field's length: no string per record
   const routeField = layout.fields.find((f) => f.check === 'route');
   const routeNumbers = ctx.routeCodes && routeField && [...ctx.routeCodes].every((c) => c.length === routeField.length && /^[0-9]+$/.test(c)) ? new Set([...ctx.routeCodes].map(Number)) : null;
   const typeChecks = layout.fields.map((f) => typeCheckOf(f, jis8, bad));
   const valueChecks = layout.fields.map((f) => valueCheckOf(f, ctx, routeNumbers, bad));
   const nFields = layout.fields.length;
-  // The fast path, for records without errors: a scan of the N and C bytes, the K/P/Z type checks
-  // and the value checks, the failures only noted. Fields whose value check passes only on bytes
-  // that fit the type are not scanned. On any failure the record is checked again on the full
-  // path, which reports every error in order, so both paths report the same.
-  const implied = layout.fields.map((f) => valueChecks[f.index] !== null && impliesType(f, ctx, routeNumbers));
-  const scan = compileScan(layout, (f) => implied[f.index]!);
-  const fastList = layout.fields.filter((f) => f.type === 'K' || f.type === 'P' || f.type === 'Z' || valueChecks[f.index]).map((f) => f.index);
-  const fastType = fastList.map((k) => (layout.fields[k]!.type === 'N' || layout.fields[k]!.type === 'C' ? null : typeChecks[k]!));
-  const fastValue = fastList.map((k) => valueChecks[k]!);
-  const nFast = fastList.length;
+  const fast = compileFastCheck({
+    layout, jis8, routeNumbers, routeCodes: ctx.routeCodes, ownMerchantNos: ctx.ownMerchantNos, rules: activeRules, today: ctx.today,
+    // fields whose value check passes only on bytes that fit the type are not scanned
+    implied: layout.fields.map((f) => valueChecks[f.index] !== null && impliesType(f, ctx, routeNumbers)),
+    valueChecked: layout.fields.map((f) => valueChecks[f.index] !== null),
+    fallback: (f) => valueChecks[f.index]!,
+  });
   const nRules = ruleChecks.length;
-  let failed = false;
-  const note: Report = () => { failed = true; };
-  let dirty = true;
 
-  return function check(buf: Buffer, off: number, skipField: number, report: Report): void {
-    if (dirty) { bad.fill(0); dirty = false; }
-    let clean = false;
-    if (skipField < 0 && scan(buf, off)) {
-      failed = false;
-      for (let j = 0; j < nFast; j++) {
-        const t = fastType[j];
-        if (t && t(buf, off, note)) break;
-        const v = fastValue[j];
-        if (v) { v(buf, off, note); if (failed) break; }
-      }
-      clean = !failed;
-      if (!clean) bad.fill(0);
-    }
-    if (!clean) {
-      if (skipField >= 0) bad[skipField] = 1;
-      for (let k = 0; k < nFields; k++) {
-        if (bad[k]) continue;
-        if (typeChecks[k]!(buf, off, report)) continue;
-        const v = valueChecks[k];
-        if (v) v(buf, off, report);
-      }
+  const interpreted: RecordCheck = (buf, off, skipField, report) => {
+    bad.fill(0);
+    if (skipField >= 0) bad[skipField] = 1;
+    for (let k = 0; k < nFields; k++) {
+      if (bad[k]) continue;
+      if (typeChecks[k]!(buf, off, report)) continue;
+      const v = valueChecks[k];
+      if (v) v(buf, off, report);
     }
     for (let r = 0; r < nRules; r++) ruleChecks[r]!(buf, off, report);
-    // any failure leaves a mark in bad; clear it before the next record
-    if (!dirty) for (let k = 0; k < nFields; k++) if (bad[k]) { dirty = true; break; }
   };
+  const check: RecordCheck = (buf, off, skipField, report) => {
+    if (skipField < 0 && fast(buf, off)) return;
+    interpreted(buf, off, skipField, report);
+  };
+  return { passes: fast, check, interpreted };
 }
 
 /** True when the field's value check can pass only if its bytes fit its type (so no scan is needed). */

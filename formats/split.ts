@@ -140,6 +140,31 @@ function writeDigitsNumber(value: number, dst: Buffer, s: number, len: number): 
   for (let i = 0; i < len; i++) dst[s + i] = d[16 - len + i]!;
 }
 
+/**
+ * writeDigitsNumber for the centreRefs, which go up by one from record to record: the digits of the
+ * last value are kept and counted up in place (no division per record).
+ */
+class RefDigits {
+  private last = -2;
+  private readonly digits = new Uint8Array(16);
+
+  write(value: number, dst: Buffer, s: number, len: number): void {
+    if (len > 15 || value >= POW10[len]!) { writeDigits(BigInt(value), dst, s, len); return; }
+    const d = this.digits;
+    if (value === this.last + 1) {
+      let i = 15;
+      while (d[i] === 0x39) d[i--] = 0x30;
+      d[i]!++;
+    } else {
+      writeDigitsNumber(value, Buffer.from(d.buffer, d.byteOffset, 16), 0, 15);
+      d.copyWithin(1, 0, 15);
+      d[0] = 0x30;
+    }
+    this.last = value;
+    for (let i = 0; i < len; i++) dst[s + i] = d[16 - len + i]!;
+  }
+}
+
 const perDest = <T>(v: PerDestination<T>, id: string, what: string): T => {
   const r = typeof v === 'function' ? (v as (d: string) => T)(id) : typeof v === 'object' && v !== null ? (v as Record<string, T>)[id] : v;
   if (r === undefined) throw new Error(`splitFile: no ${what} for destination ${id}`);
@@ -198,6 +223,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
   const centreDateBytes = opts.stampCentreRef ? Buffer.from(opts.stampCentreRef.centreDate, 'latin1') : null;
   if (centreDateBytes && !/^[0-9]{8}$/.test(opts.stampCentreRef!.centreDate)) throw new Error('stampCentreRef.centreDate must be YYYYMMDD');
   const stamping = opts.stampCentreRef !== undefined;
+  const refDigits = new RefDigits();
   const onForward = opts.onForward;
 
   const forward = (id: string, rec: Buffer, off: number, recordNo: number) => {
@@ -218,7 +244,7 @@ export async function splitFile(inPath: string, opts: SplitOptions): Promise<Spl
       const refField = out.centreRefField;
       if (nextNum >= 0 && nextNum < SAFE_REFS) {
         const ref = nextNum++;
-        if (refField) writeDigitsNumber(ref, target, at + refField.offset, refField.length);
+        if (refField) refDigits.write(ref, target, at + refField.offset, refField.length);
         if (out.info.firstCentreRef === undefined) out.info.firstCentreRef = BigInt(ref);
         out.lastRef = ref;
         if (onForward) centreRef = String(ref);

@@ -1,6 +1,7 @@
 // Trailer totals, computed from data records as families.json declares them: counts and sums,
 // optionally filtered by field values, and signed nets (sales minus voids and returns).
-import { encodeField, readNumber } from './field-codec.ts';
+import { bytesAt, digitsAt, DIGIT } from './check-codegen.ts';
+import { encodeField, readNumber, readPacked, readZoned } from './field-codec.ts';
 import type { Family, FieldDef, TotalSpec } from './layouts.ts';
 
 interface Condition { field: FieldDef; values: Buffer[]; negate: boolean }
@@ -29,22 +30,35 @@ function conditionsOf(data: Family['data'], where: Record<string, string[]> | un
   });
 }
 
-function matches(buf: Buffer, off: number, c: Condition): boolean {
-  const s = off + c.field.offset;
-  let hit = false;
-  const values = c.values;
-  for (let k = 0; k < values.length; k++) {
-    const v = values[k]!;
-    let i = 0;
-    while (i < v.length && buf[s + i] === v[i]) i++;
-    if (i === v.length) { hit = true; break; }
-  }
-  return hit !== c.negate;
+type AddRecord = (acc: Float64Array, buf: Buffer, off: number) => void;
+const addByFamily = new WeakMap<Family, AddRecord>();
+
+/**
+ * The totals' additions for one data record as generated code: each condition a comparison of
+ * bytes, each number read with its offset and length as constants (the interpreted loop over
+ * totals, conditions and values was most of the cost of validating a record).
+ */
+function compiledAdd(family: Family, compiled: CompiledTotal[]): AddRecord {
+  const known = addByFamily.get(family);
+  if (known) return known;
+  const cond = (c: Condition) => `${c.negate ? '!' : ''}(${c.values.map((v) => `(${bytesAt(c.field.offset, v)})`).join(' || ') || 'false'})`;
+  const num = (f: FieldDef) => (f.type === 'P' ? `readPacked(buf, off + ${f.offset}, ${f.length})` : f.type === 'Z' ? `readZoned(buf, off + ${f.offset}, ${f.length})` : digitsAt(f.offset, f.length, false));
+  const lines = compiled.map((t, i) => {
+    const when = t.conditions.length ? `if (${t.conditions.map(cond).join(' && ')}) ` : '';
+    if (t.kind === 'count') return `${when}acc[${i}]++;`;
+    const add = t.kind === 'net' && t.negative ? `acc[${i}] += ${cond(t.negative)} ? -v : v;` : `acc[${i}] += v;`;
+    return `${when}{ const v = ${num(t.source!)}; if (v === v) ${add} }`;
+  });
+  const fn = new Function('DIGIT', 'readPacked', 'readZoned', `"use strict";\nreturn function addRecord(acc, buf, off) {\n${lines.join('\n')}\n};`)(DIGIT, readPacked, readZoned) as AddRecord;
+  addByFamily.set(family, fn);
+  return fn;
 }
 
 export class TotalsAccumulator {
   private readonly compiled: CompiledTotal[];
   private readonly acc: Float64Array;
+  /** add, generated for the family (shared by its accumulators) */
+  private readonly addTo: AddRecord;
 
   constructor(readonly family: Family) {
     const { data, trailer } = family;
@@ -60,6 +74,7 @@ export class TotalsAccumulator {
       return [{ name, target, kind: 'count', conditions }];
     });
     this.acc = new Float64Array(this.compiled.length);
+    this.addTo = compiledAdd(family, this.compiled);
   }
 
   reset(): void {
@@ -73,19 +88,7 @@ export class TotalsAccumulator {
 
   /** Adds one canonical data record. Unreadable numbers count as 0 (they are E201 already). */
   add(buf: Buffer, off: number): void {
-    const list = this.compiled;
-    const acc = this.acc;
-    for (let i = 0; i < list.length; i++) {
-      const t = list[i]!;
-      const conds = t.conditions;
-      let ok = true;
-      for (let j = 0; j < conds.length; j++) if (!matches(buf, off, conds[j]!)) { ok = false; break; }
-      if (!ok) continue;
-      if (t.kind === 'count') { acc[i]!++; continue; }
-      const v = readNumber(buf, off, t.source!);
-      if (v !== v) continue;
-      acc[i] += t.kind === 'net' && matches(buf, off, t.negative!) ? -v : v;
-    }
+    this.addTo(this.acc, buf, off);
   }
 
   /** Computed totals by trailer field name; nets split into their absolute value and sign. */

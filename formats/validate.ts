@@ -6,7 +6,7 @@ import { DuplicateIndex } from './duplicate-index.ts';
 import { FormatError, isStructural, makeError, type ErrorCode, type FormatErrorRecord } from './errors.ts';
 import { sniffHeader, readHeaderFields, type HeaderInfo } from './header.ts';
 import { familyOfLayoutName, type Encoding, type Family, type FieldDef, type Framing, type Layout } from './layouts.ts';
-import { compileRecordChecks, type CheckContext } from './record-checks.ts';
+import { compileRecordChecker, compileRecordChecks, type CheckContext } from './record-checks.ts';
 import { readRecords } from './record-io.ts';
 import { TotalsAccumulator } from './totals.ts';
 
@@ -122,7 +122,9 @@ export async function validateFile(path: string, opts: ValidateOptions): Promise
     ownMerchantNos: opts.ownMerchantNos, today: opts.today ? Number(opts.today) : 0,
   };
   const checkHeader = compileRecordChecks(family.header, ctx);
-  const checkData = compileRecordChecks(family.data, ctx, family.rules);
+  const dataChecker = compileRecordChecker(family.data, ctx, family.rules);
+  const checkData = dataChecker.check;
+  const dataPasses = dataChecker.passes;
   const checkTrailer = compileRecordChecks(family.trailer, ctx);
   const checkEnd = compileRecordChecks(family.end, ctx);
   const layoutByType: Record<string, Layout> = { '1': family.header, '2': family.data, '8': family.trailer, '9': family.end };
@@ -163,7 +165,7 @@ export async function validateFile(path: string, opts: ValidateOptions): Promise
       currentIsData = true;
       if (state !== 'group') report1(null, 'E103', state === 'start' ? 'data record before the header' : 'data record after the trailer');
       report.recordCount++;
-      checkData(raw, rawOff, -1, report1);
+      if (!dataPasses(raw, rawOff)) checkData(raw, rawOff, -1, report1);
       if (dupIndex) {
         const earlier = dupIndex.add(raw, rawOff, recordNo);
         if (earlier) report1(null, 'E303', `same ${(duplicateRule as { fields: string[] }).fields.join(', ')} as record ${earlier}`);

@@ -177,7 +177,7 @@ function encodePlan(enc: Encoding, layout: Layout): RecordEncoder {
   const runEnd = Int32Array.from(runs.map((r) => r.end));
   const runTranslate = Uint8Array.from(runs.map((r) => (r.translate ? 1 : 0)));
   const nRuns = runs.length;
-  plan = (src, srcOff, dst, dstOff) => {
+  const checked: RecordEncoder = (src, srcOff, dst, dstOff) => {
     for (let r = 0; r < nRuns; r++) {
       const end = runEnd[r]!;
       if (runTranslate[r] === 1) {
@@ -188,6 +188,25 @@ function encodePlan(enc: Encoding, layout: Layout): RecordEncoder {
         }
       } else for (let i = runStart[r]!; i < end; i++) dst[dstOff + i] = src[srcOff + i]!;
     }
+    for (let k = 0; k < special.length; k++) runSpecial(special[k]!, src, srcOff, dst, dstOff);
+  };
+  // The usual record has a code for every byte: translate without a branch per byte (a byte with
+  // no code is -1 in the table, which the OR of all of them keeps), then, only if one had none,
+  // again with the checks that find it and throw for the right field.
+  plan = (src, srcOff, dst, dstOff) => {
+    let acc = 0;
+    for (let r = 0; r < nRuns; r++) {
+      const end = dstOff + runEnd[r]!;
+      const shift = srcOff - dstOff;
+      if (runTranslate[r] === 1) {
+        for (let i = dstOff + runStart[r]!; i < end; i++) {
+          const b = fromCanonical[src[i + shift]!]!;
+          acc |= b;
+          dst[i] = b;
+        }
+      } else for (let i = dstOff + runStart[r]!; i < end; i++) dst[i] = src[i + shift]!;
+    }
+    if (acc < 0) { checked(src, srcOff, dst, dstOff); return; }
     for (let k = 0; k < special.length; k++) runSpecial(special[k]!, src, srcOff, dst, dstOff);
   };
   byEnc.set(enc, plan);

@@ -187,7 +187,8 @@ export class TerminalAggregator {
   private insert(p: number, h: number, buf: Buffer, off: number): number {
     const entry = this.count++;
     let j = entry * this.keyLength;
-    for (const f of this.keyFields) j += buf.copy(this.keys, j, off + f.offset, off + f.offset + f.length);
+    const keys = this.keys;
+    for (const f of this.keyFields) for (let i = off + f.offset, e = i + f.length; i < e; i++) keys[j++] = buf[i]!;
     this.hashes[entry] = h;
     this.slots[p] = entry + 1;
     if (this.count * 2 >= this.capacity) this.grow();
@@ -241,16 +242,77 @@ export class TerminalAggregator {
    * row) splits index pages all over the tree and cost three times the insert itself (measured).
    */
   forEachEntry(use: (keys: Buffer, keyAt: number, keyLength: number, sums: Float64Array, sumAt: number) => void): void {
+    const order = this.groupedOrder();
+    for (let i = 0; i < order.length; i++) use(this.keys, order[i]! * this.keyLength, this.keyLength, this.sums, order[i]! * 6);
+  }
+
+  /**
+   * The entries grouped by (merchantNo, txnDate) bytes, groups in ascending byte order, entries in
+   * first-occurrence order within a group: a byte-keyed table of the groups (a file has a few per
+   * merchant), the groups' bytes sorted, then a counting sort of the entries. No string per entry.
+   */
+  private groupedOrder(): Int32Array {
     const [m, , , d] = this.packedKeyFields();
-    const groups = new Map<string, number[]>();
+    const L = this.keyLength;
+    const keys = this.keys;
+    const groupOf = new Int32Array(this.count);
+    let cap = 64;
+    while (cap < this.count * 2) cap *= 2;
+    if (cap > 1 << 16) cap = 1 << 16;
+    let table = new Int32Array(cap); // group index + 1, 0 = empty
+    const firstEntry: number[] = []; // a group's first entry, whose key bytes stand for the group
+    const hashOf = (at: number) => {
+      let h = 0x811c9dc5 | 0;
+      for (let i = at + m!.offset, e = i + m!.length; i < e; i++) h = Math.imul(h ^ keys[i]!, 0x01000193);
+      for (let i = at + d!.offset, e = i + d!.length; i < e; i++) h = Math.imul(h ^ keys[i]!, 0x01000193);
+      return h;
+    };
+    const sameGroup = (a: number, b: number) => {
+      for (let i = m!.offset, e = i + m!.length; i < e; i++) if (keys[a + i] !== keys[b + i]) return false;
+      for (let i = d!.offset, e = i + d!.length; i < e; i++) if (keys[a + i] !== keys[b + i]) return false;
+      return true;
+    };
     for (let e = 0; e < this.count; e++) {
-      const at = e * this.keyLength;
-      const g = this.keys.toString('latin1', at + m!.offset, at + m!.offset + m!.length) + this.keys.toString('latin1', at + d!.offset, at + d!.offset + d!.length);
-      const list = groups.get(g);
-      if (list) list.push(e);
-      else groups.set(g, [e]);
+      const at = e * L;
+      let p = hashOf(at) & (cap - 1);
+      for (;;) {
+        const g = table[p]!;
+        if (g === 0) {
+          groupOf[e] = firstEntry.length;
+          firstEntry.push(e);
+          table[p] = firstEntry.length;
+          if (firstEntry.length * 2 > cap) {
+            // more groups than expected: a larger table, the groups placed again
+            cap *= 2;
+            table = new Int32Array(cap);
+            firstEntry.forEach((f, gi) => {
+              let q = hashOf(f * L) & (cap - 1);
+              while (table[q] !== 0) q = (q + 1) & (cap - 1);
+              table[q] = gi + 1;
+            });
+          }
+          break;
+        }
+        if (sameGroup(firstEntry[g - 1]! * L, at)) { groupOf[e] = g - 1; break; }
+        p = (p + 1) & (cap - 1);
+      }
     }
-    for (const g of [...groups.keys()].sort()) for (const e of groups.get(g)!) use(this.keys, e * this.keyLength, this.keyLength, this.sums, e * 6);
+    // groups in ascending (merchantNo, txnDate) bytes
+    const groupKey = (g: number) => {
+      const at = firstEntry[g]! * L;
+      return keys.toString('latin1', at + m!.offset, at + m!.offset + m!.length) + keys.toString('latin1', at + d!.offset, at + d!.offset + d!.length);
+    };
+    const sortedGroups = firstEntry.map((_, g) => [groupKey(g), g] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const start = new Int32Array(firstEntry.length + 1);
+    for (let e = 0; e < this.count; e++) start[groupOf[e]! + 1]!++;
+    const rank = new Int32Array(firstEntry.length);
+    sortedGroups.forEach(([, g], r) => { rank[g] = r; });
+    const countByRank = new Int32Array(firstEntry.length + 1);
+    for (let g = 0; g < firstEntry.length; g++) countByRank[rank[g]! + 1] = start[g + 1]!;
+    for (let r = 0; r < firstEntry.length; r++) countByRank[r + 1]! += countByRank[r]!;
+    const order = new Int32Array(this.count);
+    for (let e = 0; e < this.count; e++) order[countByRank[rank[groupOf[e]!]!]!++] = e;
+    return order;
   }
 
   /** One row per distinct decoded key, in the order the keys first occurred. */
