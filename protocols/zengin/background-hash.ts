@@ -26,7 +26,7 @@ parentPort.on('message', (m) => {
     if (m.op === 'update') {
       let h = hashes.get(m.id);
       if (!h) hashes.set(m.id, (h = createHash('sha256')));
-      h.update(m.data);
+      h.update(m.shared ? new Uint8Array(m.shared, m.offset, m.length) : m.data);
       parentPort.postMessage({ n: m.n });
     } else if (m.op === 'digest') {
       const h = hashes.get(m.id) || createHash('sha256');
@@ -71,7 +71,7 @@ class HashWorker {
   }
 
   /** A request; the worker holds the process open only while one is answered. */
-  private ask(message: { op: string; id: number; data?: Buffer }): Promise<Reply> {
+  private ask(message: { op: string; id: number; data?: Buffer; shared?: SharedArrayBuffer; offset?: number; length?: number }): Promise<Reply> {
     if (this.broken) return Promise.reject(this.broken);
     const n = this.nextRequest++;
     return new Promise<Reply>((resolve, reject) => {
@@ -85,7 +85,9 @@ class HashWorker {
     const id = this.nextHash++;
     return {
       update: async (data) => {
-        await this.ask({ op: 'update', id, data });
+        // A SharedArrayBuffer itself is shared; a view of one (a Buffer) would be copied.
+        if (data.buffer instanceof SharedArrayBuffer) await this.ask({ op: 'update', id, shared: data.buffer, offset: data.byteOffset, length: data.length });
+        else await this.ask({ op: 'update', id, data });
       },
       digest: async () => (await this.ask({ op: 'digest', id })).hex!,
       drop: () => {

@@ -68,7 +68,13 @@ interface PartialMeta {
 
 export class PartialBusyError extends Error {}
 
-const BATCH = 4 << 20;
+const BATCH = 2 << 20;
+/**
+ * Batch buffers per file: one fills while the others are written (in order, one at a time) and
+ * hashed; the receiving waits only when all are busy, so a late thread-pool or hash-worker turn
+ * (a loaded machine) does not stop it.
+ */
+const RING = 4;
 /**
  * A received file is synced in the background every this many bytes while it grows, so that the
  * fsync before 終了回答 has little left to write (and a checkpoint survives a power loss, not only
@@ -202,14 +208,17 @@ export class RestartStore {
 
 export class PartialFile {
   /**
-   * Two batch buffers: one fills while the other is being written. The message bytes are copied
-   * in, so the socket's chunks die young: kept until their batch was written, they outlived the
-   * young generation and each 4 MiB ended in a full garbage collection.
+   * The batch being filled. The message bytes are copied in, so the socket's chunks die young:
+   * kept until their batch was written, they outlived the young generation and ended in full
+   * garbage collections.
    */
   private batch: Buffer | null = null;
-  private spare: Buffer | null = null;
   private batchBytes = 0;
-  private pending: Promise<unknown> = Promise.resolve();
+  private buffers = 0;
+  /** Batches being written and hashed, oldest first; each buffer is reused once its batch is done. */
+  private inFlight: Array<{ buf: Buffer; done: Promise<unknown> }> = [];
+  /** The last write: each waits for the one before, so the file never has a hole. */
+  private writes: Promise<void> = Promise.resolve();
   /** The background checkpoint sync in flight, if any. */
   private syncing: Promise<unknown> | null = null;
   private unsynced = 0;
@@ -258,32 +267,34 @@ export class PartialFile {
     // The announced size bounds the buffers of a small file.
     const total = this.key.recordCount * this.key.recordLength;
     // Shared with the hash worker, which reads each batch while it is written to disk.
-    this.batch ??= sharedBuffer(Math.max(length, total > 0 ? Math.min(BATCH, total) : BATCH));
-    for (const part of parts) this.batchBytes += part.copy(this.batch, this.batchBytes);
+    if (!this.batch) {
+      this.batch = sharedBuffer(Math.max(length, total > 0 ? Math.min(BATCH, total) : BATCH));
+      this.buffers++;
+    }
+    for (const part of parts) {
+      // set(), not Buffer.copy: copy() into a SharedArrayBuffer made a full GC every few MiB.
+      this.batch.set(part, this.batchBytes);
+      this.batchBytes += part.length;
+    }
     this.bytes += length;
     this.heldTexts++;
     return null;
   }
 
-  /**
-   * Starts writing and hashing the batch; waits for the previous batch's so at most one is in
-   * flight (its buffer is the one filled next).
-   */
+  /** Queues the batch's write and hash; then takes a free buffer, waiting for the oldest batch when all are busy. */
   private async writeBatch(): Promise<void> {
     const full = this.batch!;
-    const length = this.batchBytes;
-    await this.pending;
-    this.batch = this.spare;
-    this.spare = full;
+    const view = full.subarray(0, this.batchBytes);
+    this.batch = null;
     this.batchBytes = 0;
     const at = this.writeAt;
-    this.writeAt += length;
-    this.unsynced += length;
-    const view = full.subarray(0, length);
-    const write = this.handle.writeAt([view], at);
+    this.writeAt += view.length;
+    this.unsynced += view.length;
+    const write = this.writes.then(() => this.handle.writeAt([view], at));
+    this.writes = write;
     const done = Promise.all([write, this.hash.update(view)]);
-    done.catch(() => undefined); // awaited by the next flush; this only stops an unhandled rejection
-    this.pending = done;
+    done.catch(() => undefined); // awaited by flush; this only stops an unhandled rejection
+    this.inFlight.push({ buf: full, done });
     if (this.unsynced >= CHECKPOINT_BYTES && !this.syncing) {
       // Not awaited here: the receiving goes on while the disk writes (errors: the final sync throws).
       this.unsynced = 0;
@@ -292,11 +303,15 @@ export class PartialFile {
         .catch(() => undefined)
         .finally(() => (this.syncing = null));
     }
+    if (this.buffers < RING) return;
+    const oldest = this.inFlight.shift()!;
+    await oldest.done;
+    this.batch = oldest.buf;
   }
 
   async flush(): Promise<void> {
     if (this.batchBytes > 0) await this.writeBatch();
-    await this.pending;
+    await Promise.all(this.inFlight.map((b) => b.done));
     await this.syncing;
   }
 
@@ -317,7 +332,7 @@ export class PartialFile {
   }
 
   async discard(): Promise<void> {
-    await this.pending.catch(() => undefined);
+    await Promise.all(this.inFlight.map((b) => b.done)).catch(() => undefined);
     await this.syncing;
     await this.closeHandle();
     await rm(this.dataPath, { force: true });
