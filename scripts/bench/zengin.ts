@@ -25,7 +25,7 @@ import { ZenginClient } from '../../protocols/zengin/client.ts';
 import type { ZenginEndpointInput } from '../../protocols/zengin/config.ts';
 import { createZenginListener } from '../../protocols/zengin/listener.ts';
 import { CHECKPOINT_BYTES } from '../../protocols/zengin/restart-store.ts';
-import { registerSpoolKeys } from '../../spool/encrypted-file.ts';
+import { registerSpoolKeys, spoolFileSize } from '../../spool/encrypted-file.ts';
 import { KeyRing, kekFromBytes } from '../../spool/keys.ts';
 import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
@@ -199,7 +199,7 @@ async function zengin(tls: boolean, pki: string): Promise<number> {
     };
     const seconds = await timeSender({ kind: 'zengin', endpoint, src });
     const [landed] = await readdir(spool.inbound('bench'));
-    if (!landed || (await stat(path.join(spool.inbound('bench'), landed))).size !== size) throw new Error('zengin push is short');
+    if (!landed || (await spoolFileSize(path.join(spool.inbound('bench'), landed))) !== size) throw new Error('zengin push is short');
     return seconds;
   } finally {
     await listener.stop();
