@@ -25,6 +25,7 @@ function checkTtcByte(b: number): void {
 export class InactivityTimeoutError extends Error {}
 
 export type Frame = { ack: true } | { ack: false; message: Buffer };
+type PartsFrame = { ack: false; parts: Buffer[]; length: number };
 
 export interface LinkOptions {
   /** true/false as agreed; undefined (listener, before login) = recognise it from the first frame. */
@@ -77,7 +78,10 @@ export class ZenginLink {
     w?.();
   }
 
-  /** Waits until `n` bytes are buffered; the deadline covers the whole frame. */
+  /**
+   * Waits until `n` bytes are buffered; the deadline covers the whole frame. Callers test
+   * `buffered < n` first, so a frame already buffered is taken without an await per field.
+   */
   private async need(n: number, deadline: number): Promise<void> {
     while (this.buffered < n) {
       if (this.ended) throw this.ended;
@@ -94,29 +98,35 @@ export class ZenginLink {
     }
   }
 
+  /** The first `n` buffered bytes in one buffer (copied only when they span socket chunks). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
     if (first.length >= n) return first.subarray(0, n);
-    return Buffer.concat(this.chunks, this.buffered).subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0, at = 0; at < n; i++) at += this.chunks[i]!.copy(out, at, 0, Math.min(this.chunks[i]!.length, n - at));
+    return out;
   }
 
   private take(n: number): Buffer {
-    let out: Buffer;
     const first = this.chunks[0]!;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.length, n - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
+    if (first.length >= n) return this.takeParts(n)[0]!;
+    return Buffer.concat(this.takeParts(n), n);
+  }
+
+  /** The next `n` bytes as views of the socket's chunks: no copy. */
+  private takeParts(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[0]!;
+      if (c.length <= left) {
+        out.push(c);
+        this.chunks.shift();
+        left -= c.length;
+      } else {
+        out.push(c.subarray(0, left));
+        this.chunks[0] = c.subarray(left);
+        left = 0;
       }
     }
     this.buffered -= n;
@@ -125,21 +135,25 @@ export class ZenginLink {
   }
 
   /** The next frame: a logical ACK or one whole application message (TTC header included). */
-  async nextFrame(): Promise<Frame> {
+  nextFrame(): Promise<Frame> {
+    return this.frame(false) as Promise<Frame>;
+  }
+
+  private async frame(asParts: boolean): Promise<Frame | PartsFrame> {
     const deadline = Date.now() + this.timeoutMs;
     if (this.wrapper === undefined) {
       // Before login: a wrapped 開局要求 starts 00 4D 10 (length 77, text follows); a bare one 1x 00 00.
       // Anything else (an HTTP request, a TLS hello) is no 全銀 peer: refuse at its first byte.
-      await this.need(1, deadline);
+      if (this.buffered < 1) await this.need(1, deadline);
       const first = this.peek(1)[0]!;
       if (first !== 0x00) checkTtcByte(first);
-      await this.need(3, deadline);
+      if (this.buffered < 3) await this.need(3, deadline);
       const head = this.peek(3);
       this.wrapper = head.readUInt16BE(0) === WRAPPER_LENGTH + CONTROL_LENGTH && head[2] === WRAP_TEXT;
     }
     let textLength: number;
     if (this.wrapper) {
-      await this.need(WRAPPER_LENGTH, deadline);
+      if (this.buffered < WRAPPER_LENGTH) await this.need(WRAPPER_LENGTH, deadline);
       const w = this.take(WRAPPER_LENGTH);
       const length = w.readUInt16BE(0);
       if (w.readUInt32BE(3) !== 0 || w[7] !== 0) throw new ProtocolError(Result.other, 'wrapper reserved bytes are not zero');
@@ -150,25 +164,31 @@ export class ZenginLink {
       if (w[2] !== WRAP_TEXT) throw new ProtocolError(Result.other, `wrapper type 0x${w[2]!.toString(16)}`);
       textLength = length - WRAPPER_LENGTH;
       if (textLength > 0) {
-        await this.need(1, deadline);
+        if (this.buffered < 1) await this.need(1, deadline);
         checkTtcByte(this.peek(1)[0]!);
       }
-      await this.need(Math.min(TTC_LENGTH, Math.max(textLength, 0)), deadline);
+      const head = Math.min(TTC_LENGTH, Math.max(textLength, 0));
+      if (this.buffered < head) await this.need(head, deadline);
       if (textLength < TTC_LENGTH || this.peek(TTC_LENGTH).readUInt16BE(3) !== textLength) {
         throw new ProtocolError(Result.other, `wrapper length ${length} does not match the message`);
       }
     } else {
-      await this.need(1, deadline);
+      if (this.buffered < 1) await this.need(1, deadline);
       checkTtcByte(this.peek(1)[0]!);
-      await this.need(TTC_LENGTH, deadline);
+      if (this.buffered < TTC_LENGTH) await this.need(TTC_LENGTH, deadline);
       textLength = this.peek(TTC_LENGTH).readUInt16BE(3);
     }
     if (textLength <= TTC_LENGTH) throw new ProtocolError(Result.other, `message length ${textLength} leaves no room for content`);
     if (textLength > this.maxText && textLength !== CONTROL_LENGTH) {
       throw new ProtocolError(Result.other, `message of ${textLength} bytes is over maxText ${this.maxText}`);
     }
-    await this.need(textLength, deadline);
-    return { ack: false, message: this.take(textLength) };
+    if (this.buffered < textLength) await this.need(textLength, deadline);
+    if (!asParts) return { ack: false, message: this.take(textLength) };
+    // The TTC header in the first part, so that the caller can decode it without a copy.
+    const head = this.chunks[0]!.length >= TTC_LENGTH ? null : this.take(TTC_LENGTH);
+    const parts = this.takeParts(textLength - (head ? TTC_LENGTH : 0));
+    if (head) parts.unshift(head);
+    return { ack: false, parts, length: textLength };
   }
 
   /** The next application message; a stray ACK is a protocol error. */
@@ -176,6 +196,16 @@ export class ZenginLink {
     const frame = await this.nextFrame();
     if (frame.ack) throw new ProtocolError(Result.other, 'logical ACK where a message was due');
     return frame.message;
+  }
+
+  /**
+   * The next application message as views of the socket's chunks (no copy of a data message's
+   * 32 KB): parts[0] holds at least the 5-byte TTC header. A stray ACK is a protocol error.
+   */
+  async readMessageParts(): Promise<{ parts: Buffer[]; length: number }> {
+    const frame = await this.frame(true);
+    if (frame.ack) throw new ProtocolError(Result.other, 'logical ACK where a message was due');
+    return frame as PartsFrame;
   }
 
   private flushData(): void {

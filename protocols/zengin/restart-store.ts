@@ -2,12 +2,12 @@
 // work folder), so that nothing half-received is ever visible to ingest. A partial is keyed by
 // partner + file name + access key + the counts announced in 開始要求, and holds only complete data
 // messages; the count it reports is what the restart answer offers (from = held + 1).
-import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, copyFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { assertPartnerId } from '../../spool/tree.ts';
 import { EncryptedFileReader, EncryptedFileWriter, keyRingFor } from '../../spool/encrypted-file.ts';
+import { backgroundSha256, sharedBuffer, type RunningHash } from './background-hash.ts';
 
 /**
  * Where a partial's bytes go: the plain file, or (when the spool encrypts) an encrypted file that
@@ -15,6 +15,8 @@ import { EncryptedFileReader, EncryptedFileWriter, keyRingFor } from '../../spoo
  */
 interface PartialSink {
   writeAt(parts: Buffer[], at: number): Promise<void>;
+  /** What was written so far starts going to disk (a checkpoint while the file still grows); may do nothing. */
+  datasync(): Promise<void>;
   /** What was written is on disk, to be resumed later. */
   suspend(): Promise<void>;
   /** The file is complete: finish it for its hand-over. */
@@ -25,6 +27,7 @@ interface PartialSink {
 function plainSink(handle: FileHandle): PartialSink {
   return {
     writeAt: (parts, at) => writeAllAt(handle, parts, at),
+    datasync: () => handle.datasync(),
     suspend: () => handle.sync(),
     complete: () => handle.sync(),
     close: () => handle.close(),
@@ -39,6 +42,8 @@ function encryptedSink(w: EncryptedFileWriter): PartialSink {
         at += b.length;
       }
     },
+    // A checkpoint of an encrypted file rewrites its sealed tail: only at suspend.
+    datasync: async () => undefined,
     suspend: () => w.checkpoint(),
     complete: async () => {
       await w.finish();
@@ -63,7 +68,20 @@ interface PartialMeta {
 
 export class PartialBusyError extends Error {}
 
-const BATCH = 4 << 20;
+const BATCH = 2 << 20;
+/**
+ * Batch buffers per file: one fills while the others are written (in order, one at a time) and
+ * hashed; the receiving waits only when all are busy, so a late thread-pool or hash-worker turn
+ * (a loaded machine) does not stop it.
+ */
+const RING = 4;
+/**
+ * A received file is synced in the background every this many bytes while it grows, so that the
+ * fsync before 終了回答 has little left to write (and a checkpoint survives a power loss, not only
+ * a crash of the process). The Linux page cache would otherwise hold a 1 GiB file unwritten until
+ * that fsync: its dirty limits are a share of RAM.
+ */
+export const CHECKPOINT_BYTES = 32 << 20;
 
 interface Holder {
   /** Ends the session that holds the partial (a newer session for the same file takes over). */
@@ -135,6 +153,7 @@ export class RestartStore {
       if (this.busy.get(p.id) === holder) this.busy.delete(p.id);
       holder.release();
     };
+    let hash: RunningHash | undefined;
     try {
       await mkdir(path.dirname(p.data), { recursive: true, mode: 0o700 });
       let meta: PartialMeta | null = null;
@@ -162,11 +181,11 @@ export class RestartStore {
       }
       const bytes = held === 0 ? 0 : held === key.textCount && size === total ? total : held * meta!.fullPayload;
       let sink: PartialSink;
-      const hash = createHash('sha256');
+      hash = backgroundSha256();
       if (ring) {
         if (bytes > 0) {
           const r = await EncryptedFileReader.open(p.data, ring, undefined, { unfinished: true });
-          for await (const chunk of r.createReadStream({ start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+          for await (const chunk of r.createReadStream({ start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) await hash.update(chunk as Buffer);
         }
         // A torn last message (crash mid-write) is cut off: only complete messages count.
         sink = encryptedSink(bytes > 0 ? await EncryptedFileWriter.resume(p.data, ring, bytes) : await EncryptedFileWriter.create(p.data, ring, { flag: 'w' }));
@@ -174,12 +193,13 @@ export class RestartStore {
         const handle = await open(p.data, fresh || held === 0 ? 'w' : 'r+', 0o600);
         // A torn last message (crash mid-write) is cut off: only complete messages count.
         await handle.truncate(bytes);
-        if (bytes > 0) for await (const chunk of createReadStream(p.data, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+        if (bytes > 0) for await (const chunk of createReadStream(p.data, { start: 0, end: bytes - 1, highWaterMark: 1 << 20 })) await hash.update(chunk as Buffer);
         sink = plainSink(handle);
       }
       if (held === 0) await rm(p.meta, { force: true });
       return new PartialFile(key, p.data, p.meta, sink, held, bytes, meta?.fullPayload ?? null, hash, free);
     } catch (err) {
+      hash?.drop();
       free();
       throw err;
     }
@@ -187,9 +207,22 @@ export class RestartStore {
 }
 
 export class PartialFile {
-  private batch: Buffer[] = [];
+  /**
+   * The batch being filled. The message bytes are copied in, so the socket's chunks die young:
+   * kept until their batch was written, they outlived the young generation and ended in full
+   * garbage collections.
+   */
+  private batch: Buffer | null = null;
   private batchBytes = 0;
-  private pending: Promise<unknown> = Promise.resolve();
+  private buffers = 0;
+  /** Batches being written and hashed, oldest first; each buffer is reused once its batch is done. */
+  private inFlight: Array<{ buf: Buffer; done: Promise<unknown> }> = [];
+  /** The last write: each waits for the one before, so the file never has a hole. */
+  private writes: Promise<void> = Promise.resolve();
+  /** The background checkpoint sync in flight, if any. */
+  private syncing: Promise<unknown> | null = null;
+  private unsynced = 0;
+  private digested = false;
   private lastShort = false;
   private released = false;
   /** File offset of the next batch write. */
@@ -205,7 +238,7 @@ export class PartialFile {
     /** Bytes held (written or batched). */
     public bytes: number,
     private fullPayload: number | null,
-    private readonly hash: Hash,
+    private readonly hash: RunningHash,
     private readonly release: () => void,
   ) {
     this.writeAt = bytes;
@@ -216,49 +249,76 @@ export class PartialFile {
   }
 
   /**
-   * Takes data message `seq` (the caller checked seq and record boundaries). Returns an error text
-   * when its size breaks the rule that every message but the last carries the same number of records.
+   * Takes data message `seq`'s payload, `length` bytes in `parts` (the caller checked seq and
+   * record boundaries). Returns an error text when its size breaks the rule that every message
+   * but the last carries the same number of records.
    */
-  async append(payload: Buffer): Promise<string | null> {
+  async append(parts: Buffer[], length: number): Promise<string | null> {
     if (this.lastShort) return 'a data message after a shorter (last) one';
     if (this.fullPayload === null) {
-      this.fullPayload = payload.length;
-      await writeFile(this.metaPath, JSON.stringify({ fullPayload: payload.length } satisfies PartialMeta), { mode: 0o600 });
-    } else if (payload.length > this.fullPayload) {
-      return `data message of ${payload.length} bytes after messages of ${this.fullPayload}`;
-    } else if (payload.length < this.fullPayload) {
+      this.fullPayload = length;
+      await writeFile(this.metaPath, JSON.stringify({ fullPayload: length } satisfies PartialMeta), { mode: 0o600 });
+    } else if (length > this.fullPayload) {
+      return `data message of ${length} bytes after messages of ${this.fullPayload}`;
+    } else if (length < this.fullPayload) {
       this.lastShort = true;
     }
-    this.hash.update(payload);
-    this.batch.push(payload);
-    this.batchBytes += payload.length;
-    this.bytes += payload.length;
+    if (this.batch && this.batchBytes + length > this.batch.length) await this.writeBatch();
+    // The announced size bounds the buffers of a small file.
+    const total = this.key.recordCount * this.key.recordLength;
+    // Shared with the hash worker, which reads each batch while it is written to disk.
+    if (!this.batch) {
+      this.batch = sharedBuffer(Math.max(length, total > 0 ? Math.min(BATCH, total) : BATCH));
+      this.buffers++;
+    }
+    for (const part of parts) {
+      // set(), not Buffer.copy: copy() into a SharedArrayBuffer made a full GC every few MiB.
+      this.batch.set(part, this.batchBytes);
+      this.batchBytes += part.length;
+    }
+    this.bytes += length;
     this.heldTexts++;
-    if (this.batchBytes >= BATCH) await this.writeBatch();
     return null;
   }
 
-  /** Starts writing the batch; waits for the previous write so at most one is in flight. */
+  /** Queues the batch's write and hash; then takes a free buffer, waiting for the oldest batch when all are busy. */
   private async writeBatch(): Promise<void> {
-    const parts = this.batch;
-    const length = this.batchBytes;
-    this.batch = [];
+    const full = this.batch!;
+    const view = full.subarray(0, this.batchBytes);
+    this.batch = null;
     this.batchBytes = 0;
-    await this.pending;
     const at = this.writeAt;
-    this.writeAt += length;
-    const write = this.handle.writeAt(parts, at);
-    write.catch(() => undefined); // awaited by the next flush; this only stops an unhandled rejection
-    this.pending = write;
+    this.writeAt += view.length;
+    this.unsynced += view.length;
+    const write = this.writes.then(() => this.handle.writeAt([view], at));
+    this.writes = write;
+    const done = Promise.all([write, this.hash.update(view)]);
+    done.catch(() => undefined); // awaited by flush; this only stops an unhandled rejection
+    this.inFlight.push({ buf: full, done });
+    if (this.unsynced >= CHECKPOINT_BYTES && !this.syncing) {
+      // Not awaited here: the receiving goes on while the disk writes (errors: the final sync throws).
+      this.unsynced = 0;
+      this.syncing = write
+        .then(() => this.handle.datasync())
+        .catch(() => undefined)
+        .finally(() => (this.syncing = null));
+    }
+    if (this.buffers < RING) return;
+    const oldest = this.inFlight.shift()!;
+    await oldest.done;
+    this.batch = oldest.buf;
   }
 
   async flush(): Promise<void> {
     if (this.batchBytes > 0) await this.writeBatch();
-    await this.pending;
+    await Promise.all(this.inFlight.map((b) => b.done));
+    await this.syncing;
   }
 
-  digest(): string {
-    return this.hash.copy().digest('hex');
+  /** The SHA-256 of the whole file (after flush; nothing is appended after it). */
+  async digest(): Promise<string> {
+    this.digested = true;
+    return this.hash.digest();
   }
 
   /** Keeps what was received for a later 再送要求. */
@@ -272,7 +332,8 @@ export class PartialFile {
   }
 
   async discard(): Promise<void> {
-    await this.pending.catch(() => undefined);
+    await Promise.all(this.inFlight.map((b) => b.done)).catch(() => undefined);
+    await this.syncing;
     await this.closeHandle();
     await rm(this.dataPath, { force: true });
     await rm(this.metaPath, { force: true });
@@ -296,6 +357,7 @@ export class PartialFile {
   private async closeHandle(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    if (!this.digested) this.hash.drop();
     await this.handle.close().catch(() => undefined);
     this.release();
   }

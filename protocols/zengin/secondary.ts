@@ -18,6 +18,7 @@ import { dataTexts } from './data-source.ts';
 import { ConnectionClosedError, InactivityTimeoutError, ZenginLink } from './link.ts';
 import {
   CONTROL_LENGTH,
+  TTC_LENGTH,
   FileKind,
   NotZenginError,
   ProtocolError,
@@ -348,7 +349,7 @@ class SecondarySession {
         throw fail(Result.recordCountDiffers, `${partial.records} records received, 終了要求 says ${endReq.recordCount} (開始要求 ${req.recordCount})`);
       }
       await partial.flush();
-      const sha256 = partial.digest();
+      const sha256 = await partial.digest();
       if (await isDuplicateUpload(this.deps.ctx.ledger, partnerId, req.fileName, sha256)) throw fail(Result.duplicateTransfer, `${req.fileName} with these bytes was already received`);
       // Committed in the instant before 終了回答 0x00 so that 0x00 never acknowledges a file we do
       // not hold; if the connection dies in between, the sender's retry is answered 0x16.
@@ -386,17 +387,19 @@ class SecondarySession {
     let nextSpaceCheck = partial.records * recordLength + SPACE_CHECK_BYTES;
     const refuse = (refusal: LandingRefused) => Object.assign(new SessionEnd(Result.other, refusal.message), { cause: refusal });
     for (;;) {
-      const msg = await this.link.readMessage();
-      const ttc = decodeTtc(msg);
+      // As views of the socket's chunks: a data message's bytes are copied only into the file.
+      const { parts, length } = await this.link.readMessageParts();
+      const ttc = decodeTtc(parts[0]!);
       if (ttc.form !== this.form) throw new SessionEnd(Result.other, 'connection form changed within the session');
       if (!ttc.isData) {
+        const msg = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
         if (msg[5] === FileKind.endRequest) return { fc: decodeOrEnd(msg, decodeFileControl, FileKind.endResponse), raw: msg };
         throw new SessionEnd(isSessionKind(msg[5]!) || isFileKind(msg[5]!) ? Result.other : Result.unknownKind, `電文区分 0x${msg[5]!.toString(16)} while receiving data`);
       }
       const expected = partial.heldTexts + 1;
       if (ttc.seq !== expected) throw new SessionEnd(Result.textCountDiffers, `data message ${ttc.seq}, expected ${expected}`);
       if (req.textCount !== 0 && ttc.seq > req.textCount) throw new SessionEnd(Result.textCountDiffers, `data message ${ttc.seq} beyond the ${req.textCount} announced`);
-      const payload = msg.subarray(5);
+      const payload = { parts: dropTtc(parts), length: length - TTC_LENGTH };
       if (payload.length % recordLength !== 0) throw new SessionEnd(Result.recordLengthWrong, `data message ${ttc.seq} of ${payload.length} bytes is not whole ${recordLength}-byte records`);
       if (req.recordCount !== 0 && partial.records + payload.length / recordLength > req.recordCount) {
         throw new SessionEnd(Result.recordCountDiffers, `more than the ${req.recordCount} records announced`);
@@ -413,7 +416,7 @@ class SecondarySession {
           throw err;
         }
       }
-      const problem = await partial.append(payload);
+      const problem = await partial.append(payload.parts, payload.length);
       if (problem) throw new SessionEnd(Result.other, problem);
       await this.link.dataReceived();
     }
@@ -468,6 +471,12 @@ class SecondarySession {
       await fh.close();
     }
   }
+}
+
+/** A data message's payload: its parts without the 5-byte TTC header (which parts[0] holds). */
+function dropTtc(parts: Buffer[]): Buffer[] {
+  const first = parts[0]!.subarray(TTC_LENGTH);
+  return first.length > 0 ? [first, ...parts.slice(1)] : parts.slice(1);
 }
 
 /** A message where another was due: the peer ending the session with a code, or out of sequence. */

@@ -1,12 +1,17 @@
 // Benchmark: 1 GiB of 200-byte records over loopback with 全銀TCP/IP (maxText 32,000), plain and
 // TLS, against a plain TCP copy and a plain TLS socket copy of the same bytes (file -> socket ->
-// file, fsync) in the same run: zengin plain is compared with the TCP copy, zengin TLS with the TLS copy.
+// file) in the same run: zengin plain is compared with the TCP copy, zengin TLS with the TLS copy.
+// The copies put the file on disk as the 全銀 receiver does (a background fdatasync every
+// CHECKPOINT_BYTES, an fsync before the answer), so the ratio compares like with like.
 // The receiver (our listener, or the copy's server) runs here; the sender in a child process.
-//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1]   (--runs 3: medians, per-run ratios;
+// Each run measures both pairs, copy and 全銀 back to back, in alternating order (ABBA across
+// runs); the ratios are medians of the per-run ratios. CPU seconds of both sides are printed.
+//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1] [--at-rest]
+//   (--runs 5: medians; --at-rest: the listener's spool encrypts, as the starter config does;
 //   --only tcp|tls|zengin-plain|zengin-tls: that transfer alone, e.g. under node --cpu-prof)
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, fdatasync, openSync } from 'node:fs';
 import { mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -19,11 +24,14 @@ import pino from 'pino';
 import { ZenginClient } from '../../protocols/zengin/client.ts';
 import type { ZenginEndpointInput } from '../../protocols/zengin/config.ts';
 import { createZenginListener } from '../../protocols/zengin/listener.ts';
+import { CHECKPOINT_BYTES } from '../../protocols/zengin/restart-store.ts';
+import { registerSpoolKeys, spoolFileSize } from '../../spool/encrypted-file.ts';
+import { KeyRing, kekFromBytes } from '../../spool/keys.ts';
 import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' }, only: { type: 'string' } },
+  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' }, only: { type: 'string' }, 'at-rest': { type: 'boolean', default: false } },
 });
 
 // The sending side runs in its own process (as it would on the partner's machine): the parent
@@ -114,8 +122,20 @@ async function tcpCopy(pki?: string): Promise<number> {
   const dest = path.join(work, 'tcp-copy.dat');
   // Half-open, so the server can answer after the sender's end of stream.
   const onSocket = (socket: net.Socket) => {
-    const out = createWriteStream(dest, { highWaterMark: 4 << 20 });
-    // Like the zengin receiver: the bytes are on disk (fsync) before the sender hears back.
+    const fd = openSync(dest, 'w');
+    const out = createWriteStream(dest, { fd, highWaterMark: 4 << 20 });
+    // Like the zengin receiver (restart-store.ts): a background fdatasync every CHECKPOINT_BYTES
+    // while the file grows, one at a time; the bytes are on disk (fsync) before the sender hears back.
+    let unsynced = 0;
+    let syncing = false;
+    socket.on('data', (chunk: Buffer) => {
+      unsynced += chunk.length;
+      if (unsynced >= CHECKPOINT_BYTES && !syncing && !out.closed) {
+        unsynced = 0;
+        syncing = true;
+        fdatasync(fd, () => (syncing = false));
+      }
+    });
     socket.pipe(out).on('finish', async () => {
       const fh = await open(dest, 'r');
       await fh.sync();
@@ -148,6 +168,7 @@ async function makeCerts(): Promise<string> {
 async function zengin(tls: boolean, pki: string): Promise<number> {
   const root = await mkdtemp(path.join(work, 'spool-'));
   const spool = new SpoolTree(root);
+  const undoKeys = values['at-rest'] ? registerSpoolKeys(root, new KeyRing(kekFromBytes(randomBytes(32)))) : () => undefined;
   await spool.ensure(['bench']);
   const ledger = await openLedger(`sqlite:${path.join(root, 'ledger.db')}`);
   await writeFile(path.join(root, 'pw'), 'BENCH1');
@@ -178,50 +199,69 @@ async function zengin(tls: boolean, pki: string): Promise<number> {
     };
     const seconds = await timeSender({ kind: 'zengin', endpoint, src });
     const [landed] = await readdir(spool.inbound('bench'));
-    if (!landed || (await stat(path.join(spool.inbound('bench'), landed))).size !== size) throw new Error('zengin push is short');
+    if (!landed || (await spoolFileSize(path.join(spool.inbound('bench'), landed))) !== size) throw new Error('zengin push is short');
     return seconds;
   } finally {
     await listener.stop();
     await ledger.close();
+    undoKeys();
     await rm(root, { recursive: true, force: true });
   }
 }
 
 try {
-  console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, medians kept`);
+  console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, medians kept${values['at-rest'] ? ', listener spool encrypted at rest' : ''}`);
   await makeSource();
   const pki = await makeCerts();
-  const all = { tcp: [] as number[], tlsCopy: [] as number[], plain: [] as number[], tls: [] as number[] };
+  type Figure = { s: number; cpuSender: number; cpuReceiver: number };
+  const all = { tcp: [] as Figure[], tlsCopy: [] as Figure[], plain: [] as Figure[], tls: [] as Figure[] };
   const ratios = { plain: [] as number[], tls: [] as number[] };
   // Each measurement starts with no dirty pages left by the one before (they share the disk).
   const settle = () => execFileSync('sync');
   const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  const row = (name: string, s: number, base?: number, baseName?: string) => `${name.padEnd(22)} ${s.toFixed(2).padStart(7)} s ${mbps(s).toFixed(0).padStart(7)} MB/s${base ? `   ratio to ${baseName} ${(base / s).toFixed(2)}` : ''}`;
+  const cpu = (f: Figure) => `CPU s sender ${f.cpuSender.toFixed(2)}, receiver ${f.cpuReceiver.toFixed(2)}`;
+  const only = values.only;
+  // --only NAME: that one transfer alone (to profile it), the rest NaN
+  const measure = async (name: string, f: () => Promise<number>): Promise<Figure> => {
+    if (only && only !== name) return { s: NaN, cpuSender: NaN, cpuReceiver: NaN };
+    settle();
+    const seconds = await f();
+    const fig = { s: seconds, cpuSender: lastCpu.sender, cpuReceiver: lastCpu.receiver };
+    console.log(`  ${name.padEnd(13)} ${seconds.toFixed(2).padStart(6)} s ${mbps(seconds).toFixed(0).padStart(5)} MB/s, ${cpu(fig)}`);
+    return fig;
+  };
+  // A pair, back to back so that both see the same load; which goes first alternates by run.
+  const pair = async (i: number, a: [string, () => Promise<number>], b: [string, () => Promise<number>]): Promise<[Figure, Figure]> => {
+    if (i % 2 === 0) {
+      const x = await measure(...a);
+      return [x, await measure(...b)];
+    }
+    const y = await measure(...b);
+    return [await measure(...a), y];
+  };
   for (let i = 0; i < runs; i++) {
-    // each zengin figure right after its baseline: the pair sees the same load
-    // --only zengin-plain / zengin-tls: that one transfer alone (to profile it), the rest NaN
-    const only = values.only;
-    const measure = async (name: string, f: () => Promise<number>) => {
-      if (only && only !== name) return NaN;
-      settle();
-      const seconds = await f();
-      if (runs === 1 || only) console.log(`  ${name}: ${seconds.toFixed(2)} s, CPU s sender ${lastCpu.sender.toFixed(2)}, receiver ${lastCpu.receiver.toFixed(2)}`);
-      return seconds;
-    };
-    const tcp = await measure('tcp', () => tcpCopy());
-    const plain = await measure('zengin-plain', () => zengin(false, pki));
-    const tlsCopy = await measure('tls', () => tcpCopy(pki));
-    const tlsZ = await measure('zengin-tls', () => zengin(true, pki));
+    const [tcp, plain] = await pair(i, ['tcp', () => tcpCopy()], ['zengin-plain', () => zengin(false, pki)]);
+    const [tlsCopy, tlsZ] = await pair(i, ['tls', () => tcpCopy(pki)], ['zengin-tls', () => zengin(true, pki)]);
     all.tcp.push(tcp); all.plain.push(plain); all.tlsCopy.push(tlsCopy); all.tls.push(tlsZ);
-    ratios.plain.push(tcp / plain); ratios.tls.push(tlsCopy / tlsZ);
-    if (runs > 1) console.log(`run ${i + 1}: plain ${(tcp / plain).toFixed(2)} of TCP copy, TLS ${(tlsCopy / tlsZ).toFixed(2)} of TLS copy; load average ${load()}`);
+    ratios.plain.push(tcp.s / plain.s); ratios.tls.push(tlsCopy.s / tlsZ.s);
+    console.log(`run ${i + 1}: plain ${(tcp.s / plain.s).toFixed(2)} of TCP copy, TLS ${(tlsCopy.s / tlsZ.s).toFixed(2)} of TLS copy; load average ${load()}`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const med = (fs: Figure[]): Figure => ({ s: median(fs.map((f) => f.s)), cpuSender: median(fs.map((f) => f.cpuSender)), cpuReceiver: median(fs.map((f) => f.cpuReceiver)) });
+  const row = (name: string, fs: Figure[]) => {
+    const f = med(fs);
+    return `${name.padEnd(16)} ${f.s.toFixed(2).padStart(7)} s ${mbps(f.s).toFixed(0).padStart(6)} MB/s, ${cpu(f)}`;
+  };
+  const cpuRatio = (base: Figure[], z: Figure[]) => {
+    const b = med(base);
+    const f = med(z);
+    return ((b.cpuSender + b.cpuReceiver) / (f.cpuSender + f.cpuReceiver)).toFixed(2);
+  };
   console.log(`load average ${load()}; ${runs > 1 ? `medians of ${runs} runs (ratios: median of the per-run ratios)` : 'one run'}`);
-  console.log(row('plain TCP copy', median(all.tcp)));
-  console.log(row('plain TLS copy', median(all.tlsCopy)));
-  console.log(`${row('zengin plain', median(all.plain))}   ratio to TCP copy ${median(ratios.plain).toFixed(2)} (target >= 0.6)`);
-  console.log(`${row('zengin TLS', median(all.tls))}   ratio to TLS copy ${median(ratios.tls).toFixed(2)} (target >= 0.7)`);
+  console.log(row('plain TCP copy', all.tcp));
+  console.log(`${row('zengin plain', all.plain)}   ratio to TCP copy ${median(ratios.plain).toFixed(2)} (target >= 0.6; CPU ${cpuRatio(all.tcp, all.plain)})`);
+  console.log(row('plain TLS copy', all.tlsCopy));
+  console.log(`${row('zengin TLS', all.tls)}   ratio to TLS copy ${median(ratios.tls).toFixed(2)} (target >= 0.7; CPU ${cpuRatio(all.tlsCopy, all.tls)})`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -1,0 +1,36 @@
+// The 全銀 receiver's SHA-256 runs on a worker thread: its digests must be exactly those of
+// node:crypto over the same bytes, for shared (no copy) and ordinary buffers, with several files
+// hashed at once, and a buffer may be reused once its update resolved.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { backgroundSha256, sharedBuffer } from '../../protocols/zengin/background-hash.ts';
+
+test('background SHA-256 equals node:crypto for shared and ordinary buffers, several at once', async () => {
+  const a = backgroundSha256();
+  const b = backgroundSha256();
+  const expectA = createHash('sha256');
+  const expectB = createHash('sha256');
+  const slot = sharedBuffer(100_000);
+  for (let i = 0; i < 20; i++) {
+    const bytes = randomBytes(1 + ((i * 7919) % 100_000));
+    // the same shared buffer refilled after each update: what was hashed must be the bytes at the time
+    slot.set(bytes);
+    const view = slot.subarray(0, bytes.length);
+    expectA.update(bytes);
+    await a.update(view);
+    const other = randomBytes(i * 1000);
+    expectB.update(other);
+    await b.update(other);
+  }
+  assert.equal(await a.digest(), expectA.digest('hex'));
+  assert.equal(await b.digest(), expectB.digest('hex'));
+  const empty = backgroundSha256();
+  assert.equal(await empty.digest(), createHash('sha256').digest('hex'));
+  const dropped = backgroundSha256();
+  await dropped.update(Buffer.from('partial'));
+  dropped.drop();
+  const after = backgroundSha256();
+  await after.update(Buffer.from('abc'));
+  assert.equal(await after.digest(), createHash('sha256').update('abc').digest('hex'));
+});
