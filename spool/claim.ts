@@ -97,9 +97,20 @@ export async function claimFile(candidatePath: string, workDir: string, fileId: 
     throw err;
   }
   await fsyncDir(workDir);
-  // A partner that writes into inbound itself (a local folder drop, HULFT's own receive) left
-  // plaintext: from work/ on, the file is encrypted like everything the listeners land.
-  const ring = keyRingFor(target);
-  if (ring) await encryptInPlace(target, ring);
   return target;
+}
+
+/**
+ * Encrypts a claimed file that a partner wrote into inbound itself (a local folder drop, HULFT's
+ * own receive), when its spool encrypts; a file a listener landed is encrypted already.
+ *
+ * The claim leaves such a file as it came, and ingest calls this once it has validated it: the
+ * validation then reads the plaintext as it is, and the file is encrypted in the same job that
+ * reads it first (in parallel with the other files' jobs) instead of in the scan, which claims
+ * every file one after another. Either way the file is encrypted before it is accepted, rejected
+ * or routed, and is never archived or sent plain.
+ */
+export async function encryptClaimedFile(workPath: string): Promise<void> {
+  const ring = keyRingFor(workPath);
+  if (ring) await encryptInPlace(workPath, ring);
 }
