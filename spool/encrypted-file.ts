@@ -20,7 +20,7 @@
 //     its last, unfinished chunk at every checkpoint, and a derived nonce would then repeat.
 // Plain size follows from the file size alone, so a reader can seek to any plaintext offset: it
 // reads and authenticates only the chunks that hold the range.
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { closeSync, constants as FS, fsyncSync, openSync, writeSync, writevSync, type Stats } from 'node:fs';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -807,40 +807,30 @@ export class EncryptedFileWriter {
   }
 }
 
-/** SHA-256 and size of a file's plaintext. */
-export interface PlainDigest {
-  sha256: string;
-  size: number;
-}
-
 /**
  * Encrypts a plain file that a protocol client wrote itself (SFTP fastGet, FTP download, a HULFT
  * hand-over, a partner's own drop) in place: encrypted copy beside it (synced), then renamed over
- * it. Returns the plaintext's SHA-256 and size, taken in the same pass; null when the file is
- * already encrypted (nothing done).
+ * it. False when the file is encrypted already (nothing done).
  */
-export async function encryptInPlace(file: string, ring: KeyRing): Promise<PlainDigest | null> {
+export async function encryptInPlace(file: string, ring: KeyRing): Promise<boolean> {
   const fh = await open(file, 'r');
   let w: EncryptedFileWriter | undefined;
   const temp = temporaryPathFor(file);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     let got = await readExactly(fh, buf.subarray(0, MAGIC.length), 0);
-    if (got === MAGIC.length && buf.subarray(0, MAGIC.length).equals(MAGIC)) return null;
+    if (got === MAGIC.length && buf.subarray(0, MAGIC.length).equals(MAGIC)) return false;
     w = await EncryptedFileWriter.create(temp, ring);
-    const hash = createHash('sha256');
     let at = 0;
     // the writer seals each read at once (ciphertext in buffers of its own): `buf` is free again
     for (got = (await fh.read(buf, 0, buf.length, at)).bytesRead; got > 0; got = (await fh.read(buf, 0, buf.length, at)).bytesRead) {
-      const part = buf.subarray(0, got);
-      hash.update(part);
-      await w.write(part);
+      await w.write(buf.subarray(0, got));
       at += got;
     }
     await w.finish();
     await rename(temp, file);
     await fsyncDir(path.dirname(file));
-    return { sha256: hash.digest('hex'), size: at };
+    return true;
   } catch (err) {
     await w?.close();
     if (w) await rm(temp, { force: true });
