@@ -83,7 +83,7 @@ export async function dropClaimNote(workDir: string, fileId: string, partnerId: 
 
 /**
  * Claims a file by renaming it into the work folder. rename(2) is atomic: of two workers, one
- * wins and the other gets ENOENT and null.
+ * wins and the other gets ENOENT and null. The bytes stay as they came (encryptClaimedFile).
  */
 export async function claimFile(candidatePath: string, workDir: string, fileId: string, partnerId: string): Promise<string | null> {
   const target = path.join(workDir, workName(fileId, partnerId));
@@ -97,9 +97,21 @@ export async function claimFile(candidatePath: string, workDir: string, fileId: 
     throw err;
   }
   await fsyncDir(workDir);
-  // A partner that writes into inbound itself (a local folder drop, HULFT's own receive) left
-  // plaintext: from work/ on, the file is encrypted like everything the listeners land.
-  const ring = keyRingFor(target);
-  if (ring) await encryptInPlace(target, ring);
   return target;
+}
+
+/**
+ * Encrypts a claimed file that a partner wrote into inbound itself (a local folder drop, HULFT's
+ * own receive), when its spool encrypts; a file a listener landed is encrypted already.
+ *
+ * The claim leaves such a file as it came, and ingest calls this once it has validated it: the
+ * validation then reads the plaintext as it is, and the file is encrypted in the same job that
+ * reads it first (in parallel with the other files' jobs) instead of in the scan, which claims
+ * every file one after another. It is encrypted before it is accepted, rejected or routed, so it
+ * is never archived or sent plain; a crash before that leaves it plain in work/ (0600, in a 0700
+ * folder) for the ingest that runs again.
+ */
+export async function encryptClaimedFile(workPath: string): Promise<void> {
+  const ring = keyRingFor(workPath);
+  if (ring) await encryptInPlace(workPath, ring);
 }

@@ -86,6 +86,27 @@ function parseHeader(buf: Buffer, file: string): Header {
   };
 }
 
+/**
+ * Unwrapped data keys per ring, by salt and slot (both fixed for a file until a rotation rewrites
+ * its slot): a file is opened several times on its way through a cycle (sniff, validate, split,
+ * checksum, push), and each open would otherwise unwrap again. Per ring, and only for a KEK the
+ * ring still holds (checked before the cache), so a key removed from the ring still refuses.
+ */
+const unwrappedKeys = new WeakMap<KeyRing, Map<string, Buffer>>();
+const UNWRAPPED_KEYS_KEPT = 1024;
+
+function unwrapCached(ring: KeyRing, slot: Buffer, salt: Buffer): Buffer {
+  let cache = unwrappedKeys.get(ring);
+  if (!cache) unwrappedKeys.set(ring, (cache = new Map()));
+  const id = salt.toString('latin1') + slot.toString('latin1');
+  const hit = cache.get(id);
+  if (hit) return hit;
+  const key = unwrapDataKey(ring, slot, wrapContext(salt));
+  if (cache.size >= UNWRAPPED_KEYS_KEPT) cache.delete(cache.keys().next().value!);
+  cache.set(id, key);
+  return key;
+}
+
 /** The data key from whichever slot a loaded KEK unwraps. */
 function dataKeyOf(h: Header, ring: KeyRing, file: string): { key: Buffer; slot: number } {
   const tried: string[] = [];
@@ -101,7 +122,7 @@ function dataKeyOf(h: Header, ring: KeyRing, file: string): { key: Buffer; slot:
     tried.push(id);
     if (!ring.get(id)) continue;
     try {
-      return { key: unwrapDataKey(ring, slot, wrapContext(h.salt)), slot: i };
+      return { key: unwrapCached(ring, slot, h.salt), slot: i };
     } catch (err) {
       throw new EncryptedFileError(file, `data key does not authenticate: ${(err as Error).message}`);
     }
@@ -109,17 +130,40 @@ function dataKeyOf(h: Header, ring: KeyRing, file: string): { key: Buffer; slot:
   throw new EncryptedFileError(file, tried.length ? `wrapped by key-encryption key ${tried.join(' / ')}, which is not loaded (add it to encryption.retired)` : 'no wrapped data key in the header');
 }
 
+/**
+ * The associated data of a chunk, in one buffer per thread: setAAD consumes it at once, so it is
+ * free again as soon as the call returns (no allocation per chunk).
+ */
+const aadScratch = Buffer.alloc(AAD_HEADER_BYTES + 9);
 function chunkAad(h: Header, index: number, final: boolean): Buffer {
-  const aad = Buffer.alloc(AAD_HEADER_BYTES + 9);
-  h.head.copy(aad, 0);
-  aad.writeBigUInt64BE(BigInt(index), AAD_HEADER_BYTES);
-  aad[AAD_HEADER_BYTES + 8] = final ? 1 : 0;
-  return aad;
+  h.head.copy(aadScratch, 0);
+  aadScratch.writeUInt32BE(Math.floor(index / 2 ** 32), AAD_HEADER_BYTES);
+  aadScratch.writeUInt32BE(index >>> 0, AAD_HEADER_BYTES + 4);
+  aadScratch[AAD_HEADER_BYTES + 8] = final ? 1 : 0;
+  return aadScratch;
+}
+
+/**
+ * Random nonces cut from one randomBytes call of 4 KiB (341 of them) rather than one call per
+ * chunk. Each nonce is still fresh random bytes from the CSPRNG, used once: a used pool is
+ * dropped, never refilled in place, since a nonce may still wait in a queued write.
+ */
+const NONCE_POOL_BYTES = NONCE_BYTES * 341;
+let noncePool = Buffer.alloc(0);
+let nonceAt = 0;
+function freshNonce(): Buffer {
+  if (nonceAt + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_POOL_BYTES);
+    nonceAt = 0;
+  }
+  const nonce = noncePool.subarray(nonceAt, nonceAt + NONCE_BYTES);
+  nonceAt += NONCE_BYTES;
+  return nonce;
 }
 
 /** A sealed chunk as the parts it is written from (nonce, ciphertext, tag): no copy to join them. */
 function sealChunk(h: Header, key: Buffer, index: number, plain: Buffer, final: boolean): Buffer[] {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = freshNonce();
   const c = createCipheriv('aes-256-gcm', key, nonce);
   c.setAAD(chunkAad(h, index, final));
   const body = c.update(plain);
@@ -252,17 +296,20 @@ export class EncryptedFileReader implements ReadHandle {
     const fh = await open(file, flags);
     try {
       const head = Buffer.alloc(HEADER_BYTES);
-      const got = await readExactly(fh, head, 0);
-      const h = parseHeader(head.subarray(0, got), file);
-      const { key } = dataKeyOf(h, ring ?? ringForRead(file, h), file);
-      const size = (await fh.stat()).size;
-      // An unfinished file may end right after its header (nothing checkpointed yet).
-      if (opts.unfinished && size < HEADER_BYTES + CHUNK_OVERHEAD) return new EncryptedFileReader(file, fh, h, key, HEADER_BYTES + CHUNK_OVERHEAD, true).emptied();
-      return new EncryptedFileReader(file, fh, h, key, size, opts.unfinished === true);
+      return await EncryptedFileReader.over(file, fh, head.subarray(0, await readExactly(fh, head, 0)), (await fh.stat()).size, ring, opts);
     } catch (err) {
       await fh.close();
       throw err;
     }
+  }
+
+  /** A reader over a handle already open, whose first bytes (`head`) were read (openSpoolFile). */
+  static over(file: string, fh: FileHandle, head: Buffer, size: number, ring?: KeyRing, opts: { unfinished?: boolean } = {}): EncryptedFileReader {
+    const h = parseHeader(head, file);
+    const { key } = dataKeyOf(h, ring ?? ringForRead(file, h), file);
+    // An unfinished file may end right after its header (nothing checkpointed yet).
+    if (opts.unfinished && size < HEADER_BYTES + CHUNK_OVERHEAD) return new EncryptedFileReader(file, fh, h, key, HEADER_BYTES + CHUNK_OVERHEAD, true).emptied();
+    return new EncryptedFileReader(file, fh, h, key, size, opts.unfinished === true);
   }
 
   private emptied(): this {
@@ -289,37 +336,82 @@ export class EncryptedFileReader implements ReadHandle {
   }
 
   private async chunk(index: number): Promise<Buffer> {
-    if (index === this.cacheIndex) return this.cache;
-    const stride = this.h.chunkSize + CHUNK_OVERHEAD;
-    const final = !this.unfinished && index === this.chunks - 1;
-    const last = index === this.chunks - 1;
-    const want = last ? this.size - index * this.h.chunkSize + CHUNK_OVERHEAD : stride;
-    const sealed = Buffer.allocUnsafe(want);
-    const got = await readExactly(this.fh, sealed, HEADER_BYTES + index * stride);
-    if (got !== want) throw new EncryptedFileError(this.file, `chunk ${index} is cut short (the file changed while read)`);
-    this.cache = openChunk(this.h, this.key, index, sealed, final, this.file);
-    this.cacheIndex = index;
+    if (index !== this.cacheIndex) await this.load(index, index);
     return this.cache;
   }
 
+  /** Sealed size of chunk `index` on disk. */
+  private sealedLength(index: number): number {
+    return index === this.chunks - 1 ? this.size - index * this.h.chunkSize + CHUNK_OVERHEAD : this.h.chunkSize + CHUNK_OVERHEAD;
+  }
+
+  /** Reused for the sealed bytes of a span of chunks (one read for many chunks); a read that
+   * overlaps another (an SFTP client's pipelined READs) takes a buffer of its own. */
+  private sealedScratch: Buffer | undefined;
+  private scratchBusy = false;
+
+  /**
+   * Reads chunks first..last with one read and authenticates each; `each` takes every chunk's
+   * plaintext in order. The last one stays cached (the next read usually starts in it).
+   */
+  private async load(first: number, last: number, each?: (index: number, plain: Buffer) => void): Promise<void> {
+    const stride = this.h.chunkSize + CHUNK_OVERHEAD;
+    const want = (last - first) * stride + this.sealedLength(last);
+    const own = !this.scratchBusy;
+    if (own && (!this.sealedScratch || this.sealedScratch.length < want)) this.sealedScratch = Buffer.allocUnsafe(Math.max(want, stride));
+    const sealed = own ? this.sealedScratch!.subarray(0, want) : Buffer.allocUnsafe(want);
+    let got: number;
+    if (own) this.scratchBusy = true;
+    try {
+      got = await readExactly(this.fh, sealed, HEADER_BYTES + first * stride);
+    } catch (err) {
+      if (own) this.scratchBusy = false;
+      throw err;
+    }
+    // the scratch stays taken until its chunks are decrypted below (synchronous: no await)
+    if (own) this.scratchBusy = false;
+    if (got !== want) throw new EncryptedFileError(this.file, `chunk ${first + Math.floor(got / stride)} is cut short (the file changed while read)`);
+    for (let index = first; index <= last; index++) {
+      const at = (index - first) * stride;
+      const final = !this.unfinished && index === this.chunks - 1;
+      const plain = openChunk(this.h, this.key, index, sealed.subarray(at, at + this.sealedLength(index)), final, this.file);
+      if (index === last) {
+        this.cache = plain;
+        this.cacheIndex = index;
+      }
+      each?.(index, plain);
+    }
+  }
+
+  /** Chunks read ahead in one read, at most (16 MiB of plaintext at the default chunk size). */
+  private static readonly MAX_SPAN_CHUNKS = 256;
+
   async read(buf: Buffer, off = 0, len = buf.length - off, pos: number | null = null): Promise<{ bytesRead: number; buffer: Buffer }> {
-    let at = pos ?? this.position;
-    const end = Math.min(this.size, at + len);
-    let done = 0;
-    while (at < end) {
-      const index = Math.floor(at / this.h.chunkSize);
-      const plain = await this.chunk(index);
-      const from = at - index * this.h.chunkSize;
+    const start = pos ?? this.position;
+    const end = Math.min(this.size, start + len);
+    const cs = this.h.chunkSize;
+    let at = start;
+    const take = (index: number, plain: Buffer) => {
+      const from = at - index * cs;
       const n = Math.min(plain.length - from, end - at);
-      plain.copy(buf, off + done, from, from + n);
-      done += n;
+      plain.copy(buf, off + at - start, from, from + n);
       at += n;
+    };
+    while (at < end) {
+      const index = Math.floor(at / cs);
+      if (index === this.cacheIndex) {
+        take(index, this.cache);
+        continue;
+      }
+      // The chunks that hold the rest of the range, read and authenticated together.
+      const last = Math.min(Math.floor((end - 1) / cs), index + EncryptedFileReader.MAX_SPAN_CHUNKS - 1);
+      await this.load(index, last, take);
     }
     // A read that reaches the end also authenticates the last chunk: a file cut at a chunk
     // boundary would otherwise read as a shorter, valid file.
     if (len > 0 && at >= this.size && this.chunks > 0 && !this.unfinished) await this.chunk(this.chunks - 1);
     if (pos === null) this.position = at;
-    return { bytesRead: done, buffer: buf };
+    return { bytesRead: at - start, buffer: buf };
   }
 
   async stat(): Promise<{ size: number; isFile(): boolean }> {
@@ -404,14 +496,16 @@ export type SpoolReader = EncryptedFileReader | PlainReader;
  */
 export async function openSpoolFile(file: string, flags: number = FS.O_RDONLY): Promise<SpoolReader> {
   const fh = await open(file, flags);
-  const s = await fh.stat();
-  const b = Buffer.alloc(MAGIC.length);
-  const got = s.isFile() ? await readExactly(fh, b, 0) : 0;
-  if (got === MAGIC.length && b.equals(MAGIC)) {
+  try {
+    const s = await fh.stat();
+    const head = Buffer.alloc(HEADER_BYTES);
+    const got = s.isFile() ? await readExactly(fh, head, 0) : 0;
+    if (got >= MAGIC.length && head.subarray(0, MAGIC.length).equals(MAGIC)) return EncryptedFileReader.over(file, fh, head.subarray(0, got), s.size);
+    return new PlainReader(file, fh, s.size, s.isFile());
+  } catch (err) {
     await fh.close();
-    return EncryptedFileReader.open(file, undefined, flags);
+    throw err;
   }
-  return new PlainReader(file, fh, s.size, s.isFile());
 }
 
 /** A plaintext stream of a spool file (whole, or bytes start..end inclusive). */
@@ -642,7 +736,9 @@ export class EncryptedFileWriter {
   private append(src: Buffer): void {
     const sealed: SealedChunk[] = [];
     this.sealer.sealFull(sealed);
-    for (const c of this.sealer.take(src, sealed)) this.queue(c.data, c.at);
+    this.sealer.take(src, sealed);
+    // the chunks sealed from one write follow each other on disk: one writev for all of them
+    if (sealed.length) this.queue(sealed.flatMap((c) => c.data), sealed[0]!.at);
   }
 
   /**
@@ -713,26 +809,34 @@ export class EncryptedFileWriter {
 
 /**
  * Encrypts a plain file that a protocol client wrote itself (SFTP fastGet, FTP download, a HULFT
- * hand-over) in place: encrypted copy beside it, then renamed over it. Already encrypted: nothing.
+ * hand-over, a partner's own drop) in place: encrypted copy beside it (synced), then renamed over
+ * it. False when the file is encrypted already (nothing done).
  */
-export async function encryptInPlace(file: string, ring: KeyRing): Promise<void> {
-  if (await isEncryptedFile(file)) return;
+export async function encryptInPlace(file: string, ring: KeyRing): Promise<boolean> {
+  const fh = await open(file, 'r');
+  let w: EncryptedFileWriter | undefined;
   const temp = temporaryPathFor(file);
-  const w = await EncryptedFileWriter.create(temp, ring);
   try {
-    const fh = await open(file, 'r');
-    try {
-      for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
-    } finally {
-      await fh.close().catch(() => undefined);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let got = await readExactly(fh, buf.subarray(0, MAGIC.length), 0);
+    if (got === MAGIC.length && buf.subarray(0, MAGIC.length).equals(MAGIC)) return false;
+    w = await EncryptedFileWriter.create(temp, ring);
+    let at = 0;
+    // the writer seals each read at once (ciphertext in buffers of its own): `buf` is free again
+    for (got = (await fh.read(buf, 0, buf.length, at)).bytesRead; got > 0; got = (await fh.read(buf, 0, buf.length, at)).bytesRead) {
+      await w.write(buf.subarray(0, got));
+      at += got;
     }
     await w.finish();
     await rename(temp, file);
     await fsyncDir(path.dirname(file));
+    return true;
   } catch (err) {
-    await w.close();
-    await rm(temp, { force: true });
+    await w?.close();
+    if (w) await rm(temp, { force: true });
     throw err;
+  } finally {
+    await fh.close().catch(() => undefined);
   }
 }
 

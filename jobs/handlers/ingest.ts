@@ -5,6 +5,7 @@ import { openSpoolFile } from '../../spool/encrypted-file.ts';
 import path from 'node:path';
 import { validateFile, sniffHeader, writeRejectNotice, makeDuplicateFileError, FormatError, type ValidationReport } from '../../formats/index.ts';
 import { sha256File } from '../../spool/checksum.ts';
+import { encryptClaimedFile } from '../../spool/claim.ts';
 import { archiveFile } from '../../spool/archive.ts';
 import { isUniqueViolation, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 import { recordFileErrorsIn } from '../../spool/ledger/file-errors.ts';
@@ -165,6 +166,7 @@ export const ingest: Handler = async (input, ctx) => {
   }
   if (!file || file.state !== 'received' || !file.path) return; // done already
   const report = await validate(ctx, file);
+  await encryptClaimedFile(file.path); // a partner's own drop: encrypted now that it has been read
   const header = report.header;
   const headerFields = {
     file_type: header?.fileType ?? null,

@@ -191,6 +191,7 @@ async function noteTimedWindow(t0: bigint): Promise<void> {
 
 /** CPU time of the last embedded run, every thread of this process (the part of the cost the machine's load does not inflate much). */
 let lastCpuMs: number | undefined;
+let lastSysMs: number | undefined;
 
 async function runEmbedded(def: TestCentre): Promise<number> {
   const centre = await openCentre(def.configFile, { log: quiet() });
@@ -205,6 +206,7 @@ async function runEmbedded(def: TestCentre): Promise<number> {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     lastCpuMs = (cpu.user + cpu.system) / 1000;
+    lastSysMs = cpu.system / 1000;
     await verify(centre);
     return ms;
   } finally {
@@ -258,6 +260,7 @@ async function main(): Promise<void> {
   console.log(`merchants' files ready in ${((Date.now() - tg) / 1000).toFixed(1)} s (${CACHE})`);
   const made: TestCentre[] = [tpl];
   const results = new Map<string, number[]>();
+  const cpuResults = new Map<string, number[]>();
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
   try {
     const formats = process.env.BENCH_NO_BASELINE ? undefined : formatsRateApart(tpl);
@@ -275,7 +278,8 @@ async function main(): Promise<void> {
       const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '') + (encrypted ? ' encrypted' : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
-      const cpu = kind === 'embedded' && lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file` : '';
+      const cpu = kind === 'embedded' && lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file (system ${(lastSysMs! / MERCHANTS).toFixed(1)})` : '';
+      if (lastCpuMs !== undefined) cpuResults.set(mode, [...(cpuResults.get(mode) ?? []), lastCpuMs]);
       lastCpuMs = undefined;
       console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}${cpu} [load ${os.loadavg()[0]!.toFixed(1)}]`);
     }
@@ -289,6 +293,9 @@ async function main(): Promise<void> {
       const enc = median(runs);
       const base = median(plainRuns);
       console.log(`encryption at rest, ${mode.replace(/\+enc$/, '')}: median ${(enc / 1000).toFixed(2)} s encrypted vs ${(base / 1000).toFixed(2)} s plain (${runs.length}+${plainRuns.length} runs) = ${((enc / base - 1) * 100).toFixed(1)}% slower (target at most 10%); load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+      const cpuEnc = cpuResults.get(mode);
+      const cpuPlain = cpuResults.get(mode.replace(/\+enc$/, ''));
+      if (cpuEnc && cpuPlain) console.log(`  CPU (all threads): median ${(median(cpuEnc) / MERCHANTS).toFixed(1)} ms per inbound file encrypted vs ${(median(cpuPlain) / MERCHANTS).toFixed(1)} plain = ${((median(cpuEnc) / median(cpuPlain) - 1) * 100).toFixed(1)}% more`);
     }
   } finally {
     if (!process.env.BENCH_KEEP) {

@@ -5,7 +5,7 @@
 // re-wraps without rewriting data; an operator's export decrypts and is audited.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, chmod, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { appendFile, chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { openCentre } from '../../jobs/centre.ts';
@@ -14,7 +14,12 @@ import { runCycle } from '../../jobs/cycle.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { exportFile, rotateKeys } from '../../jobs/at-rest.ts';
 import { openSource, streamCanonical } from '../../formats/index.ts';
-import { HEADER_BYTES, kekIdsOf, readSpoolFile } from '../../spool/encrypted-file.ts';
+import { HEADER_BYTES, isEncryptedFile, kekIdsOf, readSpoolFile } from '../../spool/encrypted-file.ts';
+import { sha256File } from '../../spool/checksum.ts';
+import { makeJobContext } from '../../jobs/runtime.ts';
+import { scan } from '../../jobs/handlers/scan.ts';
+import { ingest } from '../../jobs/handlers/ingest.ts';
+import type { JobRequest } from '../../jobs/context.ts';
 import { KeyError, writeNewKekFile } from '../../spool/keys.ts';
 import { listAudit } from '../../spool/ledger/audit.ts';
 import { makeTestCentre, dropSalesFiles, remoteContents, type TestCentre } from '../helpers/centre.ts';
@@ -176,6 +181,48 @@ describe('encryption at rest through a cycle', () => {
       assert.ok(audit.some((a) => a.detail?.startsWith('keys rotate:')));
     } finally {
       await centre.close();
+    }
+  });
+});
+
+describe("a partner's own drop into inbound", () => {
+  it('is claimed as it came, encrypted by its ingest once validated: accepted in work/, rejected in the archive', async () => {
+    const def = await makeTestCentre({ merchants: 2, companies: 1 });
+    await writeNewKekFile(path.join(def.dir, 'kek'));
+    await appendFile(def.configFile, 'encryption: { kek: { file: ./kek } }\n');
+    await dropSalesFiles(def, { records: 30 });
+    const bad = path.join(def.dir, 'spool', 'partners', 'm002', 'inbound');
+    for (const name of await readdir(bad)) await rm(path.join(bad, name));
+    const garbage = Buffer.from('not a record file at all\r\n'.repeat(20), 'latin1');
+    await writeFile(path.join(bad, 'broken.dat'), garbage);
+    const centre = await openCentre(def.configFile, { log: quiet() });
+    try {
+      const queued: JobRequest[] = [];
+      const ctx = makeJobContext(centre, async (r) => void queued.push(r));
+      await scan({}, ctx);
+      const ingests = queued.filter((r) => r.kind === 'ingest');
+      assert.equal(ingests.length, 2);
+      const rows = await Promise.all(ingests.map((r) => centre.files.require(String(r.input.fileId))));
+      // The claim renamed them only: still the partners' bytes, with their checksums taken.
+      for (const row of rows) assert.equal(await isEncryptedFile(row.path!), false, `${row.partner_id}: encrypted at the claim`);
+      for (const r of ingests) await ingest(r.input, ctx);
+      const [good, broken] = await Promise.all(['m001', 'm002'].map(async (p) => centre.files.require(rows.find((r) => r.partner_id === p)!.id)));
+      assert.equal(good!.state, 'accepted');
+      assert.equal(broken!.state, 'rejected');
+      assert.ok(broken!.path!.includes(`${path.sep}archive${path.sep}`), broken!.path!);
+      for (const row of [good!, broken!]) {
+        assert.equal(await isEncryptedFile(row.path!), true, `${row.partner_id}: not encrypted after ingest`);
+        assert.equal((await sha256File(row.path!)).sha256, row.sha256, `${row.partner_id}: plaintext changed`);
+      }
+      assert.ok((await readSpoolFile(broken!.path!)).equals(garbage));
+      assert.deepEqual((await readdir(centre.spool.work)).filter((n) => n.endsWith('.part')), [], 'temporaries left in work/');
+      // A second ingest of an accepted file (a retry) leaves it as it is.
+      const before = await readFile(good!.path!);
+      await ingest({ fileId: good!.id }, ctx);
+      assert.ok((await readFile(good!.path!)).equals(before));
+    } finally {
+      await centre.close();
+      await rm(def.dir, { recursive: true, force: true });
     }
   });
 });
