@@ -1,6 +1,7 @@
 // What the utility flows share: the vault of the running centre, which merchant number belongs to
 // which utility, reading a file in its standard layout whatever layout the partner uses, and
 // writing one outbound file (22, 24, 41) in its receiver's layout and code page.
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -18,7 +19,7 @@ import { Vault } from '../../spool/vault/vault.ts';
 import type { Centre } from '../centre.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
-import { publishOutbound, type OutboundPlan } from '../outbound.ts';
+import { publishOutbounds, type OutboundPlan, type PublishedOutbound } from '../outbound.ts';
 import { vaultKeySources } from './config.ts';
 
 const vaults = new WeakMap<Centre, Promise<Vault>>();
@@ -120,26 +121,43 @@ const IN_LIST = 500;
  * Rows outside `keys` may come back; callers look rows up by key.
  */
 export async function rowsByKeys<T>(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[]): Promise<T[]> {
+  return selectByKeys(ledger, table, where, keyColumn, keys, columns, false) as Promise<T[]>;
+}
+
+/** rowsByKeys with each row as an array of `columns`' values (cheaper per row on SQLite: no object). */
+export async function rowArraysByKeys(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[]): Promise<unknown[][]> {
+  return selectByKeys(ledger, table, where, keyColumn, keys, columns, true) as Promise<unknown[][]>;
+}
+
+async function selectByKeys(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[], arrays: boolean): Promise<unknown[]> {
   if (keys.length === 0) return [];
   const whereSql = Object.keys(where).map((c) => `${c} = ?`).join(' and ');
   const whereArgs = Object.values(where);
   if (ledger.dialect !== 'sqlite') {
-    const out: T[] = [];
-    for (let i = 0; i < keys.length; i += IN_LIST) out.push(...((await ledger.db(table).where(where).whereIn(keyColumn, keys.slice(i, i + IN_LIST)).select(...columns)) as T[]));
+    const out: unknown[] = [];
+    for (let i = 0; i < keys.length; i += IN_LIST) {
+      const rows = (await ledger.db(table).where(where).whereIn(keyColumn, keys.slice(i, i + IN_LIST)).select(...columns)) as Record<string, unknown>[];
+      for (const r of rows) out.push(arrays ? columns.map((c) => r[c]) : r);
+    }
     return out;
   }
   return withRawSqlite(ledger, (conn) => {
     const select = `select ${columns.join(', ')} from ${table} where ${whereSql} and ${keyColumn}`;
+    const prepare = (sql: string) => {
+      const stmt = conn.prepare(sql);
+      if (arrays) stmt.raw(true);
+      return stmt;
+    };
     const limit = keys.length * 2 + 1;
-    const ranged = conn.prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, keys[0], keys[keys.length - 1]) as T[];
+    const ranged = prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, keys[0], keys[keys.length - 1]);
     if (ranged.length < limit) return ranged;
-    const out: T[] = [];
+    const out: unknown[] = [];
     const statements = new Map<number, RawStatement>();
     for (let i = 0; i < keys.length; i += IN_LIST) {
       const batch = keys.slice(i, i + IN_LIST);
       let stmt = statements.get(batch.length);
-      if (!stmt) statements.set(batch.length, (stmt = conn.prepare(`${select} in (${batch.map(() => '?').join(',')})`)));
-      for (const r of stmt.all(...whereArgs, ...batch) as T[]) out.push(r);
+      if (!stmt) statements.set(batch.length, (stmt = prepare(`${select} in (${batch.map(() => '?').join(',')})`)));
+      for (const r of stmt.all(...whereArgs, ...batch)) out.push(r);
     }
     return out;
   });
@@ -171,6 +189,7 @@ export class OutboundWriter {
   private readonly mapped: Buffer;
   count = 0;
   amount = 0;
+  private finished = false;
 
   constructor(
     ctx: JobContext,
@@ -218,15 +237,9 @@ export class OutboundWriter {
 
   /** Finishes the file and publishes it (ledger row 'ready'); returns the outbound file id. */
   async publish(ctx: JobContext, parentId: string | null, reason: string): Promise<string> {
-    const trailer = blankRecord(this.family.trailer);
-    this.totals.writeInto(trailer);
-    this.writer.finish(trailer);
+    const out = await this.finish(parentId, reason);
     try {
-      const { sha256, size } = await sha256File(this.tempPath);
-      await publishOutbound(ctx, {
-        plan: this.plan, partner: this.partner, fileType: this.fileType, tempPath: this.tempPath, size, sha256,
-        recordCount: this.count, amountTotal: this.amount || null, parentId, reason,
-      });
+      await publishOutbounds(ctx, [out]);
     } catch (err) {
       await rm(this.tempPath, { force: true });
       throw err;
@@ -234,8 +247,30 @@ export class OutboundWriter {
     return this.plan.id;
   }
 
+  /** Finishes the file, for the caller to publish with others (publishOutbounds). */
+  async finish(parentId: string | null, reason: string): Promise<PublishedOutbound> {
+    this.finished = true;
+    const trailer = blankRecord(this.family.trailer);
+    this.totals.writeInto(trailer);
+    this.writer.finish(trailer);
+    try {
+      const { sha256, size } = await sha256File(this.tempPath);
+      return {
+        plan: this.plan, partner: this.partner, fileType: this.fileType, tempPath: this.tempPath, size, sha256,
+        recordCount: this.count, amountTotal: this.amount || null, parentId, reason,
+      };
+    } catch (err) {
+      await rm(this.tempPath, { force: true });
+      throw err;
+    }
+  }
+
+  /** Closes and removes the file, unless finish() has (then the caller publishes or removes it). */
   abandon(): void {
+    if (this.finished) return;
+    this.finished = true;
     this.writer.abandon();
+    rmSync(this.tempPath, { force: true });
   }
 }
 

@@ -8,6 +8,8 @@ export interface RawStatement {
   iterate(...params: unknown[]): IterableIterator<unknown>;
   all(...params: unknown[]): unknown[];
   get(...params: unknown[]): unknown;
+  /** rows as arrays of values rather than objects */
+  raw(on?: boolean): RawStatement;
 }
 
 export interface RawSqlite {

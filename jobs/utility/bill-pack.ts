@@ -1,0 +1,281 @@
+// Forwarded bills, packed: what utility_bills keeps of each bill a 23 forwarded, written as one
+// utility_bill_batches row per part of up to 65,536 bills instead of one row (and three B-tree
+// entries) per bill, the way jobs/sent-pack.ts packs what a 32 carried. Readers of utility_bills
+// (the 33's answers, reconciliation, `tsunagi utility show`) call materializeUtilityBills first,
+// which turns the parts into rows, as materializeSentRecords does for sent_records.
+// Bill i of a part has centreRef first_ref + i: a 23's bills take consecutive centreRefs in the
+// order they are forwarded.
+import type { Knex } from 'knex';
+import { decodeField, getLayout, type FieldDef } from '../../formats/index.ts';
+import { writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
+import { SqliteBatchInsert, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
+import type { PackedField } from '../sent-pack.ts';
+
+/** Fields of the standard 23 record kept, in record order: one span (customerNo .. billNo). */
+const FROM_BILL = ['customerNo', 'billingMonth', 'billingKind', 'amount', 'useDate', 'billNo'] as const;
+/** Then what the bill got: the card company, the last 4 digits of the card charged, the 23's record number. */
+const ADDED: PackedField[] = [
+  { name: 'cardCompanyCode', type: 'N', length: 3 },
+  { name: 'cardLast4', type: 'N', length: 4 },
+  { name: 'recordNo', type: 'N', length: 9 },
+];
+
+const PART_RECORDS = 65_536;
+
+export const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4', 'source_record_no'] as const;
+
+function billSpan(): { from: number; length: number; fields: PackedField[] } {
+  const layout = getLayout('billing.data');
+  const defs = FROM_BILL.map((n) => layout.byName.get(n)!);
+  for (let i = 1; i < defs.length; i++) if (defs[i]!.offset !== defs[i - 1]!.offset + defs[i - 1]!.length) throw new Error('billing.data: the kept bill fields are not one span');
+  const from = defs[0]!.offset;
+  const length = defs[defs.length - 1]!.offset + defs[defs.length - 1]!.length - from;
+  return { from, length, fields: [...defs.map((f) => ({ name: f.name, type: f.type, length: f.length })), ...ADDED] };
+}
+
+/** Packs one 23's forwarded bills and writes them part by part (idempotent: a retry writes the same parts). */
+export class BillBatchWriter {
+  private readonly span = billSpan();
+  private readonly recordLength: number;
+  private readonly fieldsJson: string;
+  private chunk: Buffer;
+  private count = 0;
+  private firstRef = 0;
+  private part = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private error: unknown;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly sourceFileId: string,
+    private readonly partnerId: string,
+  ) {
+    this.recordLength = this.span.fields.reduce((a, f) => a + f.length, 0);
+    this.fieldsJson = JSON.stringify(this.span.fields);
+    this.chunk = Buffer.allocUnsafe(this.recordLength * PART_RECORDS);
+  }
+
+  /**
+   * One forwarded bill: its standard 23 record at bill[off], the card company code (3 ASCII
+   * digits), the card's last 4 digits at last4[at, at + 4), its record number and centreRef
+   * (one more than the bill before).
+   */
+  add(bill: Buffer, off: number, companyCode: Buffer, last4: Buffer, at: number, recordNo: number, centreRef: number): void {
+    if (this.count === 0) this.firstRef = centreRef;
+    else if (centreRef !== this.firstRef + this.count) throw new Error(`bill centreRef ${centreRef} does not follow ${this.firstRef + this.count - 1}`);
+    const dst = this.chunk;
+    let p = this.count * this.recordLength;
+    bill.copy(dst, p, off + this.span.from, off + this.span.from + this.span.length);
+    p += this.span.length;
+    dst[p] = companyCode[0]!; dst[p + 1] = companyCode[1]!; dst[p + 2] = companyCode[2]!;
+    dst[p + 3] = last4[at]!; dst[p + 4] = last4[at + 1]!; dst[p + 5] = last4[at + 2]!; dst[p + 6] = last4[at + 3]!;
+    let v = recordNo;
+    for (let i = p + 15; i >= p + 7; i--) { dst[i] = 0x30 + (v % 10); v = Math.floor(v / 10); }
+    if (v !== 0) throw new Error(`record number ${recordNo} does not fit 9 digits`);
+    if (++this.count === PART_RECORDS) this.write(this.takePart());
+  }
+
+  private takePart(): Record<string, unknown> {
+    const row = {
+      source_file_id: this.sourceFileId, part: this.part++, partner_id: this.partnerId, fields: this.fieldsJson, record_count: this.count,
+      first_ref: this.firstRef, records: Buffer.from(this.chunk.subarray(0, this.count * this.recordLength)), created_at: Date.now(),
+    };
+    this.count = 0;
+    return row;
+  }
+
+  private write(row: Record<string, unknown>, db: Knex = this.ledger.db): void {
+    this.chain = this.chain
+      .then(async () => {
+        if (!this.error) await db('utility_bill_batches').insert(row).onConflict(['source_file_id', 'part']).ignore();
+      })
+      .catch((err: unknown) => {
+        this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
+      });
+  }
+
+  /** Waits for the parts written so far (before finish(trx): they use the pool's connection). */
+  async settle(): Promise<void> {
+    await this.chain;
+    if (this.error) throw this.error;
+  }
+
+  /** Writes the last part, in `trx` (with the 32 files' rows). */
+  async finish(trx: Knex.Transaction): Promise<void> {
+    if (this.count > 0) this.write(this.takePart(), trx);
+    await this.settle();
+  }
+}
+
+interface StoredBills { id: number | string; source_file_id: string; partner_id: string; fields: string; record_count: number | string; first_ref: number | string; records: Buffer }
+
+/** A part's utility_bills rows (values in BILL_COLUMNS order). */
+function unpackBills(b: StoredBills): unknown[][] {
+  const spec = JSON.parse(b.fields) as PackedField[];
+  const defs = new Map<string, FieldDef>();
+  let offset = 0;
+  spec.forEach((f, index) => {
+    defs.set(f.name, { name: f.name, type: f.type, length: f.length, offset, index });
+    offset += f.length;
+  });
+  const [customer, month, amount, useDate, billNo, company, last4, recordNo] = ['customerNo', 'billingMonth', 'amount', 'useDate', 'billNo', 'cardCompanyCode', 'cardLast4', 'recordNo'].map((n) => defs.get(n)!);
+  const n = Number(b.record_count);
+  const first = Number(b.first_ref);
+  const rows: unknown[][] = new Array(n);
+  const rec = b.records;
+  for (let i = 0; i < n; i++) {
+    const at = i * offset;
+    rows[i] = [
+      b.partner_id, decodeField(rec, at, month!), decodeField(rec, at, billNo!).trim(), decodeField(rec, at, customer!).trim(), Number(decodeField(rec, at, amount!)),
+      decodeField(rec, at, useDate!), b.source_file_id, first + i, decodeField(rec, at, company!), decodeField(rec, at, last4!), Number(decodeField(rec, at, recordNo!)),
+    ];
+  }
+  return rows;
+}
+
+/** The keys (billing month + bill number, as in the standard 23) of the bills not yet materialized, of other files of one utility. */
+export async function pendingBillKeys(ledger: Ledger, partnerId: string, exceptFileId: string, keys: BillKeys): Promise<void> {
+  const parts = (await ledger.db('utility_bill_batches').where({ partner_id: partnerId }).whereNot({ source_file_id: exceptFileId }).select('fields', 'record_count', 'records')) as StoredBills[];
+  for (const b of parts) {
+    const spec = JSON.parse(b.fields) as PackedField[];
+    let offset = 0;
+    let monthAt = -1, billAt = -1;
+    for (const f of spec) {
+      if (f.name === 'billingMonth') monthAt = offset;
+      if (f.name === 'billNo') billAt = offset;
+      offset += f.length;
+    }
+    for (let i = 0; i < Number(b.record_count); i++) keys.add(b.records, i * offset + monthAt, i * offset + billAt, 0);
+  }
+}
+
+const MATERIALIZE_PARTS = 4; // parts per transaction: about 260,000 rows
+
+/**
+ * Turns the packed parts into utility_bills rows (insert or ignore: a row already there, with its
+ * answer, stays as it is) and deletes them, a few parts per transaction: a crash leaves either the
+ * part or its rows. Cheap when nothing is pending.
+ */
+export async function materializeUtilityBills(ledger: Ledger): Promise<number> {
+  const ids = ((await ledger.db('utility_bill_batches').orderBy('id').select('id')) as { id: number | string }[]).map((r) => r.id);
+  let written = 0;
+  const columns = ['id', 'source_file_id', 'partner_id', 'fields', 'record_count', 'first_ref', 'records'];
+  for (let g = 0; g < ids.length; g += MATERIALIZE_PARTS) {
+    const group = ids.slice(g, g + MATERIALIZE_PARTS);
+    if (ledger.dialect === 'sqlite') {
+      written += await withRawSqlite(ledger, (conn) => {
+        conn.exec('begin immediate');
+        try {
+          const marks = group.map(() => '?').join(',');
+          const parts = conn.prepare(`select ${columns.join(',')} from utility_bill_batches where id in (${marks}) order by id`).all(...group) as StoredBills[];
+          const insert = new SqliteBatchInsert(conn, 'utility_bills', BILL_COLUMNS, 'insert or ignore');
+          let n = 0;
+          for (const p of parts) for (const row of unpackBills(p)) { insert.add(row); n++; }
+          insert.end();
+          conn.prepare(`delete from utility_bill_batches where id in (${marks})`).run(...group);
+          conn.exec('commit');
+          return n;
+        } catch (err) {
+          try { conn.exec('rollback'); } catch { /* no transaction left */ }
+          throw err;
+        }
+      });
+    } else {
+      written += await writeTransaction(ledger, async (trx) => {
+        const parts = (await trx('utility_bill_batches').whereIn('id', group).orderBy('id').forUpdate().select(...columns)) as StoredBills[];
+        let n = 0;
+        for (const p of parts) {
+          const rows = unpackBills(p);
+          for (let i = 0; i < rows.length; i += 1000) {
+            await trx('utility_bills').insert(rows.slice(i, i + 1000).map((r) => Object.fromEntries(BILL_COLUMNS.map((c, k) => [c, r[k]])))).onConflict(['partner_id', 'billing_month', 'bill_no']).ignore();
+          }
+          n += rows.length;
+        }
+        await trx('utility_bill_batches').whereIn('id', parts.map((p) => p.id)).delete();
+        return n;
+      });
+    }
+  }
+  return written;
+}
+
+/**
+ * A set of bill keys (billing month + bill number: 18 bytes of the standard 23) with the record
+ * number each was first seen at, in typed arrays: a million keys take about 30 MB, where a Set of
+ * strings takes several times that. Open addressing, linear probing.
+ */
+export class BillKeys {
+  static readonly MONTH = 6;
+  static readonly BILL = 12;
+  private static readonly KEY = 18;
+  private keys: Buffer;
+  private recordNos: Int32Array;
+  private table: Int32Array; // slot -> key index + 1 (0: empty)
+  private mask: number;
+  size = 0;
+
+  constructor(capacity = 1 << 12) {
+    const slots = 1 << Math.ceil(Math.log2(Math.max(16, capacity * 2)));
+    this.table = new Int32Array(slots);
+    this.mask = slots - 1;
+    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (slots >> 1));
+    this.recordNos = new Int32Array(slots >> 1);
+  }
+
+  private hash(buf: Buffer, monthAt: number, billAt: number): number {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < BillKeys.MONTH; i++) h = Math.imul(h ^ buf[monthAt + i]!, 0x01000193);
+    for (let i = 0; i < BillKeys.BILL; i++) h = Math.imul(h ^ buf[billAt + i]!, 0x01000193);
+    return (h ^ (h >>> 15)) >>> 0;
+  }
+
+  private equals(k: number, buf: Buffer, monthAt: number, billAt: number): boolean {
+    const keys = this.keys;
+    const at = k * BillKeys.KEY;
+    for (let i = 0; i < BillKeys.MONTH; i++) if (keys[at + i] !== buf[monthAt + i]) return false;
+    for (let i = 0; i < BillKeys.BILL; i++) if (keys[at + BillKeys.MONTH + i] !== buf[billAt + i]) return false;
+    return true;
+  }
+
+  /** Adds the key at buf[monthAt..+6) + buf[billAt..+12); returns the record number it was first added with, or -1 when new. */
+  add(buf: Buffer, monthAt: number, billAt: number, recordNo: number): number {
+    if ((this.size + 1) * 2 > this.table.length) this.grow();
+    let slot = this.hash(buf, monthAt, billAt) & this.mask;
+    for (;;) {
+      const k = this.table[slot]!;
+      if (k === 0) break;
+      if (this.equals(k - 1, buf, monthAt, billAt)) return this.recordNos[k - 1]!;
+      slot = (slot + 1) & this.mask;
+    }
+    const k = this.size++;
+    const at = k * BillKeys.KEY;
+    buf.copy(this.keys, at, monthAt, monthAt + BillKeys.MONTH);
+    buf.copy(this.keys, at + BillKeys.MONTH, billAt, billAt + BillKeys.BILL);
+    this.recordNos[k] = recordNo;
+    this.table[slot] = k + 1;
+    return -1;
+  }
+
+  /** Whether the key is in the set. */
+  has(buf: Buffer, monthAt: number, billAt: number): boolean {
+    if (this.size === 0) return false;
+    let slot = this.hash(buf, monthAt, billAt) & this.mask;
+    for (;;) {
+      const k = this.table[slot]!;
+      if (k === 0) return false;
+      if (this.equals(k - 1, buf, monthAt, billAt)) return true;
+      slot = (slot + 1) & this.mask;
+    }
+  }
+
+  private grow(): void {
+    const old = { keys: this.keys, recordNos: this.recordNos, size: this.size };
+    const slots = this.table.length * 2;
+    this.table = new Int32Array(slots);
+    this.mask = slots - 1;
+    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (slots >> 1));
+    this.recordNos = new Int32Array(slots >> 1);
+    this.size = 0;
+    for (let k = 0; k < old.size; k++) this.add(old.keys, k * BillKeys.KEY, k * BillKeys.KEY + BillKeys.MONTH, old.recordNos[k]!);
+  }
+}
