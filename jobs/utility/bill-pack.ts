@@ -10,6 +10,7 @@ import { decodeField, getLayout, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
 import { SqliteBatchInsert, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import type { PackedField } from '../sent-pack.ts';
+import { copyBytes } from './common.ts';
 
 /** Fields of the standard 23 record kept, in record order: one span (customerNo .. billNo). */
 const FROM_BILL = ['customerNo', 'billingMonth', 'billingKind', 'amount', 'useDate', 'billNo'] as const;
@@ -65,7 +66,7 @@ export class BillBatchWriter {
     else if (centreRef !== this.firstRef + this.count) throw new Error(`bill centreRef ${centreRef} does not follow ${this.firstRef + this.count - 1}`);
     const dst = this.chunk;
     let p = this.count * this.recordLength;
-    bill.copy(dst, p, off + this.span.from, off + this.span.from + this.span.length);
+    copyBytes(bill, off + this.span.from, dst, p, this.span.length);
     p += this.span.length;
     dst[p] = companyCode[0]!; dst[p + 1] = companyCode[1]!; dst[p + 2] = companyCode[2]!;
     dst[p + 3] = last4[at]!; dst[p + 4] = last4[at + 1]!; dst[p + 5] = last4[at + 2]!; dst[p + 6] = last4[at + 3]!;
@@ -145,7 +146,7 @@ export async function pendingBillKeys(ledger: Ledger, partnerId: string, exceptF
       if (f.name === 'billNo') billAt = offset;
       offset += f.length;
     }
-    for (let i = 0; i < Number(b.record_count); i++) keys.add(b.records, i * offset + monthAt, i * offset + billAt, 0);
+    for (let i = 0; i < Number(b.record_count); i++) keys.add(b.records, i * offset + monthAt, i * offset + billAt);
   }
 }
 
@@ -200,33 +201,34 @@ export async function materializeUtilityBills(ledger: Ledger): Promise<number> {
 }
 
 /**
- * A set of bill keys (billing month + bill number: 18 bytes of the standard 23) with the record
- * number each was first seen at, in typed arrays: a million keys take about 30 MB, where a Set of
- * strings takes several times that. Open addressing, linear probing.
+ * A set of bill keys (billing month + bill number: 18 bytes of the standard 23) in typed arrays: a
+ * million keys take about 30 MB, where a Set of strings takes several times that. Open
+ * addressing with linear probing; each slot keeps the key's hash, so a probe compares bytes only
+ * when the hashes match.
  */
 export class BillKeys {
   static readonly MONTH = 6;
   static readonly BILL = 12;
   private static readonly KEY = 18;
   private keys: Buffer;
-  private recordNos: Int32Array;
-  private table: Int32Array; // slot -> key index + 1 (0: empty)
+  private slots: Int32Array; // key index + 1 (0: empty)
+  private hashes: Int32Array;
   private mask: number;
   size = 0;
 
-  constructor(capacity = 1 << 12) {
-    const slots = 1 << Math.ceil(Math.log2(Math.max(16, capacity * 2)));
-    this.table = new Int32Array(slots);
-    this.mask = slots - 1;
-    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (slots >> 1));
-    this.recordNos = new Int32Array(slots >> 1);
+  constructor(expected = 1 << 12) {
+    const n = 1 << Math.ceil(Math.log2(Math.max(16, expected * 2)));
+    this.slots = new Int32Array(n);
+    this.hashes = new Int32Array(n);
+    this.mask = n - 1;
+    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (n >> 1));
   }
 
-  private hash(buf: Buffer, monthAt: number, billAt: number): number {
-    let h = 0x811c9dc5;
+  private static hash(buf: Buffer, monthAt: number, billAt: number): number {
+    let h = 0x811c9dc5 | 0;
     for (let i = 0; i < BillKeys.MONTH; i++) h = Math.imul(h ^ buf[monthAt + i]!, 0x01000193);
     for (let i = 0; i < BillKeys.BILL; i++) h = Math.imul(h ^ buf[billAt + i]!, 0x01000193);
-    return (h ^ (h >>> 15)) >>> 0;
+    return h ^ (h >>> 15);
   }
 
   private equals(k: number, buf: Buffer, monthAt: number, billAt: number): boolean {
@@ -237,45 +239,44 @@ export class BillKeys {
     return true;
   }
 
-  /** Adds the key at buf[monthAt..+6) + buf[billAt..+12); returns the record number it was first added with, or -1 when new. */
-  add(buf: Buffer, monthAt: number, billAt: number, recordNo: number): number {
-    if ((this.size + 1) * 2 > this.table.length) this.grow();
-    let slot = this.hash(buf, monthAt, billAt) & this.mask;
+  /** The slot holding the key, or the empty slot where it goes (~slot, negative). */
+  private find(h: number, buf: Buffer, monthAt: number, billAt: number): number {
+    let slot = h & this.mask;
     for (;;) {
-      const k = this.table[slot]!;
-      if (k === 0) break;
-      if (this.equals(k - 1, buf, monthAt, billAt)) return this.recordNos[k - 1]!;
+      const k = this.slots[slot]!;
+      if (k === 0) return ~slot;
+      if (this.hashes[slot] === h && this.equals(k - 1, buf, monthAt, billAt)) return slot;
       slot = (slot + 1) & this.mask;
     }
-    const k = this.size++;
-    const at = k * BillKeys.KEY;
-    buf.copy(this.keys, at, monthAt, monthAt + BillKeys.MONTH);
-    buf.copy(this.keys, at + BillKeys.MONTH, billAt, billAt + BillKeys.BILL);
-    this.recordNos[k] = recordNo;
-    this.table[slot] = k + 1;
-    return -1;
   }
 
-  /** Whether the key is in the set. */
+  /** Adds the key at buf[monthAt, +6) + buf[billAt, +12); false when it was there already. */
+  add(buf: Buffer, monthAt: number, billAt: number): boolean {
+    if ((this.size + 1) * 2 > this.slots.length) this.grow();
+    const h = BillKeys.hash(buf, monthAt, billAt);
+    const found = this.find(h, buf, monthAt, billAt);
+    if (found >= 0) return false;
+    const k = this.size++;
+    const at = k * BillKeys.KEY;
+    copyBytes(buf, monthAt, this.keys, at, BillKeys.MONTH);
+    copyBytes(buf, billAt, this.keys, at + BillKeys.MONTH, BillKeys.BILL);
+    this.slots[~found] = k + 1;
+    this.hashes[~found] = h;
+    return true;
+  }
+
   has(buf: Buffer, monthAt: number, billAt: number): boolean {
-    if (this.size === 0) return false;
-    let slot = this.hash(buf, monthAt, billAt) & this.mask;
-    for (;;) {
-      const k = this.table[slot]!;
-      if (k === 0) return false;
-      if (this.equals(k - 1, buf, monthAt, billAt)) return true;
-      slot = (slot + 1) & this.mask;
-    }
+    return this.size > 0 && this.find(BillKeys.hash(buf, monthAt, billAt), buf, monthAt, billAt) >= 0;
   }
 
   private grow(): void {
-    const old = { keys: this.keys, recordNos: this.recordNos, size: this.size };
-    const slots = this.table.length * 2;
-    this.table = new Int32Array(slots);
-    this.mask = slots - 1;
-    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (slots >> 1));
-    this.recordNos = new Int32Array(slots >> 1);
+    const old = { keys: this.keys, size: this.size };
+    const n = this.slots.length * 2;
+    this.slots = new Int32Array(n);
+    this.hashes = new Int32Array(n);
+    this.mask = n - 1;
+    this.keys = Buffer.allocUnsafe(BillKeys.KEY * (n >> 1));
     this.size = 0;
-    for (let k = 0; k < old.size; k++) this.add(old.keys, k * BillKeys.KEY, k * BillKeys.KEY + BillKeys.MONTH, old.recordNos[k]!);
+    for (let k = 0; k < old.size; k++) this.add(old.keys, k * BillKeys.KEY, k * BillKeys.KEY + BillKeys.MONTH);
   }
 }

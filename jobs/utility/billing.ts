@@ -24,7 +24,7 @@ import { planOutbound, publishOutbounds, type PublishedOutbound } from '../outbo
 import { SentRecordWriter } from '../sent-records.ts';
 import type { OwnedEntry } from '../../spool/vault/vault.ts';
 import { BillBatchWriter, BillKeys, pendingBillKeys } from './bill-pack.ts';
-import { formatOf, OutboundWriter, putCardBytes, putDigits, rowArraysByKeys, rowsByKeys, streamStandard, vaultOf } from './common.ts';
+import { copyBytes, formatOf, OutboundWriter, putCardBytes, putDigits, rowArraysByKeys, rowsByKeys, streamStandard, vaultOf } from './common.ts';
 
 const BILLS_PER_BATCH = 4096;
 
@@ -56,6 +56,11 @@ async function reserveSlips(ledger: Ledger, fileId: string, utilityId: string, c
     }
   });
   return starts;
+}
+
+/** Whether any bill of this utility and month is in utility_bills (materialized). */
+async function hasBills(ledger: Ledger, partnerId: string, month: string): Promise<boolean> {
+  return (await ledger.db('utility_bills').where({ partner_id: partnerId, billing_month: month }).first('bill_no')) !== undefined;
 }
 
 /** The digits at buf[at, at + len) as a number (an N field of a validated record). */
@@ -111,7 +116,8 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const field = (n: string) => salesData.byName.get(n)!;
   const [fCompany, fMerchant, fSlip, fCard, fExpiry, fRef, fRefDate] = ['cardCompanyCode', 'merchantNo', 'slipNo', 'cardNo', 'expiry', 'centreRef', 'centreDate'].map(field) as FieldDef[] as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
   const salesRec = Buffer.alloc(salesData.recordLength, 0x20);
-  encodeField(centreDate, salesRec, 0, fRefDate);
+  const centreDateBytes = Buffer.alloc(salesData.recordLength, 0x20);
+  encodeField(centreDate, centreDateBytes, 0, fRefDate);
   const outputs = new Map<string, CompanyOutput>(); // by card company code
   const companyOutput = (code: string): CompanyOutput => {
     let out = outputs.get(code);
@@ -129,7 +135,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id);
   const bills = new BillBatchWriter(ledger, file.id, utility.id);
   // bill keys of this file's forwarded bills, and of other files' bills not yet materialized
-  const seen = new BillKeys(1 << 16);
+  const seen = new BillKeys([...perDate.values()].reduce((a, n) => a + n, 0));
   const pending = new BillKeys();
   await pendingBillKeys(ledger, utility.id, file.id, pending);
   const centreRefStart = Number(file.centre_ref_start);
@@ -138,6 +144,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   let chunkRecordNos = new Int32Array(1024);
   let inChunk = 0;
   let forwarded = 0;
+  const monthsWithBills = new Map<string, boolean>();
 
   // a batch is a few read chunks: each writes one (synced) audit row
   const processChunk = async (final = false) => {
@@ -145,20 +152,20 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     if (n === 0 || (!final && n < BILLS_PER_BATCH)) return;
     inChunk = 0;
     const customerNos: string[] = new Array(n);
-    const months: string[] = new Array(n);
-    const billNos: string[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const off = i * recLen;
-      customerNos[i] = decodeField(chunk, off, fCustomer).trim();
-      months[i] = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
-      billNos[i] = decodeField(chunk, off, fBillNo).trim();
-    }
+    for (let i = 0; i < n; i++) customerNos[i] = decodeField(chunk, i * recLen, fCustomer).trim();
     const customers = new Map<string, unknown[]>();
     for (const r of await rowArraysByKeys(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)].sort(), CUSTOMER_COLUMNS)) customers.set(r[0] as string, r);
-    // bills already materialized into utility_bills for these months (those of other files: duplicates)
+    // bills of these months already materialized into utility_bills (those of other files are
+    // duplicates), looked up only for months that have any
     const earlier = new Map<string, EarlierBill>();
     const byMonth = new Map<string, Set<string>>();
-    for (let i = 0; i < n; i++) (byMonth.get(months[i]!) ?? byMonth.set(months[i]!, new Set()).get(months[i]!)!).add(billNos[i]!);
+    for (let i = 0; i < n; i++) {
+      const off = i * recLen;
+      const month = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
+      let has = monthsWithBills.get(month);
+      if (has === undefined) monthsWithBills.set(month, (has = await hasBills(ledger, utility.id, month)));
+      if (has) (byMonth.get(month) ?? byMonth.set(month, new Set()).get(month)!).add(decodeField(chunk, off, fBillNo).trim());
+    }
     for (const [month, nos] of byMonth) {
       for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos].sort(),
         ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
@@ -176,12 +183,12 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       else if (c[C_STATE] !== 'active' || !c[C_ENC] || !merchantNos[company] || !ctx.routes.companyByCode.has(company)) d = 'NC';
       else {
         const recordNo = chunkRecordNos[i]!;
-        const before = earlier.size ? earlier.get(`${months[i]}|${billNos[i]}`) : undefined;
+        const before = earlier.size ? earlier.get(`${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${decodeField(chunk, off, fBillNo).trim()}`) : undefined;
         // recorded before by another file, or by another record of this one; the same record of this
         // file is this bill seen again by a retry (a row from before migration 007 has no record number)
         if (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== recordNo))) d = 'DP';
         else if (pending.has(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
-        else if (seen.add(chunk, off + fMonth.offset, off + fBillNo.offset, recordNo) >= 0) d = 'DP';
+        else if (!seen.add(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
       }
       decisions[i] = d;
       if (!d) {
@@ -207,11 +214,12 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       const off = i * recLen;
       const out = companyOutput(customers.get(customerNos[i]!)![C_COMPANY] as string);
       toSales.apply(chunk, off, salesRec, 0);
-      out.fixed.copy(salesRec, fCompany.offset, fCompany.offset, fCompany.offset + fCompany.length);
-      out.fixed.copy(salesRec, fMerchant.offset, fMerchant.offset, fMerchant.offset + fMerchant.length);
+      copyBytes(out.fixed, fCompany.offset, salesRec, fCompany.offset, fCompany.length);
+      copyBytes(out.fixed, fMerchant.offset, salesRec, fMerchant.offset, fMerchant.length);
       putDigits(salesRec, fSlip, slips[i]!);
       const ref = centreRefStart + forwarded;
       putDigits(salesRec, fRef, ref);
+      copyBytes(centreDateBytes, fRefDate.offset, salesRec, fRefDate.offset, fRefDate.length);
       putCardBytes(salesRec, fCard, fExpiry, plain, start, bar, bar + 1, end);
       out.writer.put(salesRec, digitsAt(chunk, off + fAmount.offset, fAmount.length));
       sent.addRecord(out.destination.id, salesRec, 0, salesData, String(ref)); // packs the number masked
@@ -232,7 +240,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
         nos.set(chunkRecordNos);
         chunkRecordNos = nos;
       }
-      rec.copy(chunk, inChunk * recLen);
+      chunk.set(rec, inChunk * recLen);
       chunkRecordNos[inChunk++] = recordNo;
     }, () => processChunk(), skip);
     await processChunk(true);
