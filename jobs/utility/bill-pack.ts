@@ -85,10 +85,14 @@ export class BillBatchWriter {
     return row;
   }
 
-  private write(row: Record<string, unknown>, db: Knex = this.ledger.db): void {
+  private write(row: Record<string, unknown>, trx?: Knex.Transaction): void {
+    const insert = (db: Knex) => db('utility_bill_batches').insert(row).onConflict(['source_file_id', 'part']).ignore();
     this.chain = this.chain
       .then(async () => {
-        if (!this.error) await db('utility_bill_batches').insert(row).onConflict(['source_file_id', 'part']).ignore();
+        if (this.error) return;
+        // a part before the last is not synced on its own: the commit that publishes the 32s syncs it first
+        if (trx) await insert(trx);
+        else await writeTransaction(this.ledger, (t) => insert(t), { lazy: true });
       })
       .catch((err: unknown) => {
         this.error ??= err; // kept for finish(): a rejection nobody awaits yet would crash the process
