@@ -15,6 +15,8 @@ export const GCM_TAG_BYTES = 16;
  * byte b at position p of a block times H, so a multiplication is 16 lookups and XORs with no shifting or
  * reduction (64 KB per key).
  */
+const PAD = Buffer.alloc(16);
+
 class Ghash {
   /** 16 positions x 256 bytes x 4 words */
   private readonly t = new Int32Array(16 * 256 * 4);
@@ -69,13 +71,10 @@ class Ghash {
     const b = buf;
     const o = off;
     if (off + 16 > end) {
-      const at = (i: number) => (o + i < end ? b[o + i]! : 0);
-      this.mul(
-        this.y0 ^ ((at(0) << 24) | (at(1) << 16) | (at(2) << 8) | at(3)),
-        this.y1 ^ ((at(4) << 24) | (at(5) << 16) | (at(6) << 8) | at(7)),
-        this.y2 ^ ((at(8) << 24) | (at(9) << 16) | (at(10) << 8) | at(11)),
-        this.y3 ^ ((at(12) << 24) | (at(13) << 16) | (at(14) << 8) | at(15)),
-      );
+      // the last, partial block: zero-padded in a scratch block (a loop: Buffer.copy costs more here)
+      const p = PAD;
+      for (let i = 0; i < 16; i++) p[i] = o + i < end ? b[o + i]! : 0;
+      this.block(p, 0, 16);
       return;
     }
     this.mul(
@@ -93,14 +92,39 @@ class Ghash {
 
   private mul(x0: number, x1: number, x2: number, x3: number): void {
     const t = this.t;
-    let z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-    for (let w = 0; w < 4; w++) {
-      const word = w === 0 ? x0 : w === 1 ? x1 : w === 2 ? x2 : x3;
-      for (let k = 0; k < 4; k++) {
-        const o = ((w * 4 + k) << 10) + (((word >>> (24 - 8 * k)) & 0xff) << 2);
-        z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
-      }
-    }
+    let o: number;
+    o = 0 + ((x0 >>> 24) << 2);
+    let z0 = t[o]!, z1 = t[o + 1]!, z2 = t[o + 2]!, z3 = t[o + 3]!;
+    o = 1024 + (((x0 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 2048 + (((x0 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 3072 + ((x0 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 4096 + ((x1 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 5120 + (((x1 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 6144 + (((x1 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 7168 + ((x1 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 8192 + ((x2 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 9216 + (((x2 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 10240 + (((x2 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 11264 + ((x2 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 12288 + ((x3 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 13312 + (((x3 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 14336 + (((x3 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 15360 + ((x3 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
     this.y0 = z0; this.y1 = z1; this.y2 = z2; this.y3 = z3;
   }
 
