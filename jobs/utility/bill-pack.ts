@@ -79,9 +79,10 @@ export class BillBatchWriter {
   private takePart(): Record<string, unknown> {
     const row = {
       source_file_id: this.sourceFileId, part: this.part++, partner_id: this.partnerId, fields: this.fieldsJson, record_count: this.count,
-      first_ref: this.firstRef, records: Buffer.from(this.chunk.subarray(0, this.count * this.recordLength)), created_at: Date.now(),
+      first_ref: this.firstRef, records: this.chunk.subarray(0, this.count * this.recordLength), created_at: Date.now(),
     };
     this.count = 0;
+    this.chunk = Buffer.allocUnsafe(this.recordLength * PART_RECORDS); // the part keeps the old one until it is written
     return row;
   }
 
@@ -228,7 +229,8 @@ export class BillKeys {
     this.keys = Buffer.allocUnsafe(BillKeys.KEY * (n >> 1));
   }
 
-  private static hash(buf: Buffer, monthAt: number, billAt: number): number {
+  /** A 32-bit hash (FNV-1a) of the key at buf[monthAt, +6) + buf[billAt, +12). */
+  static hash(buf: Buffer, monthAt: number, billAt: number): number {
     let h = 0x811c9dc5 | 0;
     for (let i = 0; i < BillKeys.MONTH; i++) h = Math.imul(h ^ buf[monthAt + i]!, 0x01000193);
     for (let i = 0; i < BillKeys.BILL; i++) h = Math.imul(h ^ buf[billAt + i]!, 0x01000193);
@@ -282,5 +284,35 @@ export class BillKeys {
     this.keys = Buffer.allocUnsafe(BillKeys.KEY * (n >> 1));
     this.size = 0;
     for (let k = 0; k < old.size; k++) this.add(old.keys, k * BillKeys.KEY, k * BillKeys.KEY + BillKeys.MONTH);
+  }
+}
+
+/**
+ * Duplicate bill keys within one file, found without holding every key: the first pass over the
+ * file adds each bill key's 32-bit hash (4 bytes a bill), repeated() sorts them and keeps the
+ * hashes seen more than once (a few hundred in a million distinct keys), and the second pass
+ * compares whole keys only for the bills with one of those hashes.
+ */
+export class KeyHashes {
+  private hashes = new Int32Array(1 << 16);
+  private n = 0;
+
+  add(buf: Buffer, monthAt: number, billAt: number): void {
+    if (this.n === this.hashes.length) {
+      const bigger = new Int32Array(this.hashes.length * 2);
+      bigger.set(this.hashes);
+      this.hashes = bigger;
+    }
+    this.hashes[this.n++] = BillKeys.hash(buf, monthAt, billAt);
+  }
+
+  /** The hashes added more than once (and lets go of the rest). */
+  repeated(): Set<number> {
+    const sorted = this.hashes.subarray(0, this.n).sort();
+    const out = new Set<number>();
+    for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) out.add(sorted[i]!);
+    this.hashes = new Int32Array(0);
+    this.n = 0;
+    return out;
   }
 }

@@ -13,7 +13,7 @@
 // Speed (issue 17 item 6): the bills are read as bytes and handled a batch at a time; customers
 // and earlier bills are fetched per batch by one range scan of their primary key (rowsByKeys), the
 // cards opened in one packed GCM pass straight into the records; duplicates within the file are
-// found in a typed-array hash of bill keys (BillKeys). scripts/bench/utility.ts measures it.
+// found from the bill keys' hashes (KeyHashes), comparing whole keys only where hashes repeat. scripts/bench/utility.ts measures it.
 import { rm } from 'node:fs/promises';
 import { decodeField, encodeField, getLayout, getMapping, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
@@ -23,10 +23,10 @@ import type { JobContext } from '../context.ts';
 import { planOutbound, publishOutbounds, type PublishedOutbound } from '../outbound.ts';
 import { SentRecordWriter } from '../sent-records.ts';
 import type { OwnedEntry } from '../../spool/vault/vault.ts';
-import { BillBatchWriter, BillKeys, pendingBillKeys } from './bill-pack.ts';
+import { BillBatchWriter, BillKeys, KeyHashes, pendingBillKeys } from './bill-pack.ts';
 import { copyBytes, formatOf, OutboundWriter, putCardBytes, putDigits, rowArraysByKeys, rowsByKeys, streamStandard, vaultOf } from './common.ts';
 
-const BILLS_PER_BATCH = 4096;
+const BILLS_PER_BATCH = 1024;
 
 /** The customer columns a bill needs, fetched as arrays (C_* index them). */
 const CUSTOMER_COLUMNS = ['customer_no', 'state', 'card_company_code', 'card_enc', 'key_id'] as const;
@@ -94,11 +94,15 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const useDateOf = (rec: Buffer, off: number) => rec.toString('latin1', off + fUseDate.offset, off + fUseDate.offset + fUseDate.length); // N: digits
 
   // 1. slip numbers: one block per use date for the whole file
+  // and the hashes of the bill keys, for duplicates within the file (KeyHashes)
   const perDate = new Map<string, number>();
+  const keyHashes = new KeyHashes();
   await streamStandard(file.path!, format, 'billing.data', (rec) => {
     const d = useDateOf(rec, 0);
     perDate.set(d, (perDate.get(d) ?? 0) + 1);
+    keyHashes.add(rec, fMonth.offset, fBillNo.offset);
   }, undefined, skip);
+  const repeatedHashes = keyHashes.repeated();
   const slipStart = await reserveSlips(ledger, file.id, utility.id, perDate);
   for (const [d, start] of slipStart) {
     if (start + perDate.get(d)! - 1 > 99_999) throw new Error(`utility ${utility.id}: more than 99999 bills with use date ${d}; slip numbers (N5) would repeat`);
@@ -134,8 +138,9 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const refused = new OutboundWriter(ctx, utility, '24', 'billing.result', planOutbound(ctx, file, utility, '24'));
   const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id);
   const bills = new BillBatchWriter(ledger, file.id, utility.id);
-  // bill keys of this file's forwarded bills, and of other files' bills not yet materialized
-  const seen = new BillKeys([...perDate.values()].reduce((a, n) => a + n, 0));
+  // keys of this file's forwarded bills whose key hash is repeated in the file, and of other
+  // files' bills not yet materialized
+  const seen = new Set<string>();
   const pending = new BillKeys();
   await pendingBillKeys(ledger, utility.id, file.id, pending);
   const centreRefStart = Number(file.centre_ref_start);
@@ -188,7 +193,11 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
         // file is this bill seen again by a retry (a row from before migration 007 has no record number)
         if (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== recordNo))) d = 'DP';
         else if (pending.has(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
-        else if (!seen.add(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
+        else if (repeatedHashes.size && repeatedHashes.has(BillKeys.hash(chunk, off + fMonth.offset, off + fBillNo.offset))) {
+          const key = `${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${chunk.toString('latin1', off + fBillNo.offset, off + fBillNo.offset + fBillNo.length)}`;
+          if (seen.has(key)) d = 'DP';
+          else seen.add(key);
+        }
       }
       decisions[i] = d;
       if (!d) {

@@ -40,6 +40,15 @@ import { makeTestCentre, merchantCode, merchantNo } from '../../test/helpers/cen
 const N = Number(process.env.BENCH_N ?? 1_000_000);
 const UTILITY = 'u-bench';
 const rss = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/** Peaks of V8's heap and of Buffer memory, sampled every 50 ms: where the peak RSS comes from. */
+const memoryPeaks = { heap: 0, arrayBuffers: 0 };
+const MB = (n: number) => Math.round(n / 1048576);
+function sampleMemory(): void {
+  const m = process.memoryUsage();
+  memoryPeaks.heap = Math.max(memoryPeaks.heap, m.heapTotal);
+  memoryPeaks.arrayBuffers = Math.max(memoryPeaks.arrayBuffers, m.arrayBuffers);
+}
+const peaks = () => `heap ${MB(memoryPeaks.heap)} MB, buffers ${MB(memoryPeaks.arrayBuffers)} MB at most`;
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
@@ -139,6 +148,8 @@ async function setUp(): Promise<Setup> {
 async function measure(configFile: string, billsId: string, merchantId: string): Promise<void> {
   const centre = await openCentre(configFile, { log: quiet() });
   const ctx = makeJobContext(centre, async () => undefined);
+  setInterval(sampleMemory, 50).unref();
+  if (process.env.BENCH_MEM_TRACE) setInterval(() => { const m = process.memoryUsage(); console.log(`mem: rss ${MB(m.rss)} heapUsed ${MB(m.heapUsed)} heapTotal ${MB(m.heapTotal)} external ${MB(m.external)} arrayBuffers ${MB(m.arrayBuffers)}`); }, 1000).unref();
   console.log(`measuring process: peak RSS ${rss()} MB after start; load average ${await loadavg()}`);
   const only = process.env.BENCH_ONLY;
   let t = Date.now();
@@ -156,7 +167,7 @@ async function measure(configFile: string, billsId: string, merchantId: string):
   const routed = await centre.files.get(billsId);
   const out = await centre.files.list({ parentId: billsId });
   const forwarded = out.filter((f) => f.file_type === '32').reduce((a, f) => a + Number(f.record_count), 0);
-  console.log(`conversion + routing: ${N.toLocaleString()} bills (${forwarded.toLocaleString()} forwarded, state ${routed?.state}) in ${secs(routeMs)} s (cpu ${secs(routeCpu)} s): ${Math.round(N / (routeMs / 1000)).toLocaleString()} bills/s, ${Math.round(N / (routeCpu / 1000)).toLocaleString()} per cpu-second (target 200,000); ${only === 'conversion' ? '' : `${(routeMs / baseMs).toFixed(2)}x the baseline's time, ${(routeCpu / baseCpu).toFixed(2)}x its cpu; `}peak RSS ${rss()} MB; load average ${await loadavg()}`);
+  console.log(`conversion + routing: ${N.toLocaleString()} bills (${forwarded.toLocaleString()} forwarded, state ${routed?.state}) in ${secs(routeMs)} s (cpu ${secs(routeCpu)} s): ${Math.round(N / (routeMs / 1000)).toLocaleString()} bills/s, ${Math.round(N / (routeCpu / 1000)).toLocaleString()} per cpu-second (target 200,000); ${only === 'conversion' ? '' : `${(routeMs / baseMs).toFixed(2)}x the baseline's time, ${(routeCpu / baseCpu).toFixed(2)}x its cpu; `}peak RSS ${rss()} MB (${peaks()}); load average ${await loadavg()}`);
 
   if (only === 'conversion') return centre.close();
   t = Date.now();
