@@ -135,6 +135,13 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     }
     return out;
   };
+  // a card company the utility bills through (its merchant number there) and that the centre routes to
+  const billableCodes = new Map<string, boolean>();
+  const billable = (code: string) => {
+    let ok = billableCodes.get(code);
+    if (ok === undefined) billableCodes.set(code, (ok = !!merchantNos[code] && ctx.routes.companyByCode.has(code)));
+    return ok;
+  };
   const refused = new OutboundWriter(ctx, utility, '24', 'billing.result', planOutbound(ctx, file, utility, '24'));
   const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id);
   const bills = new BillBatchWriter(ledger, file.id, utility.id);
@@ -159,7 +166,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     const customerNos: string[] = new Array(n);
     for (let i = 0; i < n; i++) customerNos[i] = decodeField(chunk, i * recLen, fCustomer).trim();
     const customers = new Map<string, unknown[]>();
-    for (const r of await rowArraysByKeys(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)].sort(), CUSTOMER_COLUMNS)) customers.set(r[0] as string, r);
+    for (const r of await rowArraysByKeys(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)], CUSTOMER_COLUMNS)) customers.set(r[0] as string, r);
     // bills of these months already materialized into utility_bills (those of other files are
     // duplicates), looked up only for months that have any
     const earlier = new Map<string, EarlierBill>();
@@ -172,20 +179,21 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       if (has) (byMonth.get(month) ?? byMonth.set(month, new Set()).get(month)!).add(decodeField(chunk, off, fBillNo).trim());
     }
     for (const [month, nos] of byMonth) {
-      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos].sort(),
+      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos],
         ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
     }
     // decisions in file order: '' forwarded, else the 24 code given at once
     const decisions: string[] = new Array(n);
     const toOpen: OwnedEntry[] = [];
     const openedIndex: number[] = [];
+    const outputOf: CompanyOutput[] = []; // per bill opened
     for (let i = 0; i < n; i++) {
       const off = i * recLen;
       const c = customers.get(customerNos[i]!);
       const company = c?.[C_COMPANY] as string;
       let d = '';
       if (!c) d = 'NR';
-      else if (c[C_STATE] !== 'active' || !c[C_ENC] || !merchantNos[company] || !ctx.routes.companyByCode.has(company)) d = 'NC';
+      else if (c[C_STATE] !== 'active' || !c[C_ENC] || !billable(company)) d = 'NC';
       else {
         const recordNo = chunkRecordNos[i]!;
         const before = earlier.size ? earlier.get(`${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${decodeField(chunk, off, fBillNo).trim()}`) : undefined;
@@ -203,6 +211,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       if (!d) {
         toOpen.push({ partnerId: utility.id, customerNo: customerNos[i]!, enc: c![C_ENC] as string, keyId: c![C_KEY] as string });
         openedIndex.push(i);
+        outputOf.push(companyOutput(company));
       }
     }
     const slips = new Int32Array(n);
@@ -221,7 +230,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     await vault.openEach(toOpen, { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' }, (k, plain, start, bar, end) => {
       const i = openedIndex[k]!;
       const off = i * recLen;
-      const out = companyOutput(customers.get(customerNos[i]!)![C_COMPANY] as string);
+      const out = outputOf[k]!;
       toSales.apply(chunk, off, salesRec, 0);
       copyBytes(out.fixed, fCompany.offset, salesRec, fCompany.offset, fCompany.length);
       copyBytes(out.fixed, fMerchant.offset, salesRec, fMerchant.offset, fMerchant.length);

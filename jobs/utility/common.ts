@@ -113,7 +113,7 @@ export async function streamStandard(
 const IN_LIST = 500;
 
 /**
- * The rows of `table` whose `keyColumn` is one of `keys` (sorted ascending, distinct), among the
+ * The rows of `table` whose `keyColumn` is one of `keys` (distinct, in any order), among the
  * rows matching `where`. On SQLite (binary order, the same as a JS sort of these ASCII-or-kana
  * keys) one range scan over the key's index fetches them when they are dense there, which is the
  * usual case of a file in customer or bill order; when the range holds more than twice as many rows
@@ -148,8 +148,13 @@ async function selectByKeys(ledger: Ledger, table: string, where: Record<string,
       if (arrays) stmt.raw(true);
       return stmt;
     };
+    let lo = keys[0]!, hi = keys[0]!;
+    for (const k of keys) {
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+    }
     const limit = keys.length * 2 + 1;
-    const ranged = prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, keys[0], keys[keys.length - 1]);
+    const ranged = prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, lo, hi);
     if (ranged.length < limit) return ranged;
     const out: unknown[] = [];
     const statements = new Map<number, RawStatement>();
