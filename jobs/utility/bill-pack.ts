@@ -1,5 +1,5 @@
 // Forwarded bills, packed: what utility_bills keeps of each bill a 23 forwarded, written as one
-// utility_bill_batches row per part of up to 65,536 bills instead of one row (and three B-tree
+// utility_bill_batches row per part of up to 16,384 bills instead of one row (and three B-tree
 // entries) per bill, the way jobs/sent-pack.ts packs what a 32 carried. Readers of utility_bills
 // (the 33's answers, reconciliation, `tsunagi utility show`) call materializeUtilityBills first,
 // which turns the parts into rows, as materializeSentRecords does for sent_records.
@@ -21,7 +21,7 @@ const ADDED: PackedField[] = [
   { name: 'recordNo', type: 'N', length: 9 },
 ];
 
-const PART_RECORDS = 65_536;
+const PART_RECORDS = 16_384;
 
 export const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4', 'source_record_no'] as const;
 
@@ -155,7 +155,7 @@ export async function pendingBillKeys(ledger: Ledger, partnerId: string, exceptF
   }
 }
 
-const MATERIALIZE_PARTS = 4; // parts per transaction: about 260,000 rows
+const MATERIALIZE_PARTS = 4; // parts per transaction: about 65,000 rows, as materializeSentRecords
 
 /**
  * Turns the packed parts into utility_bills rows (insert or ignore: a row already there, with its

@@ -522,7 +522,7 @@ const migrations: Migration[] = [
   },
   {
     // Issue 17: a 23's forwarded bills are written as packed parts (jobs/utility/bill-pack.ts), one
-    // row per 65,536 bills instead of one utility_bills row (three B-trees) per bill, and turned
+    // row per 16,384 bills instead of one utility_bills row (three B-trees) per bill, and turned
     // into utility_bills rows when results, reconciliation or `utility show` read them.
     name: '009_utility_bill_batches',
     async up(db) {
