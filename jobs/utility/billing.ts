@@ -143,7 +143,8 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     return ok;
   };
   const refused = new OutboundWriter(ctx, utility, '24', 'billing.result', planOutbound(ctx, file, utility, '24'));
-  const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id);
+  // what was sent, packed in parts of 16,384 records like the bills: smaller blobs keep the native memory down
+  const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id, { partRecords: 16_384 });
   const bills = new BillBatchWriter(ledger, file.id, utility.id);
   // keys of this file's forwarded bills whose key hash is repeated in the file, and of other
   // files' bills not yet materialized
