@@ -13,7 +13,8 @@
 // Speed (issue 17 item 6): the bills are read as bytes and handled a batch at a time; customers
 // and earlier bills are fetched per batch by one range scan of their primary key (rowsByKeys), the
 // cards opened in one packed GCM pass straight into the records; duplicates within the file are
-// found from the bill keys' hashes (KeyHashes), comparing whole keys only where hashes repeat. scripts/bench/utility.ts measures it.
+// found from the bill keys' hashes (KeyHashes), comparing whole keys only where hashes repeat.
+// scripts/bench/utility.ts measures it.
 import { rm } from 'node:fs/promises';
 import { decodeField, encodeField, getLayout, getMapping, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
