@@ -1,6 +1,6 @@
 // What was forwarded to card companies, record by record, and the results that came back:
 // the two sides of reconciliation 1 (sent vs returned).
-import type { ForwardInfo } from '../formats/index.ts';
+import type { ForwardInfo, Layout } from '../formats/index.ts';
 import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from '../spool/ledger/index.ts';
 import { FilesRepository } from '../spool/ledger/index.ts';
@@ -44,13 +44,17 @@ export class SentRecordWriter {
   }
 
   add(destinationId: string, _fields: Record<string, string>, info: ForwardInfo): void {
-    if (!info.centreRef) return;
+    if (info.centreRef) this.addRecord(destinationId, info.sourceRecord, info.sourceOffset, info.sourceLayout, info.centreRef);
+  }
+
+  /** One record sent to `destinationId`, canonical bytes of `layout` at rec[off] (utility billing writes its 32s itself). */
+  addRecord(destinationId: string, rec: Buffer, off: number, layout: Layout, centreRef: string): void {
     let packer = this.packers.get(destinationId);
     if (!packer) {
-      packer = new SentPacker(info.sourceLayout);
+      packer = new SentPacker(layout);
       this.packers.set(destinationId, packer);
     }
-    packer.add(info.sourceRecord, info.sourceOffset, info.centreRef);
+    packer.add(rec, off, centreRef);
     if (packer.count >= this.partRecords) {
       this.packers.delete(destinationId);
       this.write([this.rowOf(destinationId, packer)]);

@@ -20,7 +20,7 @@ import { ensureRejectNotice, rejectsPath } from './ingest.ts';
 import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
 import { maskCardNumber } from '../../formats/index.ts';
 import { loadTerminalFile } from '../terminal.ts';
-import { routeUtilityFile, utilityAnswersFor, utilityEffectsOf, type InternalSales } from '../utility/route.ts';
+import { routeUtilityFile, utilityAnswersFor, utilityEffectsOf } from '../utility/route.ts';
 
 type RouteOf = (fields: Readonly<Record<string, string>>) => string | string[] | null;
 
@@ -53,14 +53,13 @@ async function readRejects(ctx: JobContext, fileId: string): Promise<number[]> {
   }
 }
 
-async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig, internal?: InternalSales, alsoCommit?: (trx: Knex.Transaction, outputIds: readonly string[]) => Promise<void>): Promise<string[]> {
+async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerConfig, alsoCommit?: (trx: Knex.Transaction, outputIds: readonly string[]) => Promise<void>): Promise<string[]> {
   const { centre } = ctx;
-  // a utility's bills arrive here as an internal 31 made from its 23 (jobs/utility/billing.ts)
-  const fileType = internal?.fileType ?? file.file_type!;
+  const fileType = file.file_type!;
   const outType = FORWARDED_TYPE[fileType]!;
   const now = ctx.now();
   const centreDate = tokyoDate(now);
-  const format = internal ? { layout: internal.layout, encoding: 'sjis' as const, framing: 'crlf' as const } : sender.formats[fileType as keyof typeof sender.formats];
+  const format = sender.formats[fileType as keyof typeof sender.formats];
   const defaultLayout = familyForFileType(outType)!.name;
   const plans = new Map<string, ReturnType<typeof planOutbound>>();
   const planFor = (destId: string) => {
@@ -71,10 +70,10 @@ async function splitAndPublish(ctx: JobContext, file: FileRow, sender: PartnerCo
     }
     return plan;
   };
-  const skipRecordNos = internal ? [] : await readRejects(ctx, file.id);
+  const skipRecordNos = await readRejects(ctx, file.id);
   const results = fileType === '33' ? [] as ReturnedResult[] : undefined;
   const sent = fileType === '31' ? await SentRecordWriter.open(centre.ledger, file.id, centreDate, (destId) => planFor(destId).id) : undefined;
-  const outputs: SplitOutput[] = await splitFile(internal?.path ?? file.path!, {
+  const outputs: SplitOutput[] = await splitFile(file.path!, {
     sourceLayout: format?.layout,
     encoding: format?.encoding,
     framing: format?.framing,
@@ -183,7 +182,7 @@ export const route: Handler = async (input, ctx) => {
     const loaded = await loadTerminalFile(ctx, file);
     reason = `loaded ${loaded} terminal transactions`;
   } else if (kind === 'utility') {
-    outputs = await routeUtilityFile(ctx, file, sender, new Set(await readRejects(ctx, file.id)), (internal) => splitAndPublish(ctx, file, sender, internal));
+    outputs = await routeUtilityFile(ctx, file, sender, new Set(await readRejects(ctx, file.id))); // writes its 32s itself (jobs/utility/billing.ts)
     reason = `utility ${file.file_type} into ${outputs.length} files`;
   } else if (kind === 'none') {
     reason = `nothing to route for file type ${file.file_type}`;
@@ -191,7 +190,7 @@ export const route: Handler = async (input, ctx) => {
     // 42 answers to a utility's validity check update the vault; 51/52 feed registration's R06
     const effects = await utilityEffectsOf(ctx, file, sender, new Set(await readRejects(ctx, file.id)));
     const routedReason = (outputIds: readonly string[]) => `routed into ${effects.length + outputIds.length} files`;
-    const ids = await splitAndPublish(ctx, file, sender, undefined, (trx, outputIds) => centre.files.transition(file.id, 'accepted', 'routed', routedReason(outputIds), {}, trx));
+    const ids = await splitAndPublish(ctx, file, sender, (trx, outputIds) => centre.files.transition(file.id, 'accepted', 'routed', routedReason(outputIds), {}, trx));
     outputs = [...effects, ...ids];
     reason = routedReason(ids);
     routed = true;

@@ -3,6 +3,7 @@
 // reported by customer and bill number (beside reconciliation 1's "missing result" of its sale);
 // a second result for one bill is reconciliation 1's "duplicate".
 import type { JobContext } from '../context.ts';
+import { materializeUtilityBills } from '../utility/bill-pack.ts';
 import { addDays } from '../jmanager/periods.ts';
 import type { Emit } from './discrepancy.ts';
 import type { DayWindow } from './sent-vs-returned.ts';
@@ -12,6 +13,7 @@ const LOOKBACK_DAYS = 32;
 export async function checkUtilityBills(ctx: JobContext, day: DayWindow, emit: Emit): Promise<void> {
   if (!ctx.centre.config.partners.some((p) => p.role === 'utility')) return;
   const { db } = ctx.centre.ledger;
+  await materializeUtilityBills(ctx.centre.ledger);
   const rows = (await db('utility_bills as b')
     .join('sent_records as s', 's.centre_ref', 'b.centre_ref')
     .join('files as f', 'f.id', 's.file_id')

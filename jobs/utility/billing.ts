@@ -1,49 +1,37 @@
 // Billing (23 -> 32): ID conversion (ID変換) of a utility's bills. Each bill is checked (customer
 // registered, card on file, bill number not seen before for its month); refused bills are
 // answered at once in a 24 (NR, NC, DP); accepted ones become lump-sum sales with the card from
-// the vault and the utility's merchant number, in an internal 31 that the ordinary route splits
-// into 32s per card company (centreRefs, sent_records, each company's layout and code page).
+// the vault and the utility's merchant number, written straight into the 32 of the card company
+// that holds the card (its layout and code page, a centreRef stamped on each, what was sent packed
+// for reconciliation as the route does for a merchant's 31), and the bill itself is packed
+// (bill-pack.ts) for the 24 that answers its result.
 // Everything is a function of the 23 and the ledger, so a retry after a crash writes the same
 // files: slip numbers are reserved once per file and use date, centreRefs come from the block
-// reserved at claim time, bills are inserted idempotently and a bill already recorded for this
-// same record of this same file is not a duplicate of itself.
+// reserved at claim time, the 32s, the 24, the packed bills and what was sent are published in one
+// commit, and a bill already recorded for this same record of this same file is not a duplicate
+// of itself.
 // Speed (issue 17 item 6): the bills are read as bytes and handled a batch at a time; customers
 // and earlier bills are fetched per batch by one range scan of their primary key (rowsByKeys), the
-// cards opened in one packed GCM pass straight into the records, and the bill rows inserted
-// with multi-row statements. scripts/bench/utility.ts measures it.
+// cards opened in one packed GCM pass straight into the records; duplicates within the file are
+// found from the bill keys' hashes (KeyHashes), comparing whole keys only where hashes repeat.
+// scripts/bench/utility.ts measures it.
 import { rm } from 'node:fs/promises';
-import path from 'node:path';
-import { blankRecord, buildEnd, buildHeader, decodeField, encodeField, getFamily, getLayout, getMapping, RecordFileWriter, TotalsAccumulator, type FieldDef } from '../../formats/index.ts';
+import { decodeField, encodeField, getLayout, getMapping, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
-import { withDeferredSync, withRawSqlite, SqliteBatchInsert } from '../../spool/ledger/sqlite-raw.ts';
-import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
+import { tokyoDate } from '../../spool/tree.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
-import { planOutbound } from '../outbound.ts';
+import { planOutbound, publishOutbounds, type PublishedOutbound } from '../outbound.ts';
+import { SentRecordWriter } from '../sent-records.ts';
 import type { OwnedEntry } from '../../spool/vault/vault.ts';
-import { formatOf, OutboundWriter, putCardBytes, putDigits, rowsByKeys, streamStandard, vaultOf } from './common.ts';
+import { BillBatchWriter, BillKeys, KeyHashes, pendingBillKeys } from './bill-pack.ts';
+import { copyBytes, formatOf, OutboundWriter, putCardBytes, putDigits, rowArraysByKeys, rowsByKeys, streamStandard, vaultOf } from './common.ts';
 
-/** An internal 31 to route like a merchant's. */
-export interface InternalSales {
-  path: string;
-  fileType: '31';
-  layout: string;
-}
+const BILLS_PER_BATCH = 1024;
 
-export type ForwardSales = (source: InternalSales) => Promise<string[]>;
-
-const BILL_COLUMNS = ['partner_id', 'billing_month', 'bill_no', 'customer_no', 'amount', 'use_date', 'source_file_id', 'centre_ref', 'card_company_code', 'card_last4', 'source_record_no'] as const;
-
-const BILLS_PER_BATCH = 4096;
-
-interface CustomerCard {
-  customer_no: string;
-  state: string;
-  card_company_code: string;
-  card_enc: string;
-  key_id: string;
-  card_last4: string;
-}
+/** The customer columns a bill needs, fetched as arrays (C_* index them). */
+const CUSTOMER_COLUMNS = ['customer_no', 'state', 'card_company_code', 'card_enc', 'key_id'] as const;
+const C_STATE = 1, C_COMPANY = 2, C_ENC = 3, C_KEY = 4;
 
 interface EarlierBill {
   billing_month: string;
@@ -71,54 +59,51 @@ async function reserveSlips(ledger: Ledger, fileId: string, utilityId: string, c
   return starts;
 }
 
-/** Bills as flat values, BILL_COLUMNS.length per bill; idempotent (a retry inserts nothing twice). */
-async function insertBills(ledger: Ledger, values: unknown[]): Promise<void> {
-  if (values.length === 0) return;
-  const width = BILL_COLUMNS.length;
-  if (ledger.dialect === 'sqlite') {
-    // not synced one batch at a time: a retry inserts them again, and the commit that publishes
-    // the 32s syncs them first
-    await withRawSqlite(ledger, (conn) => withDeferredSync(conn, () => {
-      conn.exec('begin immediate');
-      try {
-        const insert = new SqliteBatchInsert(conn, 'utility_bills', BILL_COLUMNS, 'insert or ignore');
-        for (let i = 0; i < values.length; i += width) insert.add(values.slice(i, i + width));
-        insert.end();
-        conn.exec('commit');
-      } catch (err) {
-        conn.exec('rollback');
-        throw err;
-      }
-    }));
-    return;
-  }
-  for (let i = 0; i < values.length; i += 500 * width) {
-    const objects: Record<string, unknown>[] = [];
-    for (let r = i; r < Math.min(values.length, i + 500 * width); r += width) objects.push(Object.fromEntries(BILL_COLUMNS.map((c, k) => [c, values[r + k]])));
-    await ledger.db('utility_bills').insert(objects).onConflict(['partner_id', 'billing_month', 'bill_no']).ignore();
-  }
+/** Whether any bill of this utility and month is in utility_bills (materialized). */
+async function hasBills(ledger: Ledger, partnerId: string, month: string): Promise<boolean> {
+  return (await ledger.db('utility_bills').where({ partner_id: partnerId, billing_month: month }).first('bill_no')) !== undefined;
 }
 
-export async function routeBilling(ctx: JobContext, file: FileRow, utility: PartnerConfig, skip: Set<number>, forward: ForwardSales): Promise<string[]> {
+/** The digits at buf[at, at + len) as a number (an N field of a validated record). */
+function digitsAt(buf: Buffer, at: number, len: number): number {
+  let v = 0;
+  for (let i = at; i < at + len; i++) v = v * 10 + (buf[i]! - 0x30);
+  return v;
+}
+
+/** One card company's 32 of this 23, with its destination and the bytes its sales carry. */
+interface CompanyOutput {
+  destination: PartnerConfig;
+  writer: OutboundWriter;
+  /** a blank sales record holding the card company code and the utility's merchant number there */
+  fixed: Buffer;
+  code: Buffer;
+}
+
+export async function routeBilling(ctx: JobContext, file: FileRow, utility: PartnerConfig, skip: Set<number>): Promise<string[]> {
   const { centre } = ctx;
   const { ledger } = centre;
-  const db = ledger.db;
   const vault = await vaultOf(centre);
   const merchantNos = utility.utility?.merchantNos ?? {};
   const format = formatOf(utility, '23');
-  const now = ctx.now();
+  const centreDate = tokyoDate(ctx.now());
 
   const billing = getLayout('billing.data');
   const bf = (n: string) => billing.byName.get(n)!;
   const [fCustomer, fMonth, fAmount, fUseDate, fBillNo] = ['customerNo', 'billingMonth', 'amount', 'useDate', 'billNo'].map(bf) as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
+  if (fMonth.length !== BillKeys.MONTH || fBillNo.length !== BillKeys.BILL) throw new Error('billing.data: billingMonth and billNo are not the 6 and 12 bytes a bill key is made of');
   const useDateOf = (rec: Buffer, off: number) => rec.toString('latin1', off + fUseDate.offset, off + fUseDate.offset + fUseDate.length); // N: digits
 
   // 1. slip numbers: one block per use date for the whole file
+  // and the hashes of the bill keys, for duplicates within the file (KeyHashes)
   const perDate = new Map<string, number>();
+  const keyHashes = new KeyHashes();
   await streamStandard(file.path!, format, 'billing.data', (rec) => {
     const d = useDateOf(rec, 0);
     perDate.set(d, (perDate.get(d) ?? 0) + 1);
+    keyHashes.add(rec, fMonth.offset, fBillNo.offset);
   }, undefined, skip);
+  const repeatedHashes = keyHashes.repeated();
   const slipStart = await reserveSlips(ledger, file.id, utility.id, perDate);
   for (const [d, start] of slipStart) {
     if (start + perDate.get(d)! - 1 > 99_999) throw new Error(`utility ${utility.id}: more than 99999 bills with use date ${d}; slip numbers (N5) would repeat`);
@@ -128,83 +113,107 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   // 2. convert, a batch of bills at a time (BILLS_PER_BATCH): the bills' bytes, their customers'
   // rows and the opened cards are held only for the batch, and a card's number in clear only while
   // its record is written
-  const sales = getFamily('sales');
   const salesData = getLayout('sales.data');
   const toSales = getMapping('billing.data', 'sales.data');
   const toResult = getMapping('billing.data', 'billing.result');
   const resultLayout = getLayout('billing.result');
-  const interPath = path.join(centre.spool.work, `${file.id}.utility-sales.dat`);
-  // a scratch file, read once by the split below and removed: a crash makes it again from the 23
-  const inter = new RecordFileWriter(interPath, 'crlf', undefined, false);
-  inter.write(buildHeader({
-    fileType: '31', codeType: '0', senderCode: utility.code, senderName: '', createdDate: tokyoDate(now), createdTime: tokyoTime(now),
-    receiverCode: centre.config.centre.code, fileSeq: file.file_seq ?? '0',
-  }, sales.recordLength));
-  const totals = new TotalsAccumulator(sales);
-  const salesRec = blankRecord(salesData);
-  const resultRec = blankRecord(resultLayout);
+  const resultRec = Buffer.alloc(resultLayout.recordLength, 0x20);
   const field = (n: string) => salesData.byName.get(n)!;
-  const [fCompany, fMerchant, fSlip, fCard, fExpiry] = ['cardCompanyCode', 'merchantNo', 'slipNo', 'cardNo', 'expiry'].map(field) as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
-  // the company code and merchant number of each card company, encoded once
-  const companyBytes = new Map<string, Buffer>();
-  for (const [code, no] of Object.entries(merchantNos)) {
-    const b = blankRecord(salesData);
-    encodeField(code, b, 0, fCompany);
-    encodeField(no, b, 0, fMerchant);
-    companyBytes.set(code, b);
-  }
+  const [fCompany, fMerchant, fSlip, fCard, fExpiry, fRef, fRefDate] = ['cardCompanyCode', 'merchantNo', 'slipNo', 'cardNo', 'expiry', 'centreRef', 'centreDate'].map(field) as FieldDef[] as [FieldDef, FieldDef, FieldDef, FieldDef, FieldDef, FieldDef, FieldDef];
+  const salesRec = Buffer.alloc(salesData.recordLength, 0x20);
+  const centreDateBytes = Buffer.alloc(salesData.recordLength, 0x20);
+  encodeField(centreDate, centreDateBytes, 0, fRefDate);
+  const outputs = new Map<string, CompanyOutput>(); // by card company code
+  const companyOutput = (code: string): CompanyOutput => {
+    let out = outputs.get(code);
+    if (!out) {
+      const destination = ctx.routes.companyByCode.get(code)!;
+      const fixed = Buffer.alloc(salesData.recordLength, 0x20);
+      encodeField(code, fixed, 0, fCompany);
+      encodeField(merchantNos[code]!, fixed, 0, fMerchant);
+      out = { destination, fixed, code: Buffer.from(code, 'latin1'), writer: new OutboundWriter(ctx, destination, '32', 'sales', planOutbound(ctx, file, destination, '32')) };
+      outputs.set(code, out);
+    }
+    return out;
+  };
+  // a card company the utility bills through (its merchant number there) and that the centre routes to
+  const billableCodes = new Map<string, boolean>();
+  const billable = (code: string) => {
+    let ok = billableCodes.get(code);
+    if (ok === undefined) billableCodes.set(code, (ok = !!merchantNos[code] && ctx.routes.companyByCode.has(code)));
+    return ok;
+  };
   const refused = new OutboundWriter(ctx, utility, '24', 'billing.result', planOutbound(ctx, file, utility, '24'));
+  // what was sent, packed in parts of 16,384 records like the bills: smaller blobs keep the native memory down
+  const sent = await SentRecordWriter.open(ledger, file.id, centreDate, (destId) => planOutbound(ctx, file, ctx.routes.byId.get(destId)!, '32').id, { partRecords: 16_384 });
+  const bills = new BillBatchWriter(ledger, file.id, utility.id);
+  // keys of this file's forwarded bills whose key hash is repeated in the file, and of other
+  // files' bills not yet materialized
+  const seen = new Set<string>();
+  const pending = new BillKeys();
+  await pendingBillKeys(ledger, utility.id, file.id, pending);
   const centreRefStart = Number(file.centre_ref_start);
   const recLen = billing.recordLength;
   let chunk = Buffer.alloc(recLen * 1024);
   let chunkRecordNos = new Int32Array(1024);
   let inChunk = 0;
   let forwarded = 0;
+  const monthsWithBills = new Map<string, boolean>();
 
-  // a batch is a few read chunks: each writes one (synced) audit row and one insert of bills
+  // a batch is a few read chunks: each writes one (synced) audit row
   const processChunk = async (final = false) => {
     const n = inChunk;
     if (n === 0 || (!final && n < BILLS_PER_BATCH)) return;
     inChunk = 0;
     const customerNos: string[] = new Array(n);
-    const months: string[] = new Array(n);
-    const billNos: string[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const off = i * recLen;
-      customerNos[i] = decodeField(chunk, off, fCustomer).trim();
-      months[i] = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
-      billNos[i] = decodeField(chunk, off, fBillNo).trim();
-    }
-    const customers = new Map<string, CustomerCard>();
-    for (const r of await rowsByKeys<CustomerCard>(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)].sort(),
-      ['customer_no', 'state', 'card_company_code', 'card_enc', 'key_id', 'card_last4'])) customers.set(r.customer_no, r);
+    for (let i = 0; i < n; i++) customerNos[i] = decodeField(chunk, i * recLen, fCustomer).trim();
+    const customers = new Map<string, unknown[]>();
+    for (const r of await rowArraysByKeys(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)], CUSTOMER_COLUMNS)) customers.set(r[0] as string, r);
+    // bills of these months already materialized into utility_bills (those of other files are
+    // duplicates), looked up only for months that have any
     const earlier = new Map<string, EarlierBill>();
     const byMonth = new Map<string, Set<string>>();
-    for (let i = 0; i < n; i++) (byMonth.get(months[i]!) ?? byMonth.set(months[i]!, new Set()).get(months[i]!)!).add(billNos[i]!);
+    for (let i = 0; i < n; i++) {
+      const off = i * recLen;
+      const month = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
+      let has = monthsWithBills.get(month);
+      if (has === undefined) monthsWithBills.set(month, (has = await hasBills(ledger, utility.id, month)));
+      if (has) (byMonth.get(month) ?? byMonth.set(month, new Set()).get(month)!).add(decodeField(chunk, off, fBillNo).trim());
+    }
     for (const [month, nos] of byMonth) {
-      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos].sort(),
+      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos],
         ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
     }
     // decisions in file order: '' forwarded, else the 24 code given at once
     const decisions: string[] = new Array(n);
     const toOpen: OwnedEntry[] = [];
     const openedIndex: number[] = [];
-    const inThisChunk = new Set<string>();
+    const outputOf: CompanyOutput[] = []; // per bill opened
     for (let i = 0; i < n; i++) {
+      const off = i * recLen;
       const c = customers.get(customerNos[i]!);
-      const key = `${months[i]}|${billNos[i]}`;
-      const before = earlier.get(key);
+      const company = c?.[C_COMPANY] as string;
       let d = '';
       if (!c) d = 'NR';
-      else if (c.state !== 'active' || !c.card_enc || !merchantNos[c.card_company_code] || !ctx.routes.companyByCode.has(c.card_company_code)) d = 'NC';
-      // recorded before by another file, or by another record of this one; the same record of this
-      // file is this bill seen again by a retry (a row from before migration 007 has no record number)
-      else if (inThisChunk.has(key) || (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== chunkRecordNos[i])))) d = 'DP';
-      inThisChunk.add(key);
+      else if (c[C_STATE] !== 'active' || !c[C_ENC] || !billable(company)) d = 'NC';
+      else {
+        const recordNo = chunkRecordNos[i]!;
+        const before = earlier.size ? earlier.get(`${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${decodeField(chunk, off, fBillNo).trim()}`) : undefined;
+        // recorded before by another file, or by another record of this one; the same record of this
+        // file is this bill seen again by a retry (a row from before migration 007 has no record number)
+        if (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== recordNo))) d = 'DP';
+        else if (pending.has(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
+        else if (repeatedHashes.size && repeatedHashes.has(BillKeys.hash(chunk, off + fMonth.offset, off + fBillNo.offset))) {
+          const key = `${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${chunk.toString('latin1', off + fBillNo.offset, off + fBillNo.offset + fBillNo.length)}`;
+          if (seen.has(key)) d = 'DP';
+          else seen.add(key);
+        }
+      }
       decisions[i] = d;
       if (!d) {
-        toOpen.push({ partnerId: utility.id, customerNo: customerNos[i]!, enc: c!.card_enc, keyId: c!.key_id });
+        toOpen.push({ partnerId: utility.id, customerNo: customerNos[i]!, enc: c![C_ENC] as string, keyId: c![C_KEY] as string });
         openedIndex.push(i);
+        outputOf.push(companyOutput(company));
       }
     }
     const slips = new Int32Array(n);
@@ -220,28 +229,27 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
         refused.put(resultRec);
       }
     }
-    const bills: unknown[] = [];
     await vault.openEach(toOpen, { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' }, (k, plain, start, bar, end) => {
       const i = openedIndex[k]!;
       const off = i * recLen;
-      const c = customers.get(customerNos[i]!)!;
+      const out = outputOf[k]!;
       toSales.apply(chunk, off, salesRec, 0);
-      const fixed = companyBytes.get(c.card_company_code)!;
-      fixed.copy(salesRec, fCompany.offset, fCompany.offset, fCompany.offset + fCompany.length);
-      fixed.copy(salesRec, fMerchant.offset, fMerchant.offset, fMerchant.offset + fMerchant.length);
+      copyBytes(out.fixed, fCompany.offset, salesRec, fCompany.offset, fCompany.length);
+      copyBytes(out.fixed, fMerchant.offset, salesRec, fMerchant.offset, fMerchant.length);
       putDigits(salesRec, fSlip, slips[i]!);
+      const ref = centreRefStart + forwarded;
+      putDigits(salesRec, fRef, ref);
+      copyBytes(centreDateBytes, fRefDate.offset, salesRec, fRefDate.offset, fRefDate.length);
       putCardBytes(salesRec, fCard, fExpiry, plain, start, bar, bar + 1, end);
-      inter.write(salesRec);
-      totals.add(salesRec, 0);
+      out.writer.put(salesRec, digitsAt(chunk, off + fAmount.offset, fAmount.length));
+      sent.addRecord(out.destination.id, salesRec, 0, salesData, String(ref)); // packs the number masked
       salesRec.fill(0x20, fCard.offset, fCard.offset + fCard.length); // the number stays in the file being written, not here
-      bills.push(utility.id, months[i], billNos[i], customerNos[i], Number(chunk.toString('latin1', off + fAmount.offset, off + fAmount.offset + fAmount.length)),
-        useDateOf(chunk, off), file.id, centreRefStart + forwarded, c.card_company_code, c.card_last4, chunkRecordNos[i]);
+      bills.add(chunk, off, out.code, plain, bar - 4, chunkRecordNos[i]!, ref);
       forwarded++;
     });
-    await insertBills(ledger, bills);
   };
 
-  let outputs: string[] = [];
+  const made: PublishedOutbound[] = [];
   try {
     await streamStandard(file.path!, format, 'billing.data', (rec, recordNo) => {
       if ((inChunk + 1) * recLen > chunk.length) {
@@ -252,28 +260,32 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
         nos.set(chunkRecordNos);
         chunkRecordNos = nos;
       }
-      rec.copy(chunk, inChunk * recLen);
+      chunk.set(rec, inChunk * recLen);
       chunkRecordNos[inChunk++] = recordNo;
     }, () => processChunk(), skip);
     await processChunk(true);
-    const trailer = blankRecord(sales.trailer);
-    totals.writeInto(trailer);
-    inter.write(trailer);
-    inter.write(buildEnd(sales.recordLength));
-    inter.close();
+    chunk.fill(0);
+    for (const out of outputs.values()) made.push(await out.writer.finish(file.id, `bills of ${file.id} (${file.name}) for ${out.destination.id}: ${out.writer.count}`));
+    if (refused.count > 0) made.push(await refused.finish(file.id, `bills of ${file.id} refused at once (NR, NC, DP): ${refused.count}`));
+    else refused.abandon();
+    await sent.settle();
+    await bills.settle();
+    // the 32s, the 24 of refused bills, what was sent and the bills: one commit (the route flushes
+    // it before the 23 leaves work/)
+    await publishOutbounds(ctx, made, {
+      lazy: true,
+      async inTransaction(trx) {
+        await sent.finish(trx);
+        await bills.finish(trx);
+      },
+    });
   } catch (err) {
-    inter.abandon();
+    for (const out of outputs.values()) out.writer.abandon();
     refused.abandon();
-    await rm(interPath, { force: true });
+    await sent.abandon();
+    await Promise.all(made.map((m) => rm(m.tempPath, { force: true })));
     throw err;
   }
-  try {
-    if (forwarded > 0) outputs = await forward({ path: interPath, fileType: '31', layout: 'sales.data' });
-    if (refused.count > 0) outputs.push(await refused.publish(ctx, file.id, `bills of ${file.id} refused at once (NR, NC, DP): ${refused.count}`));
-    else refused.abandon();
-  } finally {
-    await rm(interPath, { force: true });
-  }
   centre.log.info({ fileId: file.id, partner: utility.id, forwarded, refused: refused.count }, 'utility bills converted');
-  return outputs;
+  return made.map((m) => m.plan.id);
 }

@@ -1,6 +1,7 @@
 // What the utility flows share: the vault of the running centre, which merchant number belongs to
 // which utility, reading a file in its standard layout whatever layout the partner uses, and
 // writing one outbound file (22, 24, 41) in its receiver's layout and code page.
+import { rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -10,7 +11,7 @@ import {
 import { codeTypeOf } from '../../formats/codepages/index.ts';
 import { temporaryPathFor } from '../../spool/atomic.ts';
 import type { Ledger } from '../../spool/ledger/index.ts';
-import { withRawSqlite, type RawStatement } from '../../spool/ledger/sqlite-raw.ts';
+import { preparedOnce, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { KeyRing } from '../../spool/keys.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
@@ -18,7 +19,7 @@ import { Vault } from '../../spool/vault/vault.ts';
 import type { Centre } from '../centre.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
-import { publishOutbound, type OutboundPlan } from '../outbound.ts';
+import { publishOutbounds, type OutboundPlan, type PublishedOutbound } from '../outbound.ts';
 import { vaultKeySources } from './config.ts';
 
 const vaults = new WeakMap<Centre, Promise<Vault>>();
@@ -112,7 +113,7 @@ export async function streamStandard(
 const IN_LIST = 500;
 
 /**
- * The rows of `table` whose `keyColumn` is one of `keys` (sorted ascending, distinct), among the
+ * The rows of `table` whose `keyColumn` is one of `keys` (distinct, in any order), among the
  * rows matching `where`. On SQLite (binary order, the same as a JS sort of these ASCII-or-kana
  * keys) one range scan over the key's index fetches them when they are dense there, which is the
  * usual case of a file in customer or bill order; when the range holds more than twice as many rows
@@ -120,26 +121,41 @@ const IN_LIST = 500;
  * Rows outside `keys` may come back; callers look rows up by key.
  */
 export async function rowsByKeys<T>(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[]): Promise<T[]> {
+  return selectByKeys(ledger, table, where, keyColumn, keys, columns, false) as Promise<T[]>;
+}
+
+/** rowsByKeys with each row as an array of `columns`' values (cheaper per row on SQLite: no object). */
+export async function rowArraysByKeys(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[]): Promise<unknown[][]> {
+  return selectByKeys(ledger, table, where, keyColumn, keys, columns, true) as Promise<unknown[][]>;
+}
+
+async function selectByKeys(ledger: Ledger, table: string, where: Record<string, string>, keyColumn: string, keys: string[], columns: readonly string[], arrays: boolean): Promise<unknown[]> {
   if (keys.length === 0) return [];
   const whereSql = Object.keys(where).map((c) => `${c} = ?`).join(' and ');
   const whereArgs = Object.values(where);
   if (ledger.dialect !== 'sqlite') {
-    const out: T[] = [];
-    for (let i = 0; i < keys.length; i += IN_LIST) out.push(...((await ledger.db(table).where(where).whereIn(keyColumn, keys.slice(i, i + IN_LIST)).select(...columns)) as T[]));
+    const out: unknown[] = [];
+    for (let i = 0; i < keys.length; i += IN_LIST) {
+      const rows = (await ledger.db(table).where(where).whereIn(keyColumn, keys.slice(i, i + IN_LIST)).select(...columns)) as Record<string, unknown>[];
+      for (const r of rows) out.push(arrays ? columns.map((c) => r[c]) : r);
+    }
     return out;
   }
   return withRawSqlite(ledger, (conn) => {
     const select = `select ${columns.join(', ')} from ${table} where ${whereSql} and ${keyColumn}`;
+    const prepare = (sql: string) => preparedOnce(conn, sql).raw(arrays);
+    let lo = keys[0]!, hi = keys[0]!;
+    for (const k of keys) {
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+    }
     const limit = keys.length * 2 + 1;
-    const ranged = conn.prepare(`${select} between ? and ? limit ${limit}`).all(...whereArgs, keys[0], keys[keys.length - 1]) as T[];
+    const ranged = prepare(`${select} between ? and ? limit ?`).all(...whereArgs, lo, hi, limit);
     if (ranged.length < limit) return ranged;
-    const out: T[] = [];
-    const statements = new Map<number, RawStatement>();
+    const out: unknown[] = [];
     for (let i = 0; i < keys.length; i += IN_LIST) {
       const batch = keys.slice(i, i + IN_LIST);
-      let stmt = statements.get(batch.length);
-      if (!stmt) statements.set(batch.length, (stmt = conn.prepare(`${select} in (${batch.map(() => '?').join(',')})`)));
-      for (const r of stmt.all(...whereArgs, ...batch) as T[]) out.push(r);
+      for (const r of prepare(`${select} in (${batch.map(() => '?').join(',')})`).all(...whereArgs, ...batch)) out.push(r);
     }
     return out;
   });
@@ -155,9 +171,14 @@ export function putCardBytes(rec: Buffer, cardField: FieldDef, expiryField: Fiel
   if (n < 12 || n > cardField.length || expEnd - expStart !== expiryField.length) throw new Error('vault entry is not a card number and expiry');
   for (let i = start; i < end; i++) if (plain[i]! < 0x30 || plain[i]! > 0x39) throw new Error('vault entry is not a card number');
   for (let i = expStart; i < expEnd; i++) if (plain[i]! < 0x30 || plain[i]! > 0x39) throw new Error('vault entry expiry is not YYMM');
-  plain.copy(rec, cardField.offset, start, end);
-  rec.fill(0x20, cardField.offset + n, cardField.offset + cardField.length);
-  plain.copy(rec, expiryField.offset, expStart, expEnd);
+  copyBytes(plain, start, rec, cardField.offset, n);
+  for (let i = cardField.offset + n; i < cardField.offset + cardField.length; i++) rec[i] = 0x20;
+  copyBytes(plain, expStart, rec, expiryField.offset, expEnd - expStart);
+}
+
+/** Copies a few bytes: a loop, where Buffer.copy costs 60-120 ns a call here, more than short copies take. */
+export function copyBytes(src: Buffer, from: number, dst: Buffer, to: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[to + i] = src[from + i]!;
 }
 
 /** One outbound file of a standard family, written in the receiver's layout and code page. */
@@ -171,6 +192,7 @@ export class OutboundWriter {
   private readonly mapped: Buffer;
   count = 0;
   amount = 0;
+  private finished = false;
 
   constructor(
     ctx: JobContext,
@@ -218,15 +240,9 @@ export class OutboundWriter {
 
   /** Finishes the file and publishes it (ledger row 'ready'); returns the outbound file id. */
   async publish(ctx: JobContext, parentId: string | null, reason: string): Promise<string> {
-    const trailer = blankRecord(this.family.trailer);
-    this.totals.writeInto(trailer);
-    this.writer.finish(trailer);
+    const out = await this.finish(parentId, reason);
     try {
-      const { sha256, size } = await sha256File(this.tempPath);
-      await publishOutbound(ctx, {
-        plan: this.plan, partner: this.partner, fileType: this.fileType, tempPath: this.tempPath, size, sha256,
-        recordCount: this.count, amountTotal: this.amount || null, parentId, reason,
-      });
+      await publishOutbounds(ctx, [out]);
     } catch (err) {
       await rm(this.tempPath, { force: true });
       throw err;
@@ -234,8 +250,30 @@ export class OutboundWriter {
     return this.plan.id;
   }
 
+  /** Finishes the file, for the caller to publish with others (publishOutbounds). */
+  async finish(parentId: string | null, reason: string): Promise<PublishedOutbound> {
+    this.finished = true;
+    const trailer = blankRecord(this.family.trailer);
+    this.totals.writeInto(trailer);
+    this.writer.finish(trailer);
+    try {
+      const { sha256, size } = await sha256File(this.tempPath);
+      return {
+        plan: this.plan, partner: this.partner, fileType: this.fileType, tempPath: this.tempPath, size, sha256,
+        recordCount: this.count, amountTotal: this.amount || null, parentId, reason,
+      };
+    } catch (err) {
+      await rm(this.tempPath, { force: true });
+      throw err;
+    }
+  }
+
+  /** Closes and removes the file, unless finish() has (then the caller publishes or removes it). */
   abandon(): void {
+    if (this.finished) return;
+    this.finished = true;
     this.writer.abandon();
+    rmSync(this.tempPath, { force: true });
   }
 }
 

@@ -8,6 +8,7 @@ import type { JobContext } from '../context.ts';
 import { planOutbound } from '../outbound.ts';
 import type { ReturnedResult } from '../sent-records.ts';
 import { maskCardNumber } from '../../formats/index.ts';
+import { materializeUtilityBills } from './bill-pack.ts';
 import { formatOf, OutboundWriter, readAsStandard, utilityMerchants } from './common.ts';
 
 const RESULT_CODES = new Set(['00', '10', '11', '12', '20', '30', '90']);
@@ -23,6 +24,7 @@ export async function answerBillingResults(ctx: JobContext, file: FileRow, sende
   const byMerchant = utilityMerchants(ctx);
   if (byMerchant.size === 0) return { outputs: [], results: [] };
   const db = ctx.centre.ledger.db;
+  await materializeUtilityBills(ctx.centre.ledger); // the bills are looked up by centreRef below
   const writers = new Map<string, OutboundWriter>();
   const results: ReturnedResult[] = [];
   let pending: { fields: Record<string, string>; utility: PartnerConfig }[] = [];

@@ -3,17 +3,15 @@
 import type { FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
-import { routeBilling, type ForwardSales } from './billing.ts';
+import { routeBilling } from './billing.ts';
 import { routeRegistration } from './registration.ts';
 import { answerBillingResults, type UtilityAnswers } from './results.ts';
 import { applyValidityResponses, recordInvalidCards } from './validity.ts';
 import { utilities } from './common.ts';
 
-export type { InternalSales } from './billing.ts';
-
-export async function routeUtilityFile(ctx: JobContext, file: FileRow, sender: PartnerConfig, skip: Set<number>, forward: ForwardSales): Promise<string[]> {
+export async function routeUtilityFile(ctx: JobContext, file: FileRow, sender: PartnerConfig, skip: Set<number>): Promise<string[]> {
   if (sender.role !== 'utility') throw new Error(`file type ${file.file_type} comes only from utilities, not from ${sender.id}`);
-  return file.file_type === '21' ? routeRegistration(ctx, file, sender, skip) : routeBilling(ctx, file, sender, skip, forward);
+  return file.file_type === '21' ? routeRegistration(ctx, file, sender, skip) : routeBilling(ctx, file, sender, skip);
 }
 
 /** 33 from a card company: the 24 lines of the utilities' bills in it. */

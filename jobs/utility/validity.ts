@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { encodeField, getLayout, maskCardNumber, type FieldDef } from '../../formats/index.ts';
 import { reserveSequenceOnce, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
-import { withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
+import { preparedOnce, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import { tokyoDate } from '../../spool/tree.ts';
 import type { PartnerConfig } from '../config.ts';
 import type { Handler, JobContext } from '../context.ts';
@@ -27,7 +27,7 @@ async function activeCardsAfter(ledger: Ledger, partnerId: string, after: string
     .select('customer_no', 'card_company_code', 'card_enc', 'key_id');
   if (ledger.dialect !== 'sqlite') return (await q) as ActiveCard[];
   const { sql, bindings } = q.toSQL().toNative();
-  return withRawSqlite(ledger, (conn) => conn.prepare(sql).all(...bindings) as ActiveCard[]); // knex builds the query, better-sqlite3 runs it: no per-row knex cost
+  return withRawSqlite(ledger, (conn) => preparedOnce(conn, sql).all(...bindings) as ActiveCard[]); // knex builds the query, better-sqlite3 runs it: no per-row knex cost
 }
 
 /** Whether a cron pattern fires at some time on a date (YYYYMMDD): its day-of-month, month and day-of-week fields. */

@@ -14,8 +14,14 @@
 //
 //   node --import tsx scripts/bench/utility.ts            1,000,000 customers and bills
 //   BENCH_N=100000 node --import tsx scripts/bench/utility.ts
+//   BENCH_SETUP=/some/dir ...   keeps the set-up centre there (sealing 1M cards takes minutes) and
+//                               copies it for the next run with the same N, for ABAB comparisons
+//   BENCH_ONLY=conversion ...   measures only the 23's route (no baseline, no validity run)
+//   BENCH_MEASURE_ARGS="--cpu-prof --cpu-prof-dir=DIR" ...   node options of the measuring process only
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -34,14 +40,55 @@ import { makeTestCentre, merchantCode, merchantNo } from '../../test/helpers/cen
 const N = Number(process.env.BENCH_N ?? 1_000_000);
 const UTILITY = 'u-bench';
 const rss = () => Math.round(process.resourceUsage().maxRSS / 1024);
+/** Peaks of V8's heap and of Buffer memory, sampled every 50 ms: where the peak RSS comes from. */
+const memoryPeaks = { heap: 0, arrayBuffers: 0 };
+const MB = (n: number) => Math.round(n / 1048576);
+function sampleMemory(): void {
+  const m = process.memoryUsage();
+  memoryPeaks.heap = Math.max(memoryPeaks.heap, m.heapTotal);
+  memoryPeaks.arrayBuffers = Math.max(memoryPeaks.arrayBuffers, m.arrayBuffers);
+}
+const peaks = () => `heap ${MB(memoryPeaks.heap)} MB, buffers ${MB(memoryPeaks.arrayBuffers)} MB at most`;
 const quiet = () => createLogger({ level: 'error', destination: new Writable({ write: (_c, _e, done) => done() }) });
 const secs = (ms: number) => (ms / 1000).toFixed(2);
 const cpuMs = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
 const loadavg = async () => (await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ');
 
+interface Setup { dir: string; configFile: string; billsId: string; merchantId: string; kek: string }
+
 async function main(): Promise<void> {
-  process.env.TSUNAGI_BENCH_KEK = randomBytes(32).toString('hex');
   process.env.TSUNAGI_NOW = '2026-11-30T15:30:00Z'; // 00:30 JST on 1 December
+  const cache = process.env.BENCH_SETUP ? path.join(process.env.BENCH_SETUP, `n${N}`) : undefined;
+  let setup: Setup;
+  if (cache && existsSync(path.join(cache, 'setup.json'))) {
+    const saved = JSON.parse(await readFile(path.join(cache, 'setup.json'), 'utf8')) as Setup;
+    const dir = await mkdtemp(path.join(tmpdir(), 'tsunagi-centre-'));
+    await cp(path.join(cache, 'centre'), dir, { recursive: true });
+    setup = { ...saved, dir, configFile: path.join(dir, path.basename(saved.configFile)) };
+    process.env.TSUNAGI_BENCH_KEK = saved.kek;
+    const copied = await openCentre(setup.configFile, { log: quiet() });
+    await copied.ledger.db.raw('update files set path = ? || substr(path, ?) where path like ?', [dir, saved.dir.length + 1, `${saved.dir}/%`]); // the ledger keeps absolute paths
+    await copied.close();
+    console.log(`utility benchmark: ${N.toLocaleString()} customers, ${N.toLocaleString()} bills; SQLite; set-up centre copied from ${cache}; load average ${await loadavg()}`);
+  } else {
+    setup = await setUp();
+    if (cache) {
+      await rm(cache, { recursive: true, force: true });
+      await cp(setup.dir, path.join(cache, 'centre'), { recursive: true });
+      await writeFile(path.join(cache, 'setup.json'), JSON.stringify(setup));
+    }
+  }
+  process.env.TSUNAGI_BENCH_KEK = setup.kek;
+  const extra = (process.env.BENCH_MEASURE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawnSync(process.execPath, [...process.execArgv, ...extra, fileURLToPath(import.meta.url), '--measure', setup.configFile, setup.billsId, setup.merchantId], { stdio: 'inherit', env: process.env });
+  if (!process.env.BENCH_KEEP) await rm(setup.dir, { recursive: true, force: true });
+  if (child.status !== 0) throw new Error(`the measuring process ended with ${child.status ?? child.signal}`);
+}
+
+/** A centre with N customers in the vault, and the accepted 23 and 31 to route. */
+async function setUp(): Promise<Setup> {
+  const kek = randomBytes(32).toString('hex');
+  process.env.TSUNAGI_BENCH_KEK = kek;
   const def = await makeTestCentre({
     merchants: 1, companies: 2,
     extraPartnerYaml: [
@@ -94,22 +141,23 @@ async function main(): Promise<void> {
   const merchant = files.find((f) => f.partner_id === 'm001')!;
 
   await centre.close();
-  const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--measure', def.configFile, bills.id, merchant.id], { stdio: 'inherit', env: process.env });
-  if (!process.env.BENCH_KEEP) await rm(def.dir, { recursive: true, force: true });
-  if (child.status !== 0) throw new Error(`the measuring process ended with ${child.status ?? child.signal}`);
+  return { dir: def.dir, configFile: def.configFile, billsId: bills.id, merchantId: merchant.id, kek };
 }
 
 /** The measured phases, in a process of their own: the baseline route, the 23's route, the validity run. */
 async function measure(configFile: string, billsId: string, merchantId: string): Promise<void> {
   const centre = await openCentre(configFile, { log: quiet() });
   const ctx = makeJobContext(centre, async () => undefined);
+  setInterval(sampleMemory, 50).unref();
+  if (process.env.BENCH_MEM_TRACE) setInterval(() => { const m = process.memoryUsage(); console.log(`mem: rss ${MB(m.rss)} heapUsed ${MB(m.heapUsed)} heapTotal ${MB(m.heapTotal)} external ${MB(m.external)} arrayBuffers ${MB(m.arrayBuffers)}`); }, 1000).unref();
   console.log(`measuring process: peak RSS ${rss()} MB after start; load average ${await loadavg()}`);
+  const only = process.env.BENCH_ONLY;
   let t = Date.now();
   let c = cpuMs();
-  await HANDLERS.route({ fileId: merchantId }, ctx);
+  if (only !== 'conversion') await HANDLERS.route({ fileId: merchantId }, ctx);
   const baseMs = Date.now() - t;
   const baseCpu = cpuMs() - c;
-  console.log(`baseline: route of a merchant 31 of ${N.toLocaleString()} sales in ${secs(baseMs)} s (cpu ${secs(baseCpu)} s): ${Math.round(N / (baseMs / 1000)).toLocaleString()} records/s; peak RSS ${rss()} MB; load average ${await loadavg()}`);
+  if (only !== 'conversion') console.log(`baseline: route of a merchant 31 of ${N.toLocaleString()} sales in ${secs(baseMs)} s (cpu ${secs(baseCpu)} s): ${Math.round(N / (baseMs / 1000)).toLocaleString()} records/s; peak RSS ${rss()} MB; load average ${await loadavg()}`);
 
   t = Date.now();
   c = cpuMs();
@@ -119,8 +167,9 @@ async function measure(configFile: string, billsId: string, merchantId: string):
   const routed = await centre.files.get(billsId);
   const out = await centre.files.list({ parentId: billsId });
   const forwarded = out.filter((f) => f.file_type === '32').reduce((a, f) => a + Number(f.record_count), 0);
-  console.log(`conversion + routing: ${N.toLocaleString()} bills (${forwarded.toLocaleString()} forwarded, state ${routed?.state}) in ${secs(routeMs)} s (cpu ${secs(routeCpu)} s): ${Math.round(N / (routeMs / 1000)).toLocaleString()} bills/s, ${Math.round(N / (routeCpu / 1000)).toLocaleString()} per cpu-second (target 200,000); ${(routeMs / baseMs).toFixed(2)}x the baseline's time, ${(routeCpu / baseCpu).toFixed(2)}x its cpu; peak RSS ${rss()} MB; load average ${await loadavg()}`);
+  console.log(`conversion + routing: ${N.toLocaleString()} bills (${forwarded.toLocaleString()} forwarded, state ${routed?.state}) in ${secs(routeMs)} s (cpu ${secs(routeCpu)} s): ${Math.round(N / (routeMs / 1000)).toLocaleString()} bills/s, ${Math.round(N / (routeCpu / 1000)).toLocaleString()} per cpu-second (target 200,000); ${only === 'conversion' ? '' : `${(routeMs / baseMs).toFixed(2)}x the baseline's time, ${(routeCpu / baseCpu).toFixed(2)}x its cpu; `}peak RSS ${rss()} MB (${peaks()}); load average ${await loadavg()}`);
 
+  if (only === 'conversion') return centre.close();
   t = Date.now();
   c = cpuMs();
   const ids = await runValidity(ctx, centre.partner(UTILITY), '20261201');

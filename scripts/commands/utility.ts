@@ -5,6 +5,7 @@ import { openCentre } from '../../jobs/centre.ts';
 import { createLogger } from '../../jobs/log.ts';
 import { startEngine } from '../../jobs/engine.ts';
 import { jobId } from '../../jobs/context.ts';
+import { materializeUtilityBills } from '../../jobs/utility/bill-pack.ts';
 import { tokyoDate } from '../../spool/tree.ts';
 import { formatTable, parseCommandArgs, printJson, UsageError, type Command } from '../cli-kit.ts';
 import { formatTokyo } from '../time-format.ts';
@@ -55,6 +56,7 @@ export const command: Command = {
       }
       const history = (await db('utility_card_history').where(where).orderBy('id')
         .select('partner_id', 'masked_card_no', 'card_company_code', 'expiry', 'valid_from', 'valid_to', 'ended_by')) as Record<string, unknown>[];
+      await materializeUtilityBills(centre.ledger); // forwarded bills are packed until something reads them
       const bills = (await db('utility_bills').where(where).orderBy([{ column: 'billing_month' }, { column: 'bill_no' }])
         .select('partner_id', 'billing_month', 'bill_no', 'amount', 'use_date', 'card_last4', 'centre_ref', 'answer_file_id')) as Record<string, unknown>[];
       if (values.json) {

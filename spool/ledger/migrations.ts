@@ -520,6 +520,27 @@ const migrations: Migration[] = [
       await chainExistingAudit(db);
     },
   },
+  {
+    // Issue 17: a 23's forwarded bills are written as packed parts (jobs/utility/bill-pack.ts), one
+    // row per 16,384 bills instead of one utility_bills row (three B-trees) per bill, and turned
+    // into utility_bills rows when results, reconciliation or `utility show` read them.
+    name: '009_utility_bill_batches',
+    async up(db) {
+      await db.schema.createTable('utility_bill_batches', (t) => {
+        t.bigIncrements('id').primary(); // the order parts were written in
+        t.string('source_file_id', 64).notNullable(); // the 23
+        t.integer('part').notNullable();
+        t.string('partner_id', 64).notNullable();
+        t.string('fields', 1000).notNullable(); // JSON: the packed record's fields
+        t.integer('record_count').notNullable();
+        t.bigInteger('first_ref').notNullable(); // bill i of the part has centreRef first_ref + i
+        t.binary('records').notNullable();
+        t.bigInteger('created_at').notNullable();
+        t.unique(['source_file_id', 'part']);
+        t.index(['partner_id']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

@@ -8,6 +8,8 @@ export interface RawStatement {
   iterate(...params: unknown[]): IterableIterator<unknown>;
   all(...params: unknown[]): unknown[];
   get(...params: unknown[]): unknown;
+  /** rows as arrays of values rather than objects */
+  raw(on?: boolean): RawStatement;
 }
 
 export interface RawSqlite {
@@ -104,9 +106,23 @@ export function withDeferredSync<T>(conn: RawSqlite, use: () => T): T {
   }
 }
 
+const statements = new WeakMap<RawSqlite, Map<string, RawStatement>>();
+
+/**
+ * The connection's prepared statement for `sql`, prepared once: a statement holds native memory
+ * that V8 does not see, so statements prepared per batch pile up until a GC frees them.
+ */
+export function preparedOnce(conn: RawSqlite, sql: string): RawStatement {
+  let byText = statements.get(conn);
+  if (!byText) statements.set(conn, (byText = new Map()));
+  let stmt = byText.get(sql);
+  if (!stmt) byText.set(sql, (stmt = conn.prepare(sql)));
+  return stmt;
+}
+
 /** Sets the connection to synchronous=NORMAL until the function it returns puts it back. */
 export function deferSync(conn: RawSqlite): () => void {
-  const before = Number((conn.prepare('pragma synchronous').get() as { synchronous: number }).synchronous);
+  const before = Number((preparedOnce(conn, 'pragma synchronous').get() as { synchronous: number }).synchronous);
   if (before <= 1) return () => undefined;
   conn.exec('pragma synchronous = NORMAL');
   return () => conn.exec(`pragma synchronous = ${before}`);

@@ -10,33 +10,44 @@ import { createCipheriv, randomFillSync } from 'node:crypto';
 export const GCM_IV_BYTES = 12;
 export const GCM_TAG_BYTES = 16;
 
-/** A GHASH key H with its 8-bit multiplication table. */
+/**
+ * A GHASH key H with one 8-bit table per byte position (Shoup's table, shifted): t[p][b] is the
+ * byte b at position p of a block times H, so a multiplication is 16 lookups and XORs with no shifting or
+ * reduction (64 KB per key).
+ */
+const PAD = Buffer.alloc(16);
+
 class Ghash {
-  private readonly m0 = new Int32Array(256);
-  private readonly m1 = new Int32Array(256);
-  private readonly m2 = new Int32Array(256);
-  private readonly m3 = new Int32Array(256);
-  private static readonly r8 = Ghash.reductionTable();
+  /** 16 positions x 256 bytes x 4 words */
+  private readonly t = new Int32Array(16 * 256 * 4);
   y0 = 0; y1 = 0; y2 = 0; y3 = 0;
 
   constructor(h: Buffer) {
-    // m[0x80] = H; m[0x80 >> k] = H * x^k; m[a ^ b] = m[a] ^ m[b]
+    const t = this.t;
+    // position 0 (the first byte): t[0][0x80 >> k] = H * x^k; t[0][a ^ b] = t[0][a] ^ t[0][b]
     let v0 = h.readInt32BE(0), v1 = h.readInt32BE(4), v2 = h.readInt32BE(8), v3 = h.readInt32BE(12);
     for (let bit = 0x80; bit > 0; bit >>= 1) {
-      this.m0[bit] = v0; this.m1[bit] = v1; this.m2[bit] = v2; this.m3[bit] = v3;
+      const o = bit * 4;
+      t[o] = v0; t[o + 1] = v1; t[o + 2] = v2; t[o + 3] = v3;
       const lsb = v3 & 1;
       v3 = (v3 >>> 1) | (v2 << 31); v2 = (v2 >>> 1) | (v1 << 31); v1 = (v1 >>> 1) | (v0 << 31); v0 = v0 >>> 1;
       if (lsb) v0 ^= 0xe1000000 | 0;
     }
     for (let b = 2; b < 256; b <<= 1) {
-      for (let j = 1; j < b; j++) {
-        this.m0[b + j] = this.m0[b]! ^ this.m0[j]!; this.m1[b + j] = this.m1[b]! ^ this.m1[j]!;
-        this.m2[b + j] = this.m2[b]! ^ this.m2[j]!; this.m3[b + j] = this.m3[b]! ^ this.m3[j]!;
+      for (let j = 1; j < b; j++) for (let w = 0; w < 4; w++) t[(b + j) * 4 + w] = t[b * 4 + w]! ^ t[j * 4 + w]!;
+    }
+    // position p + 1 = position p times x^8 (a shift by a byte, the byte shifted out folded back)
+    const r8 = Ghash.reductionTable();
+    for (let p = 0; p < 15; p++) {
+      for (let b = 0; b < 256; b++) {
+        const s = p * 1024 + b * 4, d = (p + 1) * 1024 + b * 4;
+        const z0 = t[s]!, z1 = t[s + 1]!, z2 = t[s + 2]!, z3 = t[s + 3]!;
+        t[d + 3] = (z3 >>> 8) | (z2 << 24); t[d + 2] = (z2 >>> 8) | (z1 << 24); t[d + 1] = (z1 >>> 8) | (z0 << 24); t[d] = (z0 >>> 8) ^ r8[z3 & 0xff]!;
       }
     }
   }
 
-  /** r8[b]: what multiplying by x^8 folds back into the top 16 bits when the byte b falls off. */
+  /** r8[b]: what multiplying by x^8 folds back into the top word when the byte b falls off. */
   private static reductionTable(): Int32Array {
     const t = new Int32Array(256);
     for (let b = 0; b < 256; b++) {
@@ -48,7 +59,6 @@ class Ghash {
         top = top >>> 1;
         if (lsb) top ^= 0xe1000000 | 0;
       }
-      // top holds the folded bits after shifting by 8 (they sit in the top 16 bits, shifted)
       t[b] = top;
     }
     return t;
@@ -58,13 +68,14 @@ class Ghash {
 
   /** y = (y ^ block) * H for the 16 bytes at buf[off] (zero-padded past `end`). */
   block(buf: Buffer, off: number, end: number): void {
-    let b = buf;
-    let o = off;
+    const b = buf;
+    const o = off;
     if (off + 16 > end) {
-      b = PAD;
-      b.fill(0);
-      buf.copy(b, 0, off, end);
-      o = 0;
+      // the last, partial block: zero-padded in a scratch block (a loop: Buffer.copy costs more here)
+      const p = PAD;
+      for (let i = 0; i < 16; i++) p[i] = o + i < end ? b[o + i]! : 0;
+      this.block(p, 0, 16);
+      return;
     }
     this.mul(
       this.y0 ^ ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!),
@@ -80,19 +91,40 @@ class Ghash {
   }
 
   private mul(x0: number, x1: number, x2: number, x3: number): void {
-    const { m0, m1, m2, m3 } = this;
-    const r8 = Ghash.r8;
-    // Horner over the bytes, last first: z = z * x^8 ^ m[byte]
-    let b = x3 & 0xff;
-    let z0 = m0[b]!, z1 = m1[b]!, z2 = m2[b]!, z3 = m3[b]!;
-    let word = x3;
-    for (let i = 14; i >= 0; i--) {
-      if ((i & 3) === 3) word = i === 11 ? x2 : i === 7 ? x1 : x0;
-      b = (word >>> ((3 - (i & 3)) << 3)) & 0xff;
-      const out = z3 & 0xff;
-      z3 = (z3 >>> 8) | (z2 << 24); z2 = (z2 >>> 8) | (z1 << 24); z1 = (z1 >>> 8) | (z0 << 24); z0 = (z0 >>> 8) ^ r8[out]!;
-      z0 ^= m0[b]!; z1 ^= m1[b]!; z2 ^= m2[b]!; z3 ^= m3[b]!;
-    }
+    const t = this.t;
+    let o: number;
+    o = 0 + ((x0 >>> 24) << 2);
+    let z0 = t[o]!, z1 = t[o + 1]!, z2 = t[o + 2]!, z3 = t[o + 3]!;
+    o = 1024 + (((x0 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 2048 + (((x0 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 3072 + ((x0 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 4096 + ((x1 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 5120 + (((x1 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 6144 + (((x1 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 7168 + ((x1 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 8192 + ((x2 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 9216 + (((x2 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 10240 + (((x2 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 11264 + ((x2 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 12288 + ((x3 >>> 24) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 13312 + (((x3 >>> 16) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 14336 + (((x3 >>> 8) & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
+    o = 15360 + ((x3 & 0xff) << 2);
+    z0 ^= t[o]!; z1 ^= t[o + 1]!; z2 ^= t[o + 2]!; z3 ^= t[o + 3]!;
     this.y0 = z0; this.y1 = z1; this.y2 = z2; this.y3 = z3;
   }
 
@@ -102,7 +134,6 @@ class Ghash {
   }
 }
 
-const PAD = Buffer.alloc(16);
 
 export interface GcmMessage {
   /** iv (12) | ciphertext | tag (16) */
@@ -192,8 +223,9 @@ export class BatchGcm {
       const iv = at[m]! - GCM_IV_BYTES;
       const n = 1 + Math.ceil(len[m]! / 16);
       for (let j = 0; j < n; j++, o += 16) {
-        sealed.copy(counters, o, iv, iv + GCM_IV_BYTES);
-        counters.writeUInt32BE(j + 1, o + 12);
+        for (let i = 0; i < GCM_IV_BYTES; i++) counters[o + i] = sealed[iv + i]!; // short copies: a loop costs less than Buffer.copy
+        const ctr = j + 1;
+        counters[o + 12] = ctr >>> 24; counters[o + 13] = (ctr >>> 16) & 0xff; counters[o + 14] = (ctr >>> 8) & 0xff; counters[o + 15] = ctr & 0xff;
       }
     }
     const ks = blocks ? this.ecb(counters) : counters;

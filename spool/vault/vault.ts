@@ -7,7 +7,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
 import { deriveKey, newDataKey, rewrapDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
 import type { Ledger } from '../ledger/index.ts';
-import { withDeferredSync, withRawSqlite } from '../ledger/sqlite-raw.ts';
+import { preparedOnce, withDeferredSync, withRawSqlite } from '../ledger/sqlite-raw.ts';
 import { BatchGcm, PackedMessages } from './gcm-batch.ts';
 
 export interface CardSecret {
@@ -193,7 +193,7 @@ export async function recordDecryptions(db: Knex, audit: DecryptionAudit, count:
 async function recordBulkDecryptions(ledger: Ledger, audit: DecryptionAudit, count: number): Promise<void> {
   if (ledger.dialect !== 'sqlite') return recordDecryptions(ledger.db, audit, count);
   await withRawSqlite(ledger, (conn) => withDeferredSync(conn, () => {
-    conn.prepare('insert into vault_audit (at, job, file_id, partner_id, customer_no, count, purpose) values (?, ?, ?, ?, ?, ?, ?)')
+    preparedOnce(conn, 'insert into vault_audit (at, job, file_id, partner_id, customer_no, count, purpose) values (?, ?, ?, ?, ?, ?, ?)')
       .run(Date.now(), audit.job, audit.fileId, audit.partnerId, audit.customerNo ?? null, count, audit.purpose);
   }));
 }

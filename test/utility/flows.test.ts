@@ -15,6 +15,7 @@ import { PG_ADMIN_URL } from '../helpers/ledgers.ts';
 import { TSUNAGI_BIN } from '../helpers/crash.ts';
 import { makeJobContext } from '../../jobs/runtime.ts';
 import { runReconciliation } from '../../jobs/reconcile/run.ts';
+import { materializeUtilityBills } from '../../jobs/utility/bill-pack.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -164,7 +165,9 @@ async function flows(ledgerUrl: string | undefined, runner: typeof cycle) {
     assert.equal(history[1].masked_card_no, `411111******${cards.k9new.slice(-4)}`);
     const audit = await db('vault_audit').select('job', 'file_id', 'count');
     assert.ok(audit.some((a: { job: string }) => a.job === 'route') && audit.some((a: { job: string }) => a.job === 'utility-validity'));
-    const dump = JSON.stringify(await db('utility_customers')) + JSON.stringify(await db('utility_card_history')) + JSON.stringify(await db('utility_bills')) + JSON.stringify(await db('sent_records'));
+    const packed = (await db('utility_bill_batches')).map((b: { records: Buffer }) => b.records.toString('latin1')).join('');
+    await materializeUtilityBills(c.ledger);
+    const dump = JSON.stringify(await db('utility_customers')) + JSON.stringify(await db('utility_card_history')) + JSON.stringify(await db('utility_bills')) + JSON.stringify(await db('sent_records')) + packed;
     for (const n of wholeNumbers) assert.ok(!dump.includes(n), 'no plain card number in the ledger tables');
     // every forwarded bill got exactly one answer
     const bills = await db('utility_bills').select('bill_no', 'answer_file_id');
