@@ -83,34 +83,30 @@ export async function publishOutbounds(ctx: JobContext, outs: readonly Published
   await writeTransaction(
     centre.ledger,
     async (trx) => {
-      for (const out of fresh) {
-        await centre.files.create(
-          {
-            id: out.plan.id,
-            partner_id: out.partner.id,
-            direction: 'out',
-            file_type: out.fileType,
-            name: out.plan.name,
-            path: path.join(centre.spool.outbound(out.partner.id), out.plan.name),
-            size: out.size,
-            sha256: out.sha256,
-            sender_code: centre.config.centre.code,
-            receiver_code: out.partner.code,
-            file_seq: out.plan.fileSeq,
-            business_date: out.plan.businessDate,
-            record_count: out.recordCount,
-            accepted_count: out.recordCount,
-            rejected_count: 0,
-            amount_total: out.amountTotal,
-            parent_id: out.parentId,
-            state: 'ready',
-          },
-          out.reason,
-          undefined,
-          ctx.now().getTime(), // the centre clock: result deadlines count from when the centre made it
-          trx,
-        );
-      }
+      const rows = fresh.map((out) => ({
+        file: {
+          id: out.plan.id,
+          partner_id: out.partner.id,
+          direction: 'out' as const,
+          file_type: out.fileType,
+          name: out.plan.name,
+          path: path.join(centre.spool.outbound(out.partner.id), out.plan.name),
+          size: out.size,
+          sha256: out.sha256,
+          sender_code: centre.config.centre.code,
+          receiver_code: out.partner.code,
+          file_seq: out.plan.fileSeq,
+          business_date: out.plan.businessDate,
+          record_count: out.recordCount,
+          accepted_count: out.recordCount,
+          rejected_count: 0,
+          amount_total: out.amountTotal,
+          parent_id: out.parentId,
+          state: 'ready' as const,
+        },
+        reason: out.reason,
+      }));
+      await centre.files.createMany(rows, trx, ctx.now().getTime()); // the centre clock: result deadlines count from when the centre made it
       await options.inTransaction?.(trx);
     },
     { lazy: options.lazy },

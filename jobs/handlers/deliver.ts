@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import { archiveFile } from '../../spool/archive.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { remoteNameFor } from '../clients.ts';
-import { ACTOR, StateConflictError, flushLedger, holderState, isSelf, parseHolder, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
+import { ACTOR, StateConflictError, flushLedger, holderState, isSelf, parseHolder, writeStatement, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
 import { PushDeferredError, PushOutcomeUnknownError, PushRefusedError, type ProtocolClient, type TransferResult } from '../../protocols/contract.ts';
 import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
@@ -85,7 +85,7 @@ function journalFor(ledger: Ledger, deliveryId: number, recorded: { phase: PushP
     async record(phase, tempName) {
       if (last.phase === phase && last.tempName === tempName) return;
       // Durable before the step it announces: a lazy commit flushed outside the write lock.
-      await writeTransaction(ledger, (trx) => trx('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() }), { lazy: true });
+      await writeStatement(ledger, (db) => db('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() }), { lazy: true });
       await flushLedger(ledger);
       last = { phase, tempName };
     },
@@ -103,16 +103,13 @@ function startHeartbeat(db: Knex, deliveryId: number): NodeJS.Timeout {
 /** The push is done (by this attempt, or by an interrupted one we finished): 'sent', then archived. */
 async function recordSent(ctx: JobContext, file: FileRow, partner: PartnerConfig, deliveryId: number, result: TransferResult, reason: string): Promise<void> {
   const { centre } = ctx;
-  // One transaction: a crash can never leave an 'ok' push on a file still 'sending'. Durable
+  // One commit (one statement on PostgreSQL): a crash can never leave an 'ok' push on a file still 'sending'. Durable
   // before the file leaves outbound/ (a takeover after a power loss must find it where the ledger says).
-  await writeTransaction(centre.ledger, async (trx) => {
-    await trx('deliveries').where({ id: deliveryId }).update({ finished_at: Date.now(), outcome: 'ok', bytes: result.bytes, holder: null, note: result.note?.slice(0, 255) ?? null });
-    await centre.files.transition(file.id, 'sending', 'sent', reason, {}, trx);
-    await trx('deliveries').where({ id: deliveryId }).update({ temp_name: null });
-  }, { lazy: true });
+  const finished = { finished_at: Date.now(), outcome: 'ok', bytes: result.bytes, holder: null, temp_name: null, note: result.note?.slice(0, 255) ?? null };
+  await centre.files.transitionWith(file.id, 'sending', 'sent', reason, {}, { update: 'deliveries', id: deliveryId, changes: finished }, { lazy: true });
   await flushLedger(centre.ledger);
   const archived = await archiveFile(centre.spool, file.path!, `${file.id}@${file.partner_id}@${path.basename(file.path!)}`);
-  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { lazy: true }); // lost: as a kill just before it
+  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { losable: true }); // lost: as a kill just before it
   centre.log.info({ fileId: file.id, partner: partner.id, fileName: file.name, bytes: result.bytes, note: result.note }, 'file delivered');
 }
 
@@ -218,13 +215,8 @@ export const deliver: Handler = async (input, ctx) => {
     // The state change and the row that names its holder commit together: a 'sending' file
     // always has a deliveries row saying who pushes it. Durable before anything goes to the
     // partner (flushed below, outside the write lock).
-    id = await writeTransaction(centre.ledger, async (trx) => {
-      await centre.files.transition(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, trx);
-      const [inserted] = await trx('deliveries')
-        .insert({ file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt, phase: 'staging', temp_name: tempName || null })
-        .returning('id');
-      return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
-    }, { lazy: true });
+    const row = { file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt, phase: 'staging', temp_name: tempName || null };
+    id = (await centre.files.transitionWith(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, { insert: 'deliveries', row }, { lazy: true }))!;
     await flushLedger(centre.ledger);
   } catch (err) {
     if (err instanceof StateConflictError) return; // another job (a stalled twin, the sweeper's) took it first

@@ -211,7 +211,7 @@ export const ingest: Handler = async (input, ctx) => {
     });
     await rm(rejectsPath(ctx, file.id), { force: true }); // written before a twin won the accept race
     const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
-    await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { lazy: true }); // lost: the archive still holds it (recovery's case of a kill here)
+    await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { losable: true }); // lost: the archive still holds it (recovery's case of a kill here)
     centre.log.warn({ fileId: file.id, partner: file.partner_id, fileName: file.name, errors: report.errorCount, codes }, 'file rejected');
     return;
   }

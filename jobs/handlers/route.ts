@@ -200,7 +200,7 @@ export const route: Handler = async (input, ctx) => {
   // send a retried route to a path that is gone.
   await flushLedger(centre.ledger);
   const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
-  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { lazy: true }); // lost: as a kill just before it (the file is in the archive)
+  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { losable: true }); // lost: as a kill just before it (the file is in the archive)
   await rm(rejectsPath(ctx, file.id), { force: true });
   for (const id of outputs) await requestDelivery(ctx, id);
   centre.log.info({ fileId: file.id, partner: sender.id, fileType: file.file_type, outputs: outputs.length }, 'file routed');

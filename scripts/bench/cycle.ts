@@ -1,8 +1,10 @@
 // Cycle benchmark: N merchants x M records of 31 sales through scan, ingest (validate), route
 // (split into per-company 32 files, convert, record what was sent) and deliver (local) to 5 card
 // companies, on the embedded runner and on BullMQ with 1 and with 2 `tsunagi worker` processes.
-// Prints wall time, records/s, inbound files/s, peak RSS, the 2-workers/1-worker ratio, and the
-// formats engine's validate+split rate over the same files in the same run (the baseline).
+// Prints wall time, records/s, inbound files/s, CPU per inbound file (embedded: every thread of
+// this process; BullMQ: the worker processes, and how many cores they kept busy), peak RSS, the
+// 2-workers/1-worker ratio, and the formats engine's validate+split rate over the same files in
+// the same run (the baseline).
 //
 //   npx tsx scripts/bench/cycle.ts                    200 merchants x 5,000 records (1,000,000)
 //   BENCH_MERCHANTS=50 BENCH_RECORDS=2000 npx tsx scripts/bench/cycle.ts
@@ -33,6 +35,7 @@
 // stops when every inbound file is routed and every outbound file sent.
 import { spawnSync } from 'node:child_process';
 import { appendFile, copyFile, mkdir, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -192,6 +195,8 @@ async function noteTimedWindow(t0: bigint): Promise<void> {
 /** CPU time of the last embedded run, every thread of this process (the part of the cost the machine's load does not inflate much). */
 let lastCpuMs: number | undefined;
 let lastSysMs: number | undefined;
+/** BullMQ runs: the worker processes' CPU over the wall time (how many cores they kept busy). */
+let lastCores: number | undefined;
 
 async function runEmbedded(def: TestCentre): Promise<number> {
   const centre = await openCentre(def.configFile, { log: quiet() });
@@ -230,15 +235,28 @@ async function runBullmq(def: TestCentre, url: string, processes: number): Promi
     await sleep(500);
     await waitForWorkers(queues, processes);
     const t0 = process.hrtime.bigint();
+    const cpu0 = workers.map((w) => processCpuMs(w.child.pid!));
     await queues.enqueue({ kind: 'scan', input: {}, jobId: 'bench-scan' });
     while (!(await cycleDone(centre, MERCHANTS, COMPANIES)) || (await queues.pending()) > 0) await sleep(50);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    lastCpuMs = workers.reduce((sum, w, i) => sum + processCpuMs(w.child.pid!) - cpu0[i]!, 0);
+    lastCores = lastCpuMs / ms;
     await verify(centre);
     return ms;
   } finally {
     for (const w of workers) await killWorker(w, 'SIGTERM');
     await queues.close();
     await centre.close();
+  }
+}
+
+/** CPU milliseconds of a process so far, all its threads (Linux /proc; 0 elsewhere). */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 1/100 s
+  } catch {
+    return 0;
   }
 }
 
@@ -278,9 +296,12 @@ async function main(): Promise<void> {
       const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '') + (encrypted ? ' encrypted' : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
-      const cpu = kind === 'embedded' && lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file (system ${(lastSysMs! / MERCHANTS).toFixed(1)})` : '';
+      const detail = lastCores !== undefined ? ` (worker processes, ${lastCores.toFixed(2)} cores busy)` : lastSysMs !== undefined ? ` (system ${(lastSysMs / MERCHANTS).toFixed(1)})` : '';
+      const cpu = lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file${detail}` : '';
       if (lastCpuMs !== undefined) cpuResults.set(mode, [...(cpuResults.get(mode) ?? []), lastCpuMs]);
       lastCpuMs = undefined;
+      lastCores = undefined;
+      lastSysMs = undefined;
       console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}${cpu} [load ${os.loadavg()[0]!.toFixed(1)}]`);
     }
     console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (the embedded runs and their worker threads; BullMQ workers are other processes)`);

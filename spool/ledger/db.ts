@@ -93,7 +93,7 @@ export async function openLedger(url: string, options: { baseDir?: string; migra
   } else {
     db = knexFactory({ client: 'pg', connection: target, pool: { min: 0, max: 10 }, log: knexLog(options.log) });
   }
-  const ledger: Ledger = { db, dialect, sqliteFile: dialect === 'sqlite' && target !== ':memory:' ? target : undefined, synchronous: dialect === 'sqlite' ? synchronous : undefined, close: () => db.destroy() };
+  const ledger: Ledger = { db, dialect, sqliteFile: dialect === 'sqlite' && target !== ':memory:' ? target : undefined, synchronous: dialect === 'sqlite' ? synchronous : undefined, close: () => closeLedgerPools(ledger) };
   if (options.migrate !== false) await migrateToLatest(ledger);
   return ledger;
 }
@@ -108,6 +108,14 @@ export interface WriteOptions {
    * synchronous: see flushLedger.
    */
   lazy?: boolean;
+  /**
+   * Stronger than lazy: losing this commit altogether, with nothing flushed after it, leaves the
+   * state a kill just before it leaves, which recovery already handles (a path update after the
+   * file moved to the archive). On PostgreSQL it commits without waiting for the log flush
+   * (synchronous_commit off, on connections of its own): a PostgreSQL stopped with -m immediate
+   * may lose it, and only then. On SQLite it is a lazy commit.
+   */
+  losable?: boolean;
 }
 
 /**
@@ -116,11 +124,43 @@ export interface WriteOptions {
  * otherwise upgrade a read lock; schema_migrations exists before anything else does.
  */
 export async function writeTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transaction) => Promise<T>, options: WriteOptions = {}): Promise<T> {
-  if (options.lazy && ledger.dialect === 'sqlite' && ledger.synchronous !== 'normal') return lazySqliteTransaction(ledger, fn);
+  if ((options.lazy || options.losable) && ledger.dialect === 'sqlite' && ledger.synchronous !== 'normal') return lazySqliteTransaction(ledger, fn);
+  if (options.losable && ledger.dialect === 'postgres') return asyncCommitDb(ledger).transaction(fn);
   return ledger.db.transaction(async (trx) => {
     if (ledger.dialect === 'sqlite') await trx.raw('update schema_migrations set name = name where 0');
     return fn(trx);
   });
+}
+
+/**
+ * One statement that writes, atomic on its own: on PostgreSQL it runs as it is, without BEGIN and
+ * COMMIT around it (one round trip instead of three; `losable`: on the async-commit connections);
+ * on SQLite as writeTransaction, for its write lock and lazy commits.
+ */
+export async function writeStatement<T>(ledger: Ledger, fn: (db: Knex) => Promise<T>, options: WriteOptions = {}): Promise<T> {
+  if (ledger.dialect === 'postgres') return fn(options.losable ? asyncCommitDb(ledger) : ledger.db);
+  return writeTransaction(ledger, fn, options);
+}
+
+/** PostgreSQL: a small pool beside the ledger's whose commits do not wait for the log flush (losable commits only). */
+const asyncCommitPools = new WeakMap<Ledger, Knex>();
+
+function asyncCommitDb(ledger: Ledger): Knex {
+  let db = asyncCommitPools.get(ledger);
+  if (!db) {
+    const config = ledger.db.client.config as Knex.Config;
+    const connection = typeof config.connection === 'string' ? { connectionString: config.connection } : (config.connection as object);
+    db = knexFactory({ ...config, connection: { ...connection, options: '-c synchronous_commit=off' }, pool: { min: 0, max: 2 } });
+    asyncCommitPools.set(ledger, db);
+  }
+  return db;
+}
+
+/** Closes the ledger's pools (the async-commit one too, when it was opened). */
+async function closeLedgerPools(ledger: Ledger): Promise<void> {
+  const asyncDb = asyncCommitPools.get(ledger);
+  asyncCommitPools.delete(ledger);
+  await Promise.all([ledger.db.destroy(), asyncDb?.destroy()]);
 }
 
 interface KnexPool {

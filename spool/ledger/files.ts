@@ -1,7 +1,7 @@
 // The files table: one row per file we received or produced, and its state machine.
 // Every state change is compare-and-set and leaves an append-only row in `transitions`.
 import type { Knex } from 'knex';
-import { writeTransaction, type Ledger, type WriteOptions } from './db.ts';
+import { writeStatement, writeTransaction, type Ledger, type WriteOptions } from './db.ts';
 import { SELF, formatHolder } from './holder.ts';
 
 export type Direction = 'in' | 'out';
@@ -33,6 +33,9 @@ const NEXT: Record<FileState, FileState[]> = {
   failed: ['ready'],
   unknown: ['sent', 'failed', 'ready'],
 };
+
+/** A write that commits with a file's transition and only with it (FilesRepository.transitionWith). */
+export type AlongsideWrite = { insert: string; row: Record<string, unknown> } | { update: string; id: number; changes: Record<string, unknown> };
 
 export class StateConflictError extends Error {
   constructor(
@@ -124,6 +127,12 @@ export class FilesRepository {
 
   /** Inserts a file and its first transition. Returns false when the id already exists (idempotent retry). */
   async create(file: NewFile, reason: string, actor = ACTOR, at = Date.now(), trxOrDb: Knex = this.db): Promise<boolean> {
+    if (this.ledger.dialect === 'postgres') {
+      // One statement (one round trip, atomic on its own: no transaction needed outside one).
+      const insert = trxOrDb('files').insert({ ...file, reason: file.reason ?? null, attempts: 0, created_at: at, updated_at: at }).onConflict('id').ignore().returning('id');
+      const result = await trxOrDb.raw('with f as (?) insert into transitions (file_id, at, from_state, to_state, reason, actor) select id, ?, null, ?, ?, ? from f returning id', [insert, at, file.state, reason, actor]);
+      return (result as { rows: unknown[] }).rows.length === 1;
+    }
     const run = async (trx: Knex) => {
       const existing = await trx('files').where({ id: file.id }).first('id');
       if (existing) return false;
@@ -132,6 +141,30 @@ export class FilesRepository {
       return true;
     };
     return trxOrDb.isTransaction ? run(trxOrDb) : writeTransaction(this.ledger, run);
+  }
+
+  /**
+   * create() for several files in the caller's transaction (a route's outputs): on PostgreSQL one
+   * statement for all of them. Returns how many were new.
+   */
+  async createMany(files: readonly { file: NewFile; reason: string }[], trx: Knex.Transaction, at = Date.now(), actor = ACTOR): Promise<number> {
+    if (files.length === 0) return 0;
+    if (this.ledger.dialect !== 'postgres') {
+      let created = 0;
+      for (const f of files) if (await this.create(f.file, f.reason, actor, at, trx)) created++;
+      return created;
+    }
+    let created = 0;
+    for (let i = 0; i < files.length; i += 500) { // well under PostgreSQL's 65,535 parameters per statement
+      const part = files.slice(i, i + 500);
+      const insert = trx('files').insert(part.map(({ file }) => ({ ...file, reason: file.reason ?? null, attempts: 0, created_at: at, updated_at: at }))).onConflict('id').ignore().returning(['id', 'state']);
+      const result = await trx.raw(
+        `with f as (?) insert into transitions (file_id, at, from_state, to_state, reason, actor) select f.id, ?, null, f.state, r.reason, ? from f join (values ${part.map(() => '(?, ?)').join(', ')}) as r (id, reason) on r.id = f.id returning id`,
+        [insert, at, actor, ...part.flatMap(({ file, reason }) => [file.id, reason])],
+      );
+      created += (result as { rows: unknown[] }).rows.length;
+    }
+    return created;
   }
 
   async get(id: string): Promise<FileRow | undefined> {
@@ -159,6 +192,7 @@ export class FilesRepository {
     actor = ACTOR,
   ): Promise<void> {
     if (!NEXT[from].includes(to)) throw new StateConflictError(id, from, from, to);
+    if (this.ledger.dialect === 'postgres') return void (await this.transitionPostgres(id, from, to, reason, changes, trxOrDb, actor));
     const run = async (trx: Knex) => {
       const at = Date.now();
       const count = await trx('files')
@@ -174,10 +208,55 @@ export class FilesRepository {
     else await writeTransaction(this.ledger, run);
   }
 
+  /**
+   * transition() with one more write that commits with it and only with it (a deliveries row
+   * inserted or updated): on PostgreSQL one statement, on SQLite one transaction (`trx`, or a new
+   * one with `options`). Returns the id of an inserted row.
+   */
+  async transitionWith(id: string, from: FileState, to: FileState, reason: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, also: AlongsideWrite, options: WriteOptions & { trx?: Knex } = {}): Promise<number | undefined> {
+    if (!NEXT[from].includes(to)) throw new StateConflictError(id, from, from, to);
+    if (this.ledger.dialect === 'postgres') return this.transitionPostgres(id, from, to, reason, changes, options.trx ?? this.db, ACTOR, also);
+    const run = async (trx: Knex) => {
+      await this.transition(id, from, to, reason, changes, trx);
+      if ('update' in also) return void (await trx(also.update).where({ id: also.id }).update(also.changes));
+      const [inserted] = await trx(also.insert).insert(also.row).returning('id');
+      return Number(typeof inserted === 'object' ? (inserted as { id: number }).id : inserted);
+    };
+    return options.trx ? run(options.trx) : writeTransaction(this.ledger, run, options);
+  }
+
+  /**
+   * transition() on PostgreSQL: the compare-and-set, its transitions row and any alongside write
+   * in one statement (one round trip; atomic on its own, so outside a transaction it needs none).
+   * The alongside write reads the updated row, so it happens only when the file moved.
+   */
+  private async transitionPostgres(id: string, from: FileState, to: FileState, reason: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, db: Knex, actor: string, also?: AlongsideWrite): Promise<number | undefined> {
+    const at = Date.now();
+    const update = db('files').where({ id, state: from }).update({ ...changes, state: to, updated_at: at, reason }).returning('id');
+    const moved = 'insert into transitions (file_id, at, from_state, to_state, reason, actor) select id, ?, ?, ?, ?, ? from u returning id';
+    let rows: { moved?: string | number; id?: string | number }[];
+    if (!also) {
+      rows = ((await db.raw(`with u as (?) ${moved}`, [update, at, from, to, reason, actor])) as { rows: { id: number }[] }).rows.map(() => ({ moved: 1 }));
+    } else {
+      let alongside: Knex.Raw | Knex.QueryBuilder;
+      if ('update' in also) {
+        alongside = db(also.update).where({ id: also.id }).whereExists(db.select(db.raw('1')).from('u')).update(also.changes).returning('id');
+      } else {
+        const columns = Object.keys(also.row);
+        alongside = db.raw(`insert into ?? (${columns.map(() => '??').join(', ')}) select ${columns.map(() => '?').join(', ')} from u returning id`, [also.insert, ...columns, ...columns.map((c) => (also.row[c] ?? null) as Knex.Value)]);
+      }
+      const sql = `with u as (?), t as (${moved}), a as (?) select (select count(*) from t) as moved, (select id from a) as id`;
+      rows = ((await db.raw(sql, [update, at, from, to, reason, actor, alongside])) as { rows: typeof rows }).rows;
+    }
+    if (Number(rows[0]?.moved ?? 0) === 1) return rows[0]!.id === undefined || rows[0]!.id === null ? undefined : Number(rows[0]!.id);
+    const row = await db('files').where({ id }).first('state');
+    throw new StateConflictError(id, from, row?.state, to);
+  }
+
   /** Updates fields that are not the state (counts, paths, attempts). */
   async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, options: WriteOptions = {}): Promise<void> {
-    if (!options.lazy) return void (await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() }));
-    await writeTransaction(this.ledger, (trx) => trx('files').where({ id }).update({ ...changes, updated_at: Date.now() }), options);
+    if (!options.lazy && !options.losable) return void (await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() }));
+    await writeStatement(this.ledger, (db) => db('files').where({ id }).update({ ...changes, updated_at: Date.now() }), options);
   }
 
   async history(id: string): Promise<TransitionRow[]> {

@@ -3,14 +3,16 @@ import type { Knex } from 'knex';
 import { writeTransaction, type Ledger } from './db.ts';
 
 async function reserveIn(trx: Knex.Transaction, dialect: Ledger['dialect'], name: string, count: number): Promise<bigint> {
-  await trx.raw(
-    dialect === 'postgres'
-      ? 'insert into sequences (name, value) values (?, 0) on conflict (name) do nothing'
-      : 'insert or ignore into sequences (name, value) values (?, 0)',
-    [name],
-  );
-  const updated = await trx('sequences').where({ name }).increment('value', count).returning('value');
-  const end = BigInt((updated[0] as { value: string | number }).value);
+  let end: bigint;
+  if (dialect === 'postgres') {
+    // One statement (one round trip): the row is made or advanced under its row lock.
+    const { rows } = (await trx.raw('insert into sequences (name, value) values (?, ?) on conflict (name) do update set value = sequences.value + excluded.value returning value', [name, count])) as { rows: { value: string }[] };
+    end = BigInt(rows[0]!.value);
+  } else {
+    await trx.raw('insert or ignore into sequences (name, value) values (?, 0)', [name]);
+    const updated = await trx('sequences').where({ name }).increment('value', count).returning('value');
+    end = BigInt((updated[0] as { value: string | number }).value);
+  }
   return end - BigInt(count) + 1n;
 }
 
