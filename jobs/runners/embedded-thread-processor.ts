@@ -24,6 +24,15 @@ async function context(): Promise<JobContext> {
   return makeJobContext(centre, enqueue);
 }
 
+/** This thread's centre, opened at its first job; a failed open (the ledger away) is tried again at the next job, not kept. */
+function readyContext(): Promise<JobContext> {
+  ready ??= context().catch((err: unknown) => {
+    ready = undefined;
+    throw err;
+  });
+  return ready;
+}
+
 type ToThread = { type: 'run'; id: number; kind: JobKind | 'warm-up'; input: Record<string, unknown> } | { type: 'enqueued'; ack: number; error?: string };
 
 parentPort!.on('message', async (msg: ToThread) => {
@@ -35,8 +44,7 @@ parentPort!.on('message', async (msg: ToThread) => {
     return;
   }
   try {
-    ready ??= context();
-    const ctx = await ready;
+    const ctx = await readyContext();
     if (msg.kind !== 'warm-up') await HANDLERS[msg.kind](msg.input, ctx);
     parentPort!.postMessage({ type: 'done', id: msg.id });
   } catch (err) {
