@@ -124,6 +124,9 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   const centreDateBytes = Buffer.alloc(salesData.recordLength, 0x20);
   encodeField(centreDate, centreDateBytes, 0, fRefDate);
   const outputs = new Map<string, CompanyOutput>(); // by card company code
+  // by destination partner: card companies delivered through one partner share its one 32 (as
+  // the merchant route's split makes it); two writers would plan the same file
+  const writers = new Map<string, OutboundWriter>();
   const companyOutput = (code: string): CompanyOutput => {
     let out = outputs.get(code);
     if (!out) {
@@ -131,7 +134,9 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       const fixed = Buffer.alloc(salesData.recordLength, 0x20);
       encodeField(code, fixed, 0, fCompany);
       encodeField(merchantNos[code]!, fixed, 0, fMerchant);
-      out = { destination, fixed, code: Buffer.from(code, 'latin1'), writer: new OutboundWriter(ctx, destination, '32', 'sales', planOutbound(ctx, file, destination, '32')) };
+      let writer = writers.get(destination.id);
+      if (!writer) writers.set(destination.id, (writer = new OutboundWriter(ctx, destination, '32', 'sales', planOutbound(ctx, file, destination, '32'))));
+      out = { destination, fixed, code: Buffer.from(code, 'latin1'), writer };
       outputs.set(code, out);
     }
     return out;
@@ -265,7 +270,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     }, () => processChunk(), skip);
     await processChunk(true);
     chunk.fill(0);
-    for (const out of outputs.values()) made.push(await out.writer.finish(file.id, `bills of ${file.id} (${file.name}) for ${out.destination.id}: ${out.writer.count}`));
+    for (const [destinationId, writer] of writers) made.push(await writer.finish(file.id, `bills of ${file.id} (${file.name}) for ${destinationId}: ${writer.count}`));
     if (refused.count > 0) made.push(await refused.finish(file.id, `bills of ${file.id} refused at once (NR, NC, DP): ${refused.count}`));
     else refused.abandon();
     await sent.settle();
@@ -280,7 +285,7 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       },
     });
   } catch (err) {
-    for (const out of outputs.values()) out.writer.abandon();
+    for (const writer of writers.values()) writer.abandon();
     refused.abandon();
     await sent.abandon();
     await Promise.all(made.map((m) => rm(m.tempPath, { force: true })));

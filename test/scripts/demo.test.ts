@@ -43,6 +43,9 @@ describe('tsunagi demo', () => {
     assert.match(stdout, /m-nagoya sent URIAGE_NGY\.dat over AS2 .*async MDN reached its receipt URL: automatic-action\/MDN-sent-automatically; processed/);
     assert.ok((await readdir(path.join(dir, 'cc-gamma-as2', 'partners', 'tsunagi', 'inbound'))).some((n) => n.startsWith('T32_')));
     assert.match(stdout, /deliveries failed\s+0/);
+    // the utility bills through two card companies delivered by one partner (cc-alpha): one 32 of 19 sales
+    assert.match(stdout, /cc-alpha got 19 sales of u-city in its 32/);
+    assert.doesNotMatch(stdout, /delivery failed/);
     assert.match(stdout, /reconciliation of \d{8}: 4 discrepancies/);
     // The card company's own SFTP server got its 32 files; the mainframe company got EBCDIC.
     const alpha = await readdir(path.join(dir, 'cc-alpha-server', 'partners', 'tsunagi', 'inbound'));
