@@ -22,7 +22,7 @@ import { PushInDoubtError, type PushJournal, type PushPhase, type ResumeOutcome 
  * Protocols whose clients read the outbound file through the spool's reader themselves
  * (decrypting as the bytes go out); the others get a short-lived plaintext copy.
  */
-const READS_SPOOL_FILES = new Set(['as2', 'zengin', 'local', 'ftp']);
+const READS_SPOOL_FILES = new Set(['as2', 'zengin', 'local']);
 
 /** Runs a push with the bytes in the clear at the moment they go to the partner. */
 function pushPlaintext<T>(partner: PartnerConfig, file: string, push: (localPath: string) => Promise<T>): Promise<T> {

@@ -8,7 +8,6 @@ import path from 'node:path';
 import { Client as BasicFtp, FTPError } from 'basic-ftp';
 import type { Logger } from 'pino';
 import { assertSafeFileName } from '../../spool/landing.ts';
-import { createSpoolReadStream, spoolFileSize } from '../../spool/encrypted-file.ts';
 import { isTemporaryName } from '../../spool/tree.ts';
 import type { InterruptedPush, ProtocolClient, PushOptions, RemoteFile, TransferResult } from '../contract.ts';
 import { PushInDoubtError, resumeStagedPush, stagedPush, type RemoteFolder, type ResumeOutcome } from '../staged-push.ts';
@@ -90,10 +89,8 @@ export class FtpClient implements ProtocolClient {
     return {
       // 550: no such file (or not a plain file): not there.
       size: (name) => conn.size(at(name)).catch((err: { code?: number }) => (err.code === 550 ? undefined : Promise.reject(err))),
-      // From the spool's reader: an encrypted outbound file is decrypted as its bytes go out, and
-      // no plaintext copy of it is made on disk.
       upload: async (localPath, name) => {
-        await conn.uploadFrom(await createSpoolReadStream(localPath, { highWaterMark: 1 << 20 }), at(name));
+        await conn.uploadFrom(localPath, at(name));
       },
       rename: (from, to) => replace(conn, at(from), at(to)),
       remove: async (name) => {
@@ -104,7 +101,7 @@ export class FtpClient implements ProtocolClient {
 
   async push(localPath: string, remoteName: string, options: PushOptions = {}): Promise<TransferResult> {
     assertSafeFileName(remoteName);
-    const size = await spoolFileSize(localPath); // the plaintext's size: what the partner gets
+    const { size } = await stat(localPath);
     const tempName = options.tempName ?? remoteTemporaryName(remoteName);
     try {
       const result = await this.op(`push ${remoteName}`, (conn) => stagedPush(this.folder(conn), localPath, size, remoteName, { tempName, journal: options.journal, protocol: 'ftp' }));
@@ -119,7 +116,7 @@ export class FtpClient implements ProtocolClient {
   async resume(localPath: string, remoteName: string, interrupted: InterruptedPush): Promise<ResumeOutcome> {
     assertSafeFileName(remoteName);
     assertSafeFileName(interrupted.tempName);
-    const size = await spoolFileSize(localPath); // the plaintext's size: what the partner gets
+    const { size } = await stat(localPath);
     return this.op(`resume ${remoteName}`, (conn) => resumeStagedPush(this.folder(conn), remoteName, size, interrupted.phase, interrupted.tempName, 'ftp'));
   }
 

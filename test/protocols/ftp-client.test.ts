@@ -2,10 +2,7 @@
 // temporary name and rename (twice leaves one copy), list, pull, and refusals.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { createSpoolFile, registerSpoolKeys } from '../../spool/encrypted-file.ts';
-import { KeyRing, kekFromBytes } from '../../spool/keys.ts';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -52,29 +49,6 @@ describe('FtpClient against our FTP server', () => {
     await listener?.stop();
     await centre?.cleanup();
     await rm(tmp, { recursive: true, force: true });
-  });
-
-  test('an encrypted spool file is pushed as its plaintext, streamed (no plaintext copy on disk)', async () => {
-    const spool = path.join(tmp, 'enc-spool');
-    await mkdir(spool);
-    const undo = registerSpoolKeys(spool, new KeyRing(kekFromBytes(randomBytes(32))));
-    const client = new FtpClient(endpoint, log);
-    try {
-      const plain = shiftJisSample(200_000); // several 64 KiB chunks
-      const local = path.join(spool, 'OUT.DAT');
-      const w = await createSpoolFile(local);
-      await w.write(plain);
-      await w.finish();
-      assert.notEqual((await stat(local)).size, plain.length, 'the spool file is encrypted');
-      const r = await client.push(local, 'ENC.DAT');
-      assert.equal(r.bytes, plain.length);
-      assert.ok((await readFile(path.join(centre.spool.inbound('C001'), 'ENC.DAT'))).equals(plain));
-      assert.deepEqual(await readdir(spool), ['OUT.DAT']);
-      await rm(path.join(centre.spool.inbound('C001'), 'ENC.DAT'));
-    } finally {
-      await client.close();
-      undo();
-    }
   });
 
   test('push twice to the same name leaves one whole copy; list and pull', async () => {
