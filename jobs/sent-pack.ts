@@ -144,16 +144,20 @@ export interface StoredBatch {
   masked_overrides: string | null;
 }
 
-/** A batch's sent_records rows (values in SENT_COLUMNS order), in the order they were written. */
-export function unpackBatch(b: StoredBatch): unknown[][] {
-  const spec = JSON.parse(b.fields) as PackedField[];
-  let offset = 0;
+/** The fields of a packed batch (its stored `fields` JSON) with their offsets in a packed record, and that record's length. */
+export function packedFieldDefs(fieldsJson: string): { defs: Map<string, FieldDef>; length: number } {
   const defs = new Map<string, FieldDef>();
-  spec.forEach((f, index) => {
+  let offset = 0;
+  (JSON.parse(fieldsJson) as PackedField[]).forEach((f, index) => {
     defs.set(f.name, { name: f.name, type: f.type, length: f.length, offset, index });
     offset += f.length;
   });
-  const length = offset;
+  return { defs, length: offset };
+}
+
+/** A batch's sent_records rows (values in SENT_COLUMNS order), in the order they were written. */
+export function unpackBatch(b: StoredBatch): unknown[][] {
+  const { defs, length } = packedFieldDefs(b.fields);
   const get = (name: string) => defs.get(name)!;
   const [cc, merchant, terminal, slip, useDate, txnType, amount, approval, card] = KEPT.map(get);
   const overrides = b.masked_overrides ? (JSON.parse(b.masked_overrides) as Record<string, string>) : undefined;

@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { decodeField, getLayout, type FieldDef } from '../../formats/index.ts';
 import { writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
 import { SqliteBatchInsert, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
-import type { PackedField } from '../sent-pack.ts';
+import { packedFieldDefs, type PackedField } from '../sent-pack.ts';
 import { copyBytes } from './common.ts';
 
 /** Fields of the standard 23 record kept, in record order: one span (customerNo .. billNo). */
@@ -117,13 +117,7 @@ interface StoredBills { id: number | string; source_file_id: string; partner_id:
 
 /** A part's utility_bills rows (values in BILL_COLUMNS order). */
 function unpackBills(b: StoredBills): unknown[][] {
-  const spec = JSON.parse(b.fields) as PackedField[];
-  const defs = new Map<string, FieldDef>();
-  let offset = 0;
-  spec.forEach((f, index) => {
-    defs.set(f.name, { name: f.name, type: f.type, length: f.length, offset, index });
-    offset += f.length;
-  });
+  const { defs, length: offset } = packedFieldDefs(b.fields);
   const [customer, month, amount, useDate, billNo, company, last4, recordNo] = ['customerNo', 'billingMonth', 'amount', 'useDate', 'billNo', 'cardCompanyCode', 'cardLast4', 'recordNo'].map((n) => defs.get(n)!);
   const n = Number(b.record_count);
   const first = Number(b.first_ref);
@@ -143,15 +137,9 @@ function unpackBills(b: StoredBills): unknown[][] {
 export async function pendingBillKeys(ledger: Ledger, partnerId: string, exceptFileId: string, keys: BillKeys): Promise<void> {
   const parts = (await ledger.db('utility_bill_batches').where({ partner_id: partnerId }).whereNot({ source_file_id: exceptFileId }).select('fields', 'record_count', 'records')) as StoredBills[];
   for (const b of parts) {
-    const spec = JSON.parse(b.fields) as PackedField[];
-    let offset = 0;
-    let monthAt = -1, billAt = -1;
-    for (const f of spec) {
-      if (f.name === 'billingMonth') monthAt = offset;
-      if (f.name === 'billNo') billAt = offset;
-      offset += f.length;
-    }
-    for (let i = 0; i < Number(b.record_count); i++) keys.add(b.records, i * offset + monthAt, i * offset + billAt);
+    const { defs, length } = packedFieldDefs(b.fields);
+    const monthAt = defs.get('billingMonth')!.offset, billAt = defs.get('billNo')!.offset;
+    for (let i = 0; i < Number(b.record_count); i++) keys.add(b.records, i * length + monthAt, i * length + billAt);
   }
 }
 
