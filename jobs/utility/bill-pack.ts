@@ -6,7 +6,7 @@
 // Bill i of a part has centreRef first_ref + i: a 23's bills take consecutive centreRefs in the
 // order they are forwarded.
 import type { Knex } from 'knex';
-import { decodeField, getLayout, type FieldDef } from '../../formats/index.ts';
+import { decodeField, getLayout } from '../../formats/index.ts';
 import { writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
 import { SqliteBatchInsert, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import { packedFieldDefs, type PackedField } from '../sent-pack.ts';
