@@ -27,8 +27,9 @@ export interface CardLookup {
   readonly threaded: boolean;
 }
 
-export async function openCardLookup(ledger: Ledger, vault: Vault, partnerId: string, audit: DecryptionAudit, bills: number): Promise<CardLookup> {
-  if (ledger.dialect === 'sqlite' && ledger.sqliteFile && bills >= THREAD_MIN_BILLS) {
+/** The lookup for a file of `bills` bills: threaded on a SQLite file ledger from `threadFrom` bills on. */
+export async function openCardLookup(ledger: Ledger, vault: Vault, partnerId: string, audit: DecryptionAudit, bills: number, threadFrom = THREAD_MIN_BILLS): Promise<CardLookup> {
+  if (ledger.dialect === 'sqlite' && ledger.sqliteFile && bills >= threadFrom) {
     try {
       return await ThreadedLookup.start(ledger.sqliteFile, vault, partnerId, audit);
     } catch (err) {
