@@ -53,6 +53,9 @@ class InThreadLookup implements CardLookup {
   async close(): Promise<void> {}
 }
 
+/** A batch's garbage is small and short-lived: a small young generation keeps the thread's share of the peak RSS down. */
+const LOOKUP_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4 };
+
 class ThreadedLookup implements CardLookup {
   readonly threaded = true;
   private seq = 0;
@@ -82,7 +85,7 @@ class ThreadedLookup implements CardLookup {
     let worker: Worker;
     try {
       // workerData is copied when the thread is made: the copies here are zeroed at once
-      worker = new Worker(file, { workerData: { sqliteFile, dataKeys, partnerId, audit } satisfies LookupThreadData, execArgv });
+      worker = new Worker(file, { workerData: { sqliteFile, dataKeys, partnerId, audit } satisfies LookupThreadData, execArgv, resourceLimits: LOOKUP_THREAD_LIMITS });
     } finally {
       for (const k of dataKeys) k.key.fill(0);
     }
