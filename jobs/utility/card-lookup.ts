@@ -54,7 +54,7 @@ class InThreadLookup implements CardLookup {
 }
 
 /** A batch's garbage is small and short-lived: a small young generation keeps the thread's share of the peak RSS down. */
-const LOOKUP_THREAD_LIMITS = { maxYoungGenerationSizeMb: 4 };
+const LOOKUP_THREAD_LIMITS = { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 };
 
 class ThreadedLookup implements CardLookup {
   readonly threaded = true;

@@ -155,7 +155,9 @@ export class Vault {
       const e = entries[i]!;
       partnerIds[i] = e.partnerId; customerNos[i] = e.customerNo; encs[i] = e.enc; keyIds[i] = e.keyId;
     }
-    const cards = this.opener.open({ partnerId: partnerIds, customerNos, encs, keyIds, count: n });
+    // one owner (validity: one utility's cards) lets the opener encode the AAD's prefix once
+    const oneOwner = partnerIds.every((p) => p === partnerIds[0]);
+    const cards = this.opener.open({ partnerId: oneOwner && n > 0 ? partnerIds[0]! : partnerIds, customerNos, encs, keyIds, count: n });
     try {
       for (let i = 0; i < n; i++) use(i, cards.plain, cards.start[i]!, cards.bar[i]!, cards.end[i]!);
     } finally {
