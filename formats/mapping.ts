@@ -93,7 +93,7 @@ export function compileMapping(spec: MappingSpec): CompiledMapping {
     }
     if ('concat' in m) {
       const parts = m.concat.map((n) => from.byName.get(n) ?? fail(`${where}: '${t.name}' concatenates unknown source field '${n}'`));
-      ops.push((src, so, dst, dOff) => encodeField(parts.map((f) => decodeField(src, so, f).padEnd(f.type === 'C' ? f.length : 0, ' ')).join('').trimEnd(), dst, dOff, t));
+      ops.push(concatOp(parts, t));
       continue;
     }
     const s = from.byName.get(m.from);
@@ -143,6 +143,46 @@ function valueTest(f: FieldDef, values: string[]): (src: Buffer, so: number) => 
   }
   const set = new Set(values);
   return (src, so) => set.has(decodeField(src, so, f));
+}
+
+/** The string form of a concat: each part's value (a C part padded back to its length) joined, trailing spaces trimmed, encoded into t. */
+function concatByStrings(parts: FieldDef[], t: FieldDef): Op {
+  return (src, so, dst, dOff) => encodeField(parts.map((f) => decodeField(src, so, f).padEnd(f.type === 'C' ? f.length : 0, ' ')).join('').trimEnd(), dst, dOff, t);
+}
+
+/**
+ * A concat of C and N parts into a C target, as bytes (the string form costs ~0.6 µs a record).
+ * The parts' bytes are copied one after the other; when every byte is one the target takes as it
+ * is (printable ASCII 0x20-0x7e; from a C part also half-width kana 0xa1-0xdf, which an N part
+ * decodes as latin1 and the target refuses) and the bytes past the target's length are spaces,
+ * that is exactly what the string form writes (its trimEnd can only remove spaces then). Any other
+ * record goes through the string form, which writes or refuses it as before.
+ */
+function concatOp(parts: FieldDef[], t: FieldDef): Op {
+  const byStrings = concatByStrings(parts, t);
+  if (t.type !== 'C' || !parts.every((f) => f.type === 'C' || f.type === 'N')) return byStrings;
+  const partOffsets = Int32Array.from(parts.map((f) => f.offset));
+  const partLengths = Int32Array.from(parts.map((f) => f.length));
+  const partKana = Uint8Array.from(parts.map((f) => (f.type === 'C' ? 1 : 0)));
+  const nParts = parts.length;
+  const targetLength = t.length;
+  return (src, so, dst, dOff) => {
+    const d = dOff + t.offset;
+    let n = 0;
+    for (let p = 0; p < nParts; p++) {
+      const s = so + partOffsets[p]!;
+      const e = s + partLengths[p]!;
+      const kana = partKana[p] === 1;
+      for (let i = s; i < e; i++) {
+        const b = src[i]!;
+        if (b < 0x20 || (b > 0x7e && (!kana || b < 0xa1 || b > 0xdf))) return byStrings(src, so, dst, dOff);
+        if (n < targetLength) dst[d + n] = b;
+        else if (b !== 0x20) return byStrings(src, so, dst, dOff);
+        n++;
+      }
+    }
+    for (; n < targetLength; n++) dst[d + n] = 0x20;
+  };
 }
 
 function fail(msg: string): never {

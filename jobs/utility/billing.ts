@@ -10,10 +10,12 @@
 // reserved at claim time, the 32s, the 24, the packed bills and what was sent are published in one
 // commit, and a bill already recorded for this same record of this same file is not a duplicate
 // of itself.
-// Speed (issue 17 item 6): the bills are read as bytes and handled a batch at a time; customers
-// and earlier bills are fetched per batch by one range scan of their primary key (rowsByKeys), the
-// cards opened in one packed GCM pass straight into the records; duplicates within the file are
-// found from the bill keys' hashes (KeyHashes), comparing whole keys only where hashes repeat.
+// Speed (issue 17 item 6): the bills are read as bytes and handled a batch (a read chunk) at a
+// time, two batches in turn: while one is converted and written, the next one's customers are
+// looked up and its cards opened (card-lookup.ts: in a thread of its own on SQLite for a big file),
+// by one range scan of the customers' primary key and one packed GCM pass; earlier bills are
+// fetched per batch the same way (rowsByKeys); duplicates within the file are found from the bill
+// keys' hashes (KeyHashes), comparing whole keys only where hashes repeat.
 // scripts/bench/utility.ts measures it.
 import { rm } from 'node:fs/promises';
 import { decodeField, encodeField, getLayout, getMapping, type FieldDef } from '../../formats/index.ts';
@@ -23,15 +25,12 @@ import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
 import { planOutbound, publishOutbounds, type PublishedOutbound } from '../outbound.ts';
 import { SentRecordWriter } from '../sent-records.ts';
-import type { OwnedEntry } from '../../spool/vault/vault.ts';
 import { BillBatchWriter, BillKeys, KeyHashes, pendingBillKeys } from './bill-pack.ts';
-import { copyBytes, formatOf, OutboundWriter, putCardBytes, putDigits, rowArraysByKeys, rowsByKeys, streamStandard, vaultOf } from './common.ts';
+import { openCardLookup, NO_CARD, NOT_REGISTERED, type CardsOfBatch } from './card-lookup.ts';
+import { copyBytes, formatOf, OutboundWriter, putCardBytes, putDigits, rowsByKeys, streamStandard, vaultOf } from './common.ts';
 
 const BILLS_PER_BATCH = 1024;
 
-/** The customer columns a bill needs, fetched as arrays (C_* index them). */
-const CUSTOMER_COLUMNS = ['customer_no', 'state', 'card_company_code', 'card_enc', 'key_id'] as const;
-const C_STATE = 1, C_COMPANY = 2, C_ENC = 3, C_KEY = 4;
 
 interface EarlierBill {
   billing_month: string;
@@ -109,6 +108,8 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
     if (start + perDate.get(d)! - 1 > 99_999) throw new Error(`utility ${utility.id}: more than 99999 bills with use date ${d}; slip numbers (N5) would repeat`);
   }
   const slipNext = new Map(slipStart);
+  let bills23 = 0;
+  for (const count of perDate.values()) bills23 += count;
 
   // 2. convert, a batch of bills at a time (BILLS_PER_BATCH): the bills' bytes, their customers'
   // rows and the opened cards are held only for the batch, and a card's number in clear only while
@@ -159,117 +160,149 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
   await pendingBillKeys(ledger, utility.id, file.id, pending);
   const centreRefStart = Number(file.centre_ref_start);
   const recLen = billing.recordLength;
-  let chunk = Buffer.alloc(recLen * 1024);
-  let chunkRecordNos = new Int32Array(1024);
-  let inChunk = 0;
   let forwarded = 0;
   const monthsWithBills = new Map<string, boolean>();
+  const lookup = await openCardLookup(ledger, vault, utility.id, { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' }, bills23);
 
-  // a batch is a few read chunks: each writes one (synced) audit row
-  const processChunk = async (final = false) => {
-    const n = inChunk;
-    if (n === 0 || (!final && n < BILLS_PER_BATCH)) return;
-    inChunk = 0;
-    const customerNos: string[] = new Array(n);
-    for (let i = 0; i < n; i++) customerNos[i] = decodeField(chunk, i * recLen, fCustomer).trim();
-    const customers = new Map<string, unknown[]>();
-    for (const r of await rowArraysByKeys(ledger, 'utility_customers', { partner_id: utility.id }, 'customer_no', [...new Set(customerNos)], CUSTOMER_COLUMNS)) customers.set(r[0] as string, r);
-    // bills of these months already materialized into utility_bills (those of other files are
-    // duplicates), looked up only for months that have any
-    const earlier = new Map<string, EarlierBill>();
-    const byMonth = new Map<string, Set<string>>();
-    for (let i = 0; i < n; i++) {
-      const off = i * recLen;
-      const month = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
-      let has = monthsWithBills.get(month);
-      if (has === undefined) monthsWithBills.set(month, (has = await hasBills(ledger, utility.id, month)));
-      if (has) (byMonth.get(month) ?? byMonth.set(month, new Set()).get(month)!).add(decodeField(chunk, off, fBillNo).trim());
-    }
-    for (const [month, nos] of byMonth) {
-      for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos],
-        ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
-    }
-    // decisions in file order: '' forwarded, else the 24 code given at once
-    const decisions: string[] = new Array(n);
-    const toOpen: OwnedEntry[] = [];
-    const openedIndex: number[] = [];
-    const outputOf: CompanyOutput[] = []; // per bill opened
-    for (let i = 0; i < n; i++) {
-      const off = i * recLen;
-      const c = customers.get(customerNos[i]!);
-      const company = c?.[C_COMPANY] as string;
-      let d = '';
-      if (!c) d = 'NR';
-      else if (c[C_STATE] !== 'active' || !c[C_ENC] || !billable(company)) d = 'NC';
-      else {
-        const recordNo = chunkRecordNos[i]!;
-        const before = earlier.size ? earlier.get(`${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${decodeField(chunk, off, fBillNo).trim()}`) : undefined;
-        // recorded before by another file, or by another record of this one; the same record of this
-        // file is this bill seen again by a retry (a row from before migration 007 has no record number)
-        if (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== recordNo))) d = 'DP';
-        else if (pending.has(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
-        else if (repeatedHashes.size && repeatedHashes.has(BillKeys.hash(chunk, off + fMonth.offset, off + fBillNo.offset))) {
-          const key = `${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${chunk.toString('latin1', off + fBillNo.offset, off + fBillNo.offset + fBillNo.length)}`;
-          if (seen.has(key)) d = 'DP';
-          else seen.add(key);
+  /** A batch of bills (their standard records one after the other) and, once looked up, their customers and cards. */
+  interface Batch { bills: Buffer; recordNos: Int32Array; n: number; customerNos: string[]; looked?: Promise<CardsOfBatch> }
+  const newBatch = (): Batch => ({ bills: Buffer.alloc(recLen * BILLS_PER_BATCH), recordNos: new Int32Array(BILLS_PER_BATCH), n: 0, customerNos: [] });
+  // two batches in turn: one filled and looked up (in the lookup thread when there is one) while
+  // the other is converted and written
+  let filling = newBatch();
+  let spare = newBatch();
+  let looking: Batch | undefined;
+
+  const startLookup = (b: Batch) => {
+    const customerNos: string[] = new Array(b.n);
+    for (let i = 0; i < b.n; i++) customerNos[i] = decodeField(b.bills, i * recLen, fCustomer).trim();
+    b.customerNos = customerNos;
+    b.looked = lookup.lookup(customerNos);
+    b.looked.catch(() => undefined); // awaited in convert; meanwhile not an unhandled rejection
+  };
+
+  /** Decides and writes one looked-up batch, in file order. */
+  const convert = async (b: Batch) => {
+    const { bills: chunk, recordNos: chunkRecordNos, n, customerNos } = b;
+    const { status, billOf, companies, cards } = await b.looked!;
+    try {
+      // bills of these months already materialized into utility_bills (those of other files are
+      // duplicates), looked up only for months that have any
+      const earlier = new Map<string, EarlierBill>();
+      const byMonth = new Map<string, Set<string>>();
+      for (let i = 0; i < n; i++) {
+        const off = i * recLen;
+        const month = chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length);
+        let has = monthsWithBills.get(month);
+        if (has === undefined) monthsWithBills.set(month, (has = await hasBills(ledger, utility.id, month)));
+        if (has) (byMonth.get(month) ?? byMonth.set(month, new Set()).get(month)!).add(decodeField(chunk, off, fBillNo).trim());
+      }
+      for (const [month, nos] of byMonth) {
+        for (const r of await rowsByKeys<EarlierBill>(ledger, 'utility_bills', { partner_id: utility.id, billing_month: month }, 'bill_no', [...nos],
+          ['billing_month', 'bill_no', 'source_file_id', 'source_record_no'])) earlier.set(`${r.billing_month}|${r.bill_no}`, r);
+      }
+      // the card of each bill whose customer has one (entry k of cards)
+      const cardOf = new Int32Array(n).fill(-1);
+      for (let k = 0; k < billOf.length; k++) cardOf[billOf[k]!] = k;
+      // decisions in file order: '' forwarded, else the 24 code given at once
+      const decisions: string[] = new Array(n);
+      const outputOf: (CompanyOutput | undefined)[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const off = i * recLen;
+        const k = cardOf[i]!;
+        let d = '';
+        if (status[i] === NOT_REGISTERED) d = 'NR';
+        else if (status[i] === NO_CARD || k < 0 || !billable(companies[k]!)) d = 'NC';
+        else {
+          const recordNo = chunkRecordNos[i]!;
+          const before = earlier.size ? earlier.get(`${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${decodeField(chunk, off, fBillNo).trim()}`) : undefined;
+          // recorded before by another file, or by another record of this one; the same record of this
+          // file is this bill seen again by a retry (a row from before migration 007 has no record number)
+          if (before && (before.source_file_id !== file.id || (before.source_record_no !== null && Number(before.source_record_no) !== recordNo))) d = 'DP';
+          else if (pending.has(chunk, off + fMonth.offset, off + fBillNo.offset)) d = 'DP';
+          else if (repeatedHashes.size && repeatedHashes.has(BillKeys.hash(chunk, off + fMonth.offset, off + fBillNo.offset))) {
+            const key = `${chunk.toString('latin1', off + fMonth.offset, off + fMonth.offset + fMonth.length)}|${chunk.toString('latin1', off + fBillNo.offset, off + fBillNo.offset + fBillNo.length)}`;
+            if (seen.has(key)) d = 'DP';
+            else seen.add(key);
+          }
+        }
+        decisions[i] = d;
+        if (!d) outputOf[i] = companyOutput(companies[k]!);
+      }
+      const slips = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        // every bill of the date takes its number, so numbers do not depend on decisions
+        const d = useDateOf(chunk, i * recLen);
+        const slip = slipNext.get(d)!;
+        slipNext.set(d, slip + 1);
+        slips[i] = slip;
+        if (decisions[i]) {
+          toResult.apply(chunk, i * recLen, resultRec, 0);
+          encodeField(decisions[i]!, resultRec, 0, resultLayout.byName.get('resultCode')!);
+          refused.put(resultRec);
         }
       }
-      decisions[i] = d;
-      if (!d) {
-        toOpen.push({ partnerId: utility.id, customerNo: customerNos[i]!, enc: c![C_ENC] as string, keyId: c![C_KEY] as string });
-        openedIndex.push(i);
-        outputOf.push(companyOutput(company));
+      const { plain, start, bar, end } = cards;
+      for (let i = 0; i < n; i++) {
+        if (decisions[i]) continue;
+        const k = cardOf[i]!;
+        const off = i * recLen;
+        const out = outputOf[i]!;
+        toSales.apply(chunk, off, salesRec, 0);
+        copyBytes(out.fixed, fCompany.offset, salesRec, fCompany.offset, fCompany.length);
+        copyBytes(out.fixed, fMerchant.offset, salesRec, fMerchant.offset, fMerchant.length);
+        putDigits(salesRec, fSlip, slips[i]!);
+        const ref = centreRefStart + forwarded;
+        putDigits(salesRec, fRef, ref);
+        copyBytes(centreDateBytes, fRefDate.offset, salesRec, fRefDate.offset, fRefDate.length);
+        putCardBytes(salesRec, fCard, fExpiry, plain, start[k]!, bar[k]!, bar[k]! + 1, end[k]!);
+        out.writer.put(salesRec, digitsAt(chunk, off + fAmount.offset, fAmount.length));
+        sent.addRecord(out.destination.id, salesRec, 0, salesData, String(ref)); // packs the number masked
+        salesRec.fill(0x20, fCard.offset, fCard.offset + fCard.length); // the number stays in the file being written, not here
+        bills.add(chunk, off, out.code, plain, bar[k]! - 4, chunkRecordNos[i]!, ref);
+        forwarded++;
       }
+    } finally {
+      cards.wipe();
     }
-    const slips = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      // every bill of the date takes its number, so numbers do not depend on decisions
-      const d = useDateOf(chunk, i * recLen);
-      const slip = slipNext.get(d)!;
-      slipNext.set(d, slip + 1);
-      slips[i] = slip;
-      if (decisions[i]) {
-        toResult.apply(chunk, i * recLen, resultRec, 0);
-        encodeField(decisions[i]!, resultRec, 0, resultLayout.byName.get('resultCode')!);
-        refused.put(resultRec);
-      }
-    }
-    await vault.openEach(toOpen, { job: 'route', fileId: file.id, partnerId: utility.id, purpose: 'billing 23 -> 32 (ID conversion)' }, (k, plain, start, bar, end) => {
-      const i = openedIndex[k]!;
-      const off = i * recLen;
-      const out = outputOf[k]!;
-      toSales.apply(chunk, off, salesRec, 0);
-      copyBytes(out.fixed, fCompany.offset, salesRec, fCompany.offset, fCompany.length);
-      copyBytes(out.fixed, fMerchant.offset, salesRec, fMerchant.offset, fMerchant.length);
-      putDigits(salesRec, fSlip, slips[i]!);
-      const ref = centreRefStart + forwarded;
-      putDigits(salesRec, fRef, ref);
-      copyBytes(centreDateBytes, fRefDate.offset, salesRec, fRefDate.offset, fRefDate.length);
-      putCardBytes(salesRec, fCard, fExpiry, plain, start, bar, bar + 1, end);
-      out.writer.put(salesRec, digitsAt(chunk, off + fAmount.offset, fAmount.length));
-      sent.addRecord(out.destination.id, salesRec, 0, salesData, String(ref)); // packs the number masked
-      salesRec.fill(0x20, fCard.offset, fCard.offset + fCard.length); // the number stays in the file being written, not here
-      bills.add(chunk, off, out.code, plain, bar - 4, chunkRecordNos[i]!, ref);
-      forwarded++;
-    });
+  };
+
+  /** The filled batch goes to its lookup; the one looked up before it is converted meanwhile. */
+  const batchFilled = async () => {
+    const b = filling;
+    if (b.n === 0) return;
+    startLookup(b);
+    filling = spare;
+    filling.n = 0;
+    const previous = looking;
+    looking = b;
+    if (previous) {
+      await convert(previous);
+      spare = previous;
+    } else spare = newBatch();
   };
 
   const made: PublishedOutbound[] = [];
   try {
     await streamStandard(file.path!, format, 'billing.data', (rec, recordNo) => {
-      if ((inChunk + 1) * recLen > chunk.length) {
-        const bigger = Buffer.alloc(chunk.length * 2);
-        chunk.copy(bigger);
-        chunk = bigger;
-        const nos = new Int32Array(chunkRecordNos.length * 2);
-        nos.set(chunkRecordNos);
-        chunkRecordNos = nos;
+      const b = filling;
+      if ((b.n + 1) * recLen > b.bills.length) { // a read chunk holds more bills than the batch had room for
+        const bigger = Buffer.alloc(b.bills.length * 2);
+        b.bills.copy(bigger);
+        b.bills.fill(0);
+        b.bills = bigger;
+        const nos = new Int32Array(b.recordNos.length * 2);
+        nos.set(b.recordNos);
+        b.recordNos = nos;
       }
-      chunk.set(rec, inChunk * recLen);
-      chunkRecordNos[inChunk++] = recordNo;
-    }, () => processChunk(), skip);
-    await processChunk(true);
-    chunk.fill(0);
+      b.bills.set(rec, b.n * recLen);
+      b.recordNos[b.n++] = recordNo;
+    }, async () => { if (filling.n >= BILLS_PER_BATCH) await batchFilled(); }, skip);
+    await batchFilled();
+    if (looking) await convert(looking);
+    looking = undefined;
+    filling.bills.fill(0);
+    spare.bills.fill(0);
     for (const [destinationId, writer] of writers) made.push(await writer.finish(file.id, `bills of ${file.id} (${file.name}) for ${destinationId}: ${writer.count}`));
     if (refused.count > 0) made.push(await refused.finish(file.id, `bills of ${file.id} refused at once (NR, NC, DP): ${refused.count}`));
     else refused.abandon();
@@ -285,12 +318,15 @@ export async function routeBilling(ctx: JobContext, file: FileRow, utility: Part
       },
     });
   } catch (err) {
+    await looking?.looked?.then((r) => r.cards.wipe(), () => undefined);
     for (const writer of writers.values()) writer.abandon();
     refused.abandon();
     await sent.abandon();
     await Promise.all(made.map((m) => rm(m.tempPath, { force: true })));
     throw err;
+  } finally {
+    await lookup.close();
   }
-  centre.log.info({ fileId: file.id, partner: utility.id, forwarded, refused: refused.count }, 'utility bills converted');
+  centre.log.info({ fileId: file.id, partner: utility.id, forwarded, refused: refused.count, lookupThread: lookup.threaded }, 'utility bills converted');
   return made.map((m) => m.plan.id);
 }

@@ -11,7 +11,7 @@ import {
 import { codeTypeOf } from '../../formats/codepages/index.ts';
 import { temporaryPathFor } from '../../spool/atomic.ts';
 import type { Ledger } from '../../spool/ledger/index.ts';
-import { preparedOnce, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
+import { selectByKeysRaw, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import { sha256File } from '../../spool/checksum.ts';
 import { KeyRing } from '../../spool/keys.ts';
 import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
@@ -141,24 +141,7 @@ async function selectByKeys(ledger: Ledger, table: string, where: Record<string,
     }
     return out;
   }
-  return withRawSqlite(ledger, (conn) => {
-    const select = `select ${columns.join(', ')} from ${table} where ${whereSql} and ${keyColumn}`;
-    const prepare = (sql: string) => preparedOnce(conn, sql).raw(arrays);
-    let lo = keys[0]!, hi = keys[0]!;
-    for (const k of keys) {
-      if (k < lo) lo = k;
-      if (k > hi) hi = k;
-    }
-    const limit = keys.length * 2 + 1;
-    const ranged = prepare(`${select} between ? and ? limit ?`).all(...whereArgs, lo, hi, limit);
-    if (ranged.length < limit) return ranged;
-    const out: unknown[] = [];
-    for (let i = 0; i < keys.length; i += IN_LIST) {
-      const batch = keys.slice(i, i + IN_LIST);
-      for (const r of prepare(`${select} in (${batch.map(() => '?').join(',')})`).all(...whereArgs, ...batch)) out.push(r);
-    }
-    return out;
-  });
+  return withRawSqlite(ledger, (conn) => selectByKeysRaw(conn, `select ${columns.join(', ')} from ${table} where ${whereSql} and ${keyColumn}`, whereArgs, keys, arrays));
 }
 
 /**

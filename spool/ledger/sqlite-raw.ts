@@ -127,3 +127,32 @@ export function deferSync(conn: RawSqlite): () => void {
   conn.exec('pragma synchronous = NORMAL');
   return () => conn.exec(`pragma synchronous = ${before}`);
 }
+
+const IN_LIST = 500;
+
+/**
+ * The rows of `select` (a statement ending `... where <conditions> and <key column>`) whose key is
+ * one of `keys` (distinct, in any order). One range scan over the key's index (`between` the least
+ * and the greatest key) fetches them when they are dense there, the usual case of a file in key
+ * order; when the range holds more than twice as many rows it falls back to IN lists. Rows outside
+ * `keys` may come back. SQLite compares keys in binary order, as a JS string comparison of these
+ * ASCII-or-kana keys does.
+ */
+export function selectByKeysRaw(conn: RawSqlite, select: string, whereArgs: readonly unknown[], keys: readonly string[], arrays: boolean): unknown[] {
+  if (keys.length === 0) return [];
+  const prepare = (sql: string) => preparedOnce(conn, sql).raw(arrays);
+  let lo = keys[0]!, hi = keys[0]!;
+  for (const k of keys) {
+    if (k < lo) lo = k;
+    if (k > hi) hi = k;
+  }
+  const limit = keys.length * 2 + 1;
+  const ranged = prepare(`${select} between ? and ? limit ?`).all(...whereArgs, lo, hi, limit);
+  if (ranged.length < limit) return ranged;
+  const out: unknown[] = [];
+  for (let i = 0; i < keys.length; i += IN_LIST) {
+    const batch = keys.slice(i, i + IN_LIST);
+    for (const r of prepare(`${select} in (${batch.map(() => '?').join(',')})`).all(...whereArgs, ...batch)) out.push(r);
+  }
+  return out;
+}

@@ -7,8 +7,11 @@ import { randomBytes, createHmac } from 'node:crypto';
 import type { Knex } from 'knex';
 import { deriveKey, newDataKey, rewrapDataKey, unwrapDataKey, wrapDataKey, type KeyRing } from '../keys.ts';
 import type { Ledger } from '../ledger/index.ts';
-import { preparedOnce, withDeferredSync, withRawSqlite } from '../ledger/sqlite-raw.ts';
-import { BatchGcm, PackedMessages } from './gcm-batch.ts';
+import { withRawSqlite } from '../ledger/sqlite-raw.ts';
+import { auditBulkDecryption, CardOpener, OpenedCards, VaultError, type DecryptionAudit, type SealedColumns } from './card-opener.ts';
+import { BatchGcm } from './gcm-batch.ts';
+
+export { OpenedCards, VaultError, type DecryptionAudit, type SealedColumns } from './card-opener.ts';
 
 export interface CardSecret {
   cardNo: string;
@@ -26,28 +29,22 @@ export interface OwnedEntry extends SealedCard {
   customerNo: string;
 }
 
-export interface DecryptionAudit {
-  /** the job (or command) that needs the numbers */
-  job: string;
-  fileId: string | null;
-  partnerId: string;
-  /** set when the decryption is about one customer */
-  customerNo?: string;
-  purpose: string;
-}
-
-export class VaultError extends Error {}
 
 const KEY_CONTEXT = 'card-vault/data-key';
 const owner = (partnerId: string, customerNo: string) => Buffer.from(`${partnerId}\0${customerNo}`, 'utf8'); // the associated data
 
 export class Vault {
+  private readonly opener: CardOpener;
+
   private constructor(
     private readonly ledger: Ledger,
     private readonly keys: Map<string, BatchGcm>,
+    private readonly dataKeys: Map<string, Buffer>,
     private readonly currentKeyId: string,
     private readonly hmacKey: Buffer,
-  ) {}
+  ) {
+    this.opener = new CardOpener(keys);
+  }
 
   /** Loads the vault's data keys (creating the first one) with the ring's KEKs. */
   static async open(ledger: Ledger, ring: KeyRing): Promise<Vault> {
@@ -59,16 +56,18 @@ export class Vault {
       rows = await ledger.db('vault_keys').orderBy([{ column: 'created_at' }, { column: 'id' }]);
     }
     const keys = new Map<string, BatchGcm>();
+    const dataKeys = new Map<string, Buffer>();
     let first: Buffer | undefined;
     for (const r of rows) {
       const dataKey = unwrapDataKey(ring, Buffer.from(r.wrapped, 'base64'), KEY_CONTEXT);
       first ??= dataKey;
       keys.set(r.id, new BatchGcm(dataKey));
+      dataKeys.set(r.id, dataKey);
     }
     // The lookup HMAC key comes from the vault's first data key, not from the KEK: a KEK rotation
     // re-wraps data keys and must not change the HMACs (the invalid-card lists keep no plaintext
     // to recompute them from).
-    return new Vault(ledger, keys, rows[0]!.id, deriveKey({ id: rows[0]!.id, key: first! }, 'hmac:card-vault'));
+    return new Vault(ledger, keys, dataKeys, rows[0]!.id, deriveKey({ id: rows[0]!.id, key: first! }, 'hmac:card-vault'));
   }
 
   /** `tsunagi keys rotate`: re-wraps every vault data key under the ring's current KEK. */
@@ -131,47 +130,38 @@ export class Vault {
     this.openEachUnaudited(entries, use);
   }
 
+  /**
+   * The columnar bulk path: writes the batch's audit row (as openEach does), then opens every
+   * entry. The caller wipes the result once the records that need the numbers are written.
+   */
+  async openColumns(cols: SealedColumns, audit: DecryptionAudit): Promise<OpenedCards> {
+    await recordBulkDecryptions(this.ledger, audit, cols.count);
+    return this.opener.open(cols);
+  }
+
+  /**
+   * Copies of the data keys, for a worker thread of this process that opens entries itself
+   * (CardOpener.fromDataKeys, with an audit row of its own before each batch). The caller zeroes
+   * the copies once handed over; they never go to a log, a file or another process.
+   */
+  dataKeysForThread(): { id: string; key: Buffer }[] {
+    return [...this.dataKeys].map(([id, key]) => ({ id, key: Buffer.from(key) }));
+  }
+
   private openEachUnaudited(entries: ArrayLike<OwnedEntry>, use: OpenedCard): void {
     const n = entries.length;
-    let sealedBytes = 0, aadBytes = 0;
+    const partnerIds: string[] = new Array(n), customerNos: string[] = new Array(n), encs: string[] = new Array(n), keyIds: string[] = new Array(n);
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      sealedBytes += (e.enc.length * 3) >> 2;
-      aadBytes += Buffer.byteLength(e.partnerId, 'utf8') + 1 + Buffer.byteLength(e.customerNo, 'utf8');
+      partnerIds[i] = e.partnerId; customerNos[i] = e.customerNo; encs[i] = e.enc; keyIds[i] = e.keyId;
     }
-    const batch = new PackedMessages(n, sealedBytes, aadBytes);
-    const byKey = new Map<string, number[]>();
-    let s = 0, a = 0;
-    for (let i = 0; i < n; i++) {
-      const e = entries[i]!;
-      const sl = batch.sealed.write(e.enc, s, 'base64');
-      const al = batch.aad.write(`${e.partnerId}\0${e.customerNo}`, a, 'utf8');
-      batch.place(i, s, sl, a, al);
-      s += sl;
-      a += al;
-      let list = byKey.get(e.keyId);
-      if (!list) byKey.set(e.keyId, (list = []));
-      list.push(i);
-    }
+    // one owner (validity: one utility's cards) lets the opener encode the AAD's prefix once
+    const oneOwner = partnerIds.every((p) => p === partnerIds[0]);
+    const cards = this.opener.open({ partnerId: oneOwner && n > 0 ? partnerIds[0]! : partnerIds, customerNos, encs, keyIds, count: n });
     try {
-      const opened = new Uint8Array(n);
-      for (const [keyId, idx] of byKey) {
-        const gcm = this.keys.get(keyId);
-        if (!gcm) throw new VaultError(`vault data key ${keyId} is not in vault_keys`);
-        const ok = gcm.openPacked(batch, idx);
-        for (const i of idx) opened[i] = ok[i]!;
-      }
-      for (let i = 0; i < n; i++) {
-        if (!opened[i]) throw new VaultError(`vault entry of customer ${entries[i]!.customerNo} (${entries[i]!.partnerId}) does not open: tampered or moved`);
-      }
-      const { plain, at, len } = batch;
-      for (let i = 0; i < n; i++) {
-        const start = at[i]!, end = start + len[i]!;
-        const bar = plain.indexOf(0x7c, start);
-        use(i, plain, start, bar < 0 || bar > end ? end : bar, end);
-      }
+      for (let i = 0; i < n; i++) use(i, cards.plain, cards.start[i]!, cards.bar[i]!, cards.end[i]!);
     } finally {
-      batch.wipe();
+      cards.wipe();
     }
   }
 }
@@ -183,17 +173,8 @@ export async function recordDecryptions(db: Knex, audit: DecryptionAudit, count:
   await db('vault_audit').insert({ at: Date.now(), job: audit.job, file_id: audit.fileId, partner_id: audit.partnerId, customer_no: audit.customerNo ?? null, count, purpose: audit.purpose });
 }
 
-/**
- * The audit row of a bulk decryption. On SQLite it is committed without an fsync of its own
- * (withDeferredSync): a crash of the process cannot lose it, and the commit that publishes what
- * the numbers went into (a 32 or 41 leaving the centre) is a FULL one that syncs the WAL, this row
- * included, first. So no number leaves the centre unaudited, and a batch does not wait for a disk
- * flush of its own.
- */
+/** The audit row of a bulk decryption: on SQLite without an fsync of its own (auditBulkDecryption says why that is safe). */
 async function recordBulkDecryptions(ledger: Ledger, audit: DecryptionAudit, count: number): Promise<void> {
   if (ledger.dialect !== 'sqlite') return recordDecryptions(ledger.db, audit, count);
-  await withRawSqlite(ledger, (conn) => withDeferredSync(conn, () => {
-    preparedOnce(conn, 'insert into vault_audit (at, job, file_id, partner_id, customer_no, count, purpose) values (?, ?, ?, ?, ?, ?, ?)')
-      .run(Date.now(), audit.job, audit.fileId, audit.partnerId, audit.customerNo ?? null, count, audit.purpose);
-  }));
+  await withRawSqlite(ledger, (conn) => auditBulkDecryption(conn, audit, count));
 }
