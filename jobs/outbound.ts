@@ -78,7 +78,7 @@ export async function publishOutbounds(ctx: JobContext, outs: readonly Published
   const fresh = outs.filter((o) => !existing.has(o.plan.id));
   await Promise.all(outs.filter((o) => existing.has(o.plan.id)).map((o) => rm(o.tempPath, { force: true }))); // published by an earlier attempt
   if (fresh.length) await flushLedger(centre.ledger);
-  for (const out of fresh) await publishFile(out.tempPath, path.join(centre.spool.outbound(out.partner.id), out.plan.name));
+  await Promise.all(fresh.map((out) => publishFile(out.tempPath, path.join(centre.spool.outbound(out.partner.id), out.plan.name)))); // their fsyncs overlap
   if (!fresh.length && !options.inTransaction) return;
   await writeTransaction(
     centre.ledger,

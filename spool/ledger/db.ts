@@ -2,6 +2,7 @@
 import knexFactory, { type Knex } from 'knex';
 import path from 'node:path';
 import { open } from 'node:fs/promises';
+import { SharedSyncs } from '../atomic.ts';
 import { redactCardNumbers } from '../../formats/card.ts';
 import { prepareSqliteFile } from './file-mode.ts';
 import { migrateToLatest } from './migrations.ts';
@@ -204,29 +205,11 @@ async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transacti
 export function flushLedger(ledger: Ledger): Promise<void> {
   if (ledger.dialect === 'postgres' || !ledger.sqliteFile) return Promise.resolve();
   // Group flush: calls that come while an fsync runs share the next one, which starts when it
-  // ends (the running one may have started before their commits). Concurrent deliveries of one
-  // process so pay for one fsync instead of one each.
-  let state = flushes.get(ledger);
-  if (!state) flushes.set(ledger, (state = {}));
-  const s = state;
-  if (s.next) return s.next;
-  const start = (): Promise<void> => {
-    const run = syncLog(ledger.sqliteFile!).finally(() => {
-      if (s.running === run) s.running = undefined;
-    });
-    s.running = run;
-    return run;
-  };
-  if (!s.running) return start();
-  const next = s.running.catch(() => undefined).then(() => {
-    s.next = undefined;
-    return start();
-  });
-  s.next = next;
-  return next;
+  // ends. Concurrent deliveries of one process so pay for one fsync instead of one each.
+  return logSyncs.sync(ledger.sqliteFile);
 }
 
-const flushes = new WeakMap<Ledger, { running?: Promise<void>; next?: Promise<void> }>();
+const logSyncs = new SharedSyncs(syncLog);
 
 async function syncLog(sqliteFile: string): Promise<void> {
   let fh;
