@@ -78,7 +78,7 @@ export async function publishOutbounds(ctx: JobContext, outs: readonly Published
   const fresh = outs.filter((o) => !existing.has(o.plan.id));
   await Promise.all(outs.filter((o) => existing.has(o.plan.id)).map((o) => rm(o.tempPath, { force: true }))); // published by an earlier attempt
   if (fresh.length) await flushLedger(centre.ledger);
-  for (const out of fresh) await publishFile(out.tempPath, path.join(centre.spool.outbound(out.partner.id), out.plan.name));
+  await Promise.all(fresh.map((out) => publishFile(out.tempPath, path.join(centre.spool.outbound(out.partner.id), out.plan.name)))); // their fsyncs overlap
   if (!fresh.length && !options.inTransaction) return;
   await writeTransaction(
     centre.ledger,
@@ -115,4 +115,14 @@ export async function publishOutbounds(ctx: JobContext, outs: readonly Published
 
 export async function requestDelivery(ctx: JobContext, fileId: string): Promise<void> {
   await ctx.enqueue({ kind: 'deliver', input: { fileId }, jobId: jobId('deliver', fileId, 1) });
+}
+
+/**
+ * Asks for the deliveries of the files one job made from `sourceId` (a route's outputs) as one
+ * job: their pushes run side by side and share their ledger commits (the deliver handler).
+ */
+export async function requestDeliveries(ctx: JobContext, sourceId: string, fileIds: readonly string[]): Promise<void> {
+  if (fileIds.length === 0) return;
+  if (fileIds.length === 1) return requestDelivery(ctx, fileIds[0]!);
+  await ctx.enqueue({ kind: 'deliver', input: { fileIds: [...fileIds] }, jobId: jobId('deliver', sourceId, 'outputs') });
 }

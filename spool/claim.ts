@@ -83,9 +83,10 @@ export async function dropClaimNote(workDir: string, fileId: string, partnerId: 
 
 /**
  * Claims a file by renaming it into the work folder. rename(2) is atomic: of two workers, one
- * wins and the other gets ENOENT and null. The bytes stay as they came (encryptClaimedFile).
+ * wins and the other gets ENOENT and null. Durable when it returns, unless `syncFolder: false`
+ * (the caller then fsyncs workDir before anything records the claim). The bytes stay as they came (encryptClaimedFile).
  */
-export async function claimFile(candidatePath: string, workDir: string, fileId: string, partnerId: string): Promise<string | null> {
+export async function claimFile(candidatePath: string, workDir: string, fileId: string, partnerId: string, options: { syncFolder?: boolean } = {}): Promise<string | null> {
   const target = path.join(workDir, workName(fileId, partnerId));
   const note = claimNotePath(workDir, fileId, partnerId);
   await writeFile(note, path.basename(candidatePath), { mode: 0o600 });
@@ -96,7 +97,7 @@ export async function claimFile(candidatePath: string, workDir: string, fileId: 
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  await fsyncDir(workDir);
+  if (options.syncFolder !== false) await fsyncDir(workDir); // a caller claiming several files syncs the folder once, before it records them
   return target;
 }
 

@@ -12,7 +12,7 @@ import type { Knex } from 'knex';
 import { archiveFile } from '../../spool/archive.ts';
 import { jobId, type Handler, type JobContext } from '../context.ts';
 import { remoteNameFor } from '../clients.ts';
-import { ACTOR, StateConflictError, flushLedger, holderState, isSelf, parseHolder, writeStatement, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
+import { ACTOR, StateConflictError, holderState, isSelf, parseHolder, sharedCommit, writeTransaction, type FileRow, type Ledger } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
 import { PushDeferredError, PushOutcomeUnknownError, PushRefusedError, type ProtocolClient, type TransferResult } from '../../protocols/contract.ts';
 import { remoteTemporaryName } from '../../protocols/sftp/serial.ts';
@@ -84,9 +84,8 @@ function journalFor(ledger: Ledger, deliveryId: number, recorded: { phase: PushP
   return {
     async record(phase, tempName) {
       if (last.phase === phase && last.tempName === tempName) return;
-      // Durable before the step it announces: a lazy commit flushed outside the write lock.
-      await writeStatement(ledger, (db) => db('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() }), { lazy: true });
-      await flushLedger(ledger);
+      // Durable before the step it announces (sharing its commit and flush with concurrent pushes).
+      await sharedCommit(ledger, (db) => db('deliveries').where({ id: deliveryId }).update({ phase, temp_name: tempName || null, heartbeat_at: Date.now() }));
       last = { phase, tempName };
     },
   };
@@ -106,10 +105,9 @@ async function recordSent(ctx: JobContext, file: FileRow, partner: PartnerConfig
   // One commit (one statement on PostgreSQL): a crash can never leave an 'ok' push on a file still 'sending'. Durable
   // before the file leaves outbound/ (a takeover after a power loss must find it where the ledger says).
   const finished = { finished_at: Date.now(), outcome: 'ok', bytes: result.bytes, holder: null, temp_name: null, note: result.note?.slice(0, 255) ?? null };
-  await centre.files.transitionWith(file.id, 'sending', 'sent', reason, {}, { update: 'deliveries', id: deliveryId, changes: finished }, { lazy: true });
-  await flushLedger(centre.ledger);
+  await sharedCommit(centre.ledger, (trx) => centre.files.transitionWith(file.id, 'sending', 'sent', reason, {}, { update: 'deliveries', id: deliveryId, changes: finished }, { trx }));
   const archived = await archiveFile(centre.spool, file.path!, `${file.id}@${file.partner_id}@${path.basename(file.path!)}`);
-  await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { losable: true }); // lost: as a kill just before it
+  await sharedCommit(centre.ledger, (trx) => centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { trx }), { losable: true }); // lost: as a kill just before it
   centre.log.info({ fileId: file.id, partner: partner.id, fileName: file.name, bytes: result.bytes, note: result.note }, 'file delivered');
 }
 
@@ -187,7 +185,32 @@ async function removeLeftoverTemporaries(ctx: JobContext, file: FileRow, partner
   }
 }
 
+/** At most this many pushes of one job (a route's outputs, each to another partner) run at once. */
+const PUSHES_AT_ONCE = 8;
+
+/**
+ * `{ fileId }`: one outbound file. `{ fileIds }`: the files one job made (a route's outputs, each
+ * for another partner), pushed side by side so that their ledger steps share commits and flushes
+ * (sharedCommit); each goes exactly as a job of its own would. A failure of one fails the job
+ * after the others are done: the retry finds those sent and leaves them.
+ */
 export const deliver: Handler = async (input, ctx) => {
+  if (!Array.isArray(input.fileIds)) return deliverFile(input, ctx);
+  const ids = input.fileIds.map(String);
+  const failures: unknown[] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < ids.length) {
+      const fileId = ids[next++]!;
+      await deliverFile({ ...input, fileIds: undefined, fileId }, ctx).catch((err: unknown) => void failures.push(err));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PUSHES_AT_ONCE, ids.length) }, lane));
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} of ${ids.length} deliveries failed: ${(failures[0] as Error).message}`);
+};
+
+const deliverFile: Handler = async (input, ctx) => {
   const { centre } = ctx;
   let file = await centre.files.get(String(input.fileId));
   if (!file || file.direction !== 'out') return;
@@ -214,10 +237,9 @@ export const deliver: Handler = async (input, ctx) => {
   try {
     // The state change and the row that names its holder commit together: a 'sending' file
     // always has a deliveries row saying who pushes it. Durable before anything goes to the
-    // partner (flushed below, outside the write lock).
+    // partner (one commit and flush shared with the other pushes starting now).
     const row = { file_id: file.id, attempt, protocol: partner.delivery.protocol, remote_name: file.name, started_at: startedAt, holder: ACTOR, heartbeat_at: startedAt, phase: 'staging', temp_name: tempName || null };
-    id = (await centre.files.transitionWith(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, { insert: 'deliveries', row }, { lazy: true }))!;
-    await flushLedger(centre.ledger);
+    id = (await sharedCommit(centre.ledger, (trx) => centre.files.transitionWith(file.id, 'ready', 'sending', `push attempt ${attempt}`, { attempts: attempt }, { insert: 'deliveries', row }, { trx })))!;
   } catch (err) {
     if (err instanceof StateConflictError) return; // another job (a stalled twin, the sweeper's) took it first
     throw err;

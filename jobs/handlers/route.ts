@@ -13,8 +13,8 @@ import { tokyoDate, tokyoTime } from '../../spool/tree.ts';
 import type { Knex } from 'knex';
 import { flushLedger, writeTransaction, type FileRow } from '../../spool/ledger/index.ts';
 import type { PartnerConfig } from '../config.ts';
-import { jobId, type Handler, type JobContext } from '../context.ts';
-import { planOutbound, publishOutbounds, requestDelivery, type PublishedOutbound } from '../outbound.ts';
+import type { Handler, JobContext } from '../context.ts';
+import { planOutbound, publishOutbounds, requestDeliveries, type PublishedOutbound } from '../outbound.ts';
 import { FORWARDED_TYPE, routeKindOf } from '../routing.ts';
 import { ensureRejectNotice, rejectsPath } from './ingest.ts';
 import { SentRecordWriter, recordResults, type ReturnedResult } from '../sent-records.ts';
@@ -166,9 +166,7 @@ export const route: Handler = async (input, ctx) => {
   if (file?.state === 'routed') {
     // Done already; but a crash between the 'routed' commit and the delivery requests below would
     // leave its outputs waiting for the sweeper: ask again (deterministic job ids make it a no-op).
-    for (const out of await centre.files.list({ parentId: file.id, direction: 'out', state: 'ready' })) {
-      await ctx.enqueue({ kind: 'deliver', input: { fileId: out.id }, jobId: jobId('deliver', out.id, out.attempts + 1) });
-    }
+    await requestDeliveries(ctx, file.id, (await centre.files.list({ parentId: file.id, direction: 'out', state: 'ready' })).map((out) => out.id));
     return;
   }
   if (!file || file.state !== 'accepted' || !file.path) return; // done already
@@ -202,6 +200,6 @@ export const route: Handler = async (input, ctx) => {
   const archived = await archiveFile(centre.spool, file.path, path.basename(file.path));
   await centre.files.update(file.id, { path: archived, archived_at: Date.now() }, { losable: true }); // lost: as a kill just before it (the file is in the archive)
   await rm(rejectsPath(ctx, file.id), { force: true });
-  for (const id of outputs) await requestDelivery(ctx, id);
+  await requestDeliveries(ctx, file.id, outputs);
   centre.log.info({ fileId: file.id, partner: sender.id, fileType: file.file_type, outputs: outputs.length }, 'file routed');
 };

@@ -2,6 +2,7 @@
 import knexFactory, { type Knex } from 'knex';
 import path from 'node:path';
 import { open } from 'node:fs/promises';
+import { SharedSyncs } from '../atomic.ts';
 import { redactCardNumbers } from '../../formats/card.ts';
 import { prepareSqliteFile } from './file-mode.ts';
 import { migrateToLatest } from './migrations.ts';
@@ -204,29 +205,11 @@ async function lazySqliteTransaction<T>(ledger: Ledger, fn: (trx: Knex.Transacti
 export function flushLedger(ledger: Ledger): Promise<void> {
   if (ledger.dialect === 'postgres' || !ledger.sqliteFile) return Promise.resolve();
   // Group flush: calls that come while an fsync runs share the next one, which starts when it
-  // ends (the running one may have started before their commits). Concurrent deliveries of one
-  // process so pay for one fsync instead of one each.
-  let state = flushes.get(ledger);
-  if (!state) flushes.set(ledger, (state = {}));
-  const s = state;
-  if (s.next) return s.next;
-  const start = (): Promise<void> => {
-    const run = syncLog(ledger.sqliteFile!).finally(() => {
-      if (s.running === run) s.running = undefined;
-    });
-    s.running = run;
-    return run;
-  };
-  if (!s.running) return start();
-  const next = s.running.catch(() => undefined).then(() => {
-    s.next = undefined;
-    return start();
-  });
-  s.next = next;
-  return next;
+  // ends. Concurrent deliveries of one process so pay for one fsync instead of one each.
+  return logSyncs.sync(ledger.sqliteFile);
 }
 
-const flushes = new WeakMap<Ledger, { running?: Promise<void>; next?: Promise<void> }>();
+const logSyncs = new SharedSyncs(syncLog);
 
 async function syncLog(sqliteFile: string): Promise<void> {
   let fh;
@@ -242,4 +225,80 @@ async function syncLog(sqliteFile: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+export interface SharedCommitOptions {
+  /** PostgreSQL: `fn` writes more than one statement and needs a transaction (by default it is one statement, atomic on its own). */
+  transaction?: boolean;
+  /** The commit need not be durable when this resolves (as WriteOptions.losable): SQLite does not wait for a flush for it. */
+  losable?: boolean;
+}
+
+interface SharedWrite {
+  fn: (trx: Knex) => Promise<unknown>;
+  durable: boolean;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+const sharedGroups = new WeakMap<Ledger, { queue: SharedWrite[]; writing: boolean }>();
+
+/**
+ * A durable write that shares its transaction and its flush with the others that come while one
+ * is being written (group commit). On SQLite, concurrent deliveries and a batch of scanned files
+ * each paid a write transaction and an fsync of the log per step; now the writes queued
+ * meanwhile go into the next transaction, each in a savepoint of its own (one that throws is
+ * rolled back alone and rejects alone), and resolve after one flush. `fn` must write through the
+ * Knex it gets (the ledger's one connection is the group's meanwhile) and must not call another
+ * write. On PostgreSQL nothing is shared: its commits are group-committed by the server, so `fn`
+ * runs as writeStatement (or writeTransaction with `transaction`).
+ */
+export function sharedCommit<T>(ledger: Ledger, fn: (trx: Knex) => Promise<T>, options: SharedCommitOptions = {}): Promise<T> {
+  if (ledger.dialect === 'postgres') return options.transaction ? writeTransaction(ledger, fn, { losable: options.losable }) : writeStatement(ledger, fn, { losable: options.losable });
+  let group = sharedGroups.get(ledger);
+  if (!group) sharedGroups.set(ledger, (group = { queue: [], writing: false }));
+  const g = group;
+  return new Promise<T>((resolve, reject) => {
+    g.queue.push({ fn, durable: !options.losable, resolve: resolve as (value: unknown) => void, reject });
+    if (!g.writing) {
+      g.writing = true;
+      // The next turn of the event loop: writes asked for in this one (a batch's) share the transaction.
+      setImmediate(() => void writeSharedGroups(ledger, g));
+    }
+  });
+}
+
+async function writeSharedGroups(ledger: Ledger, g: { queue: SharedWrite[]; writing: boolean }): Promise<void> {
+  while (g.queue.length > 0) {
+    const batch = g.queue.splice(0);
+    const outcomes: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    try {
+      await writeTransaction(
+        ledger,
+        async (trx) => {
+          if (batch.length === 1) return void outcomes.push({ ok: true, value: await batch[0]!.fn(trx) }); // fails the transaction when it throws
+          for (const w of batch) {
+            try {
+              outcomes.push({ ok: true, value: await trx.transaction((savepoint) => w.fn(savepoint)) });
+            } catch (err) {
+              outcomes.push({ ok: false, err });
+            }
+          }
+        },
+        { lazy: true },
+      );
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      continue;
+    }
+    // The flush runs while the next batch is written (flushLedger starts a new fsync after the running one).
+    const flushed = batch.some((w) => w.durable) ? flushLedger(ledger) : Promise.resolve();
+    batch.forEach((w, i) => {
+      const outcome = outcomes[i]!;
+      if (!outcome.ok) return w.reject(outcome.err);
+      if (!w.durable) return w.resolve(outcome.value);
+      flushed.then(() => w.resolve(outcome.value), (err: unknown) => w.reject(err));
+    });
+  }
+  g.writing = false;
 }

@@ -253,8 +253,9 @@ export class FilesRepository {
     throw new StateConflictError(id, from, row?.state, to);
   }
 
-  /** Updates fields that are not the state (counts, paths, attempts). */
-  async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, options: WriteOptions = {}): Promise<void> {
+  /** Updates fields that are not the state (counts, paths, attempts); in `trx` when given. */
+  async update(id: string, changes: Partial<Omit<FileRow, 'id' | 'state'>>, options: WriteOptions & { trx?: Knex } = {}): Promise<void> {
+    if (options.trx) return void (await options.trx('files').where({ id }).update({ ...changes, updated_at: Date.now() }));
     if (!options.lazy && !options.losable) return void (await this.db('files').where({ id }).update({ ...changes, updated_at: Date.now() }));
     await writeStatement(this.ledger, (db) => db('files').where({ id }).update({ ...changes, updated_at: Date.now() }), options);
   }

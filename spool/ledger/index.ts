@@ -1,4 +1,4 @@
-export { openLedger, parseLedgerUrl, writeTransaction, writeStatement, flushLedger, type Ledger, type Dialect, type WriteOptions } from './db.ts';
+export { openLedger, parseLedgerUrl, writeTransaction, writeStatement, sharedCommit, flushLedger, type Ledger, type Dialect, type WriteOptions, type SharedCommitOptions } from './db.ts';
 export { migrateToLatest } from './migrations.ts';
 export { FilesRepository, StateConflictError, type AlongsideWrite, isUniqueViolation, FILE_STATES, ACTOR, type FileRow, type FileState, type TransitionRow, type Direction, type NewFile } from './files.ts';
 export { recordAudit, appendAudit, listAudit, verifyAuditChain, pruneAudit, AuditChainBroken, type AuditEntry, type AuditEvent, type AuditRow, type VerifyResult } from './audit.ts';
