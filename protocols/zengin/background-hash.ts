@@ -52,7 +52,6 @@ class HashWorker {
 
   constructor() {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], env: {}, stdout: false, stderr: false });
-    this.worker.unref();
     this.worker.on('message', (r: Reply) => {
       const w = this.waiting.get(r.n);
       if (!w) return;
@@ -68,6 +67,9 @@ class HashWorker {
     };
     this.worker.on('error', fail);
     this.worker.on('exit', (code) => fail(new Error(`sha256 worker exited with ${code}`)));
+    // After the listeners: adding a 'message' listener refs the worker's port again, and a worker
+    // made for a file that never got a byte kept the process alive.
+    this.worker.unref();
   }
 
   /** A request; the worker holds the process open only while one is answered. */

@@ -3,6 +3,7 @@
 // hashed at once, and a buffer may be reused once its update resolved.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { backgroundSha256, sharedBuffer } from '../../protocols/zengin/background-hash.ts';
 
@@ -33,4 +34,13 @@ test('background SHA-256 equals node:crypto for shared and ordinary buffers, sev
   const after = backgroundSha256();
   await after.update(Buffer.from('abc'));
   assert.equal(await after.digest(), createHash('sha256').update('abc').digest('hex'));
+});
+
+test('the hash worker does not keep the process alive: a file that got no byte (made, then dropped) lets it exit', () => {
+  // A child process, since this one's worker has served requests already.
+  const script = `import { backgroundSha256 } from ${JSON.stringify(new URL('../../protocols/zengin/background-hash.ts', import.meta.url).href)};
+backgroundSha256().drop();`;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 15_000, encoding: 'utf8' });
+  assert.equal(r.error, undefined, `the process did not exit by itself: ${r.error?.message}`);
+  assert.equal(r.status, 0, r.stderr);
 });
