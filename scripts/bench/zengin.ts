@@ -58,8 +58,22 @@ if (values.sender) {
   process.exit(0);
 }
 
-/** CPU seconds of both sides (this process receives) during the last timed transfer. */
-export const lastCpu = { sender: 0, receiver: 0 };
+/** CPU seconds of both sides (this process receives) during the last timed transfer; receiverMain: its main thread alone. */
+export const lastCpu = { sender: 0, receiver: 0, receiverMain: 0 };
+
+/**
+ * CPU seconds (user + system) of this process's main thread, from /proc (Linux; NaN elsewhere):
+ * the thread that decrypts TLS, frames and copies, apart from the hash worker and the thread pool.
+ */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
 
 /** Runs the sender in a child process; returns the seconds from 'go' to 'done'. */
 async function timeSender(job: object): Promise<number> {
@@ -83,9 +97,13 @@ async function timeSender(job: object): Promise<number> {
   const senderCpu0 = await next('ready');
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
+  const m0 = mainThreadCpu();
   child.stdin!.write('go\n');
   const senderCpu1 = await next('done');
   const c = process.cpuUsage(c0);
+  lastCpu.receiverMain = mainThreadCpu() - m0;
+  // CLOCK_MONOTONIC seconds, for `perf record -k mono` + `perf report --time FROM,TO` over the transfer alone
+  if (values.only) console.log(`  timed window (monotonic s): ${(Number(t0) / 1e9).toFixed(6)},${(Number(process.hrtime.bigint()) / 1e9).toFixed(6)}`);
   lastCpu.sender = senderCpu1 - senderCpu0;
   lastCpu.receiver = (c.user + c.system) / 1e6;
   return Number(process.hrtime.bigint() - t0) / 1e9;
@@ -213,20 +231,20 @@ try {
   console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, medians kept${values['at-rest'] ? ', listener spool encrypted at rest' : ''}`);
   await makeSource();
   const pki = await makeCerts();
-  type Figure = { s: number; cpuSender: number; cpuReceiver: number };
+  type Figure = { s: number; cpuSender: number; cpuReceiver: number; cpuReceiverMain: number };
   const all = { tcp: [] as Figure[], tlsCopy: [] as Figure[], plain: [] as Figure[], tls: [] as Figure[] };
   const ratios = { plain: [] as number[], tls: [] as number[] };
   // Each measurement starts with no dirty pages left by the one before (they share the disk).
   const settle = () => execFileSync('sync');
   const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  const cpu = (f: Figure) => `CPU s sender ${f.cpuSender.toFixed(2)}, receiver ${f.cpuReceiver.toFixed(2)}`;
+  const cpu = (f: Figure) => `CPU s sender ${f.cpuSender.toFixed(2)}, receiver ${f.cpuReceiver.toFixed(2)} (main thread ${f.cpuReceiverMain.toFixed(2)})`;
   const only = values.only;
   // --only NAME: that one transfer alone (to profile it), the rest NaN
   const measure = async (name: string, f: () => Promise<number>): Promise<Figure> => {
-    if (only && only !== name) return { s: NaN, cpuSender: NaN, cpuReceiver: NaN };
+    if (only && only !== name) return { s: NaN, cpuSender: NaN, cpuReceiver: NaN, cpuReceiverMain: NaN };
     settle();
     const seconds = await f();
-    const fig = { s: seconds, cpuSender: lastCpu.sender, cpuReceiver: lastCpu.receiver };
+    const fig = { s: seconds, cpuSender: lastCpu.sender, cpuReceiver: lastCpu.receiver, cpuReceiverMain: lastCpu.receiverMain };
     console.log(`  ${name.padEnd(13)} ${seconds.toFixed(2).padStart(6)} s ${mbps(seconds).toFixed(0).padStart(5)} MB/s, ${cpu(fig)}`);
     return fig;
   };
@@ -247,7 +265,7 @@ try {
     console.log(`run ${i + 1}: plain ${(tcp.s / plain.s).toFixed(2)} of TCP copy, TLS ${(tlsCopy.s / tlsZ.s).toFixed(2)} of TLS copy; load average ${load()}`);
   }
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const med = (fs: Figure[]): Figure => ({ s: median(fs.map((f) => f.s)), cpuSender: median(fs.map((f) => f.cpuSender)), cpuReceiver: median(fs.map((f) => f.cpuReceiver)) });
+  const med = (fs: Figure[]): Figure => ({ s: median(fs.map((f) => f.s)), cpuSender: median(fs.map((f) => f.cpuSender)), cpuReceiver: median(fs.map((f) => f.cpuReceiver)), cpuReceiverMain: median(fs.map((f) => f.cpuReceiverMain)) });
   const row = (name: string, fs: Figure[]) => {
     const f = med(fs);
     return `${name.padEnd(16)} ${f.s.toFixed(2).padStart(7)} s ${mbps(f.s).toFixed(0).padStart(6)} MB/s, ${cpu(f)}`;
