@@ -179,6 +179,10 @@ export class ZenginLink {
       textLength = this.peek(TTC_LENGTH).readUInt16BE(3);
     }
     if (textLength <= TTC_LENGTH) throw new ProtocolError(Result.other, `message length ${textLength} leaves no room for content`);
+    // Refused at its header, not after waiting for bytes it announced: every control message is
+    // 69 bytes, and no message is over maxText.
+    const isControl = (this.peek(1)[0]! & 0x0f) === 0;
+    if (isControl && textLength !== CONTROL_LENGTH) throw new ProtocolError(Result.other, `control message of ${textLength} bytes, expected ${CONTROL_LENGTH}`);
     if (textLength > this.maxText && textLength !== CONTROL_LENGTH) {
       throw new ProtocolError(Result.other, `message of ${textLength} bytes is over maxText ${this.maxText}`);
     }

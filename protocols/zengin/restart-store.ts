@@ -7,7 +7,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, copyFile, 
 import path from 'node:path';
 import { assertPartnerId } from '../../spool/tree.ts';
 import { EncryptedFileReader, EncryptedFileWriter, keyRingFor } from '../../spool/encrypted-file.ts';
-import { backgroundSha256, sharedBuffer, type RunningHash } from './background-hash.ts';
+import { backgroundSha256, type RunningHash } from './background-hash.ts';
 
 /**
  * Where a partial's bytes go: the plain file, or (when the spool encrypts) an encrypted file that
@@ -215,8 +215,8 @@ export class PartialFile {
   private batch: Buffer | null = null;
   private batchBytes = 0;
   private buffers = 0;
-  /** Batches being written and hashed, oldest first; each buffer is reused once its batch is done. */
-  private inFlight: Array<{ buf: Buffer; done: Promise<unknown> }> = [];
+  /** Batches being written and hashed, oldest first; each resolves with its buffer, to be reused. */
+  private inFlight: Promise<Buffer>[] = [];
   /** The last write: each waits for the one before, so the file never has a hole. */
   private writes: Promise<void> = Promise.resolve();
   /** The background checkpoint sync in flight, if any. */
@@ -266,13 +266,12 @@ export class PartialFile {
     if (this.batch && this.batchBytes + length > this.batch.length) await this.writeBatch();
     // The announced size bounds the buffers of a small file.
     const total = this.key.recordCount * this.key.recordLength;
-    // Shared with the hash worker, which reads each batch while it is written to disk.
+    // A buffer of its own memory: handed to the hash worker (and back) without a copy.
     if (!this.batch) {
-      this.batch = sharedBuffer(Math.max(length, total > 0 ? Math.min(BATCH, total) : BATCH));
+      this.batch = Buffer.allocUnsafeSlow(Math.max(length, total > 0 ? Math.min(BATCH, total) : BATCH));
       this.buffers++;
     }
     for (const part of parts) {
-      // set(), not Buffer.copy: copy() into a SharedArrayBuffer made a full GC every few MiB.
       this.batch.set(part, this.batchBytes);
       this.batchBytes += part.length;
     }
@@ -292,9 +291,11 @@ export class PartialFile {
     this.unsynced += view.length;
     const write = this.writes.then(() => this.handle.writeAt([view], at));
     this.writes = write;
-    const done = Promise.all([write, this.hash.update(view)]);
+    // Hashed once written (the worker then holds the buffer); the next batch fills meanwhile.
+    const length = view.length;
+    const done = write.then(() => this.hash.updateOwned(full, length));
     done.catch(() => undefined); // awaited by flush; this only stops an unhandled rejection
-    this.inFlight.push({ buf: full, done });
+    this.inFlight.push(done);
     if (this.unsynced >= CHECKPOINT_BYTES && !this.syncing) {
       // Not awaited here: the receiving goes on while the disk writes (errors: the final sync throws).
       this.unsynced = 0;
@@ -304,14 +305,12 @@ export class PartialFile {
         .finally(() => (this.syncing = null));
     }
     if (this.buffers < RING) return;
-    const oldest = this.inFlight.shift()!;
-    await oldest.done;
-    this.batch = oldest.buf;
+    this.batch = await this.inFlight.shift()!;
   }
 
   async flush(): Promise<void> {
     if (this.batchBytes > 0) await this.writeBatch();
-    await Promise.all(this.inFlight.map((b) => b.done));
+    await Promise.all(this.inFlight);
     await this.syncing;
   }
 
@@ -332,7 +331,7 @@ export class PartialFile {
   }
 
   async discard(): Promise<void> {
-    await Promise.all(this.inFlight.map((b) => b.done)).catch(() => undefined);
+    await Promise.all(this.inFlight).catch(() => undefined);
     await this.syncing;
     await this.closeHandle();
     await rm(this.dataPath, { force: true });

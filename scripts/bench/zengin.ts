@@ -4,10 +4,12 @@
 // The copies put the file on disk as the 全銀 receiver does (a background fdatasync every
 // CHECKPOINT_BYTES, an fsync before the answer), so the ratio compares like with like.
 // The receiver (our listener, or the copy's server) runs here; the sender in a child process.
-// Each run measures both pairs, copy and 全銀 back to back, in alternating order (ABBA across
-// runs); the ratios are medians of the per-run ratios. CPU seconds of both sides are printed.
-//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 1] [--at-rest]
-//   (--runs 5: medians; --at-rest: the listener's spool encrypts, as the starter config does;
+// Each run measures each pair ABBA (copy, 全銀, 全銀, copy; the next run BAAB); a run's ratio is
+// that of the sums, the ratio printed is the median of the per-run ratios, beside the spread, the
+// ratio of the best transfers, and CPU ratios (both sides; the receiver's main thread, the one
+// that decrypts TLS and frames: /proc, Linux). On a loaded 2-core machine judge by --runs 5 or more.
+//   npx tsx scripts/bench/zengin.ts [--mib 1024] [--dir /tmp] [--runs 3] [--at-rest]
+//   (--at-rest: the listener's spool encrypts, as the starter config does;
 //   --only tcp|tls|zengin-plain|zengin-tls: that transfer alone, e.g. under node --cpu-prof)
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,7 +33,7 @@ import { openLedger } from '../../spool/ledger/index.ts';
 import { SpoolTree } from '../../spool/tree.ts';
 
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '1' }, sender: { type: 'string' }, only: { type: 'string' }, 'at-rest': { type: 'boolean', default: false } },
+  options: { mib: { type: 'string', default: '1024' }, dir: { type: 'string', default: os.tmpdir() }, runs: { type: 'string', default: '3' }, sender: { type: 'string' }, only: { type: 'string' }, 'at-rest': { type: 'boolean', default: false } },
 });
 
 // The sending side runs in its own process (as it would on the partner's machine): the parent
@@ -58,8 +60,22 @@ if (values.sender) {
   process.exit(0);
 }
 
-/** CPU seconds of both sides (this process receives) during the last timed transfer. */
-export const lastCpu = { sender: 0, receiver: 0 };
+/** CPU seconds of both sides (this process receives) during the last timed transfer; receiverMain: its main thread alone. */
+export const lastCpu = { sender: 0, receiver: 0, receiverMain: 0 };
+
+/**
+ * CPU seconds (user + system) of this process's main thread, from /proc (Linux; NaN elsewhere):
+ * the thread that decrypts TLS, frames and copies, apart from the hash worker and the thread pool.
+ */
+function mainThreadCpu(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
 
 /** Runs the sender in a child process; returns the seconds from 'go' to 'done'. */
 async function timeSender(job: object): Promise<number> {
@@ -83,9 +99,13 @@ async function timeSender(job: object): Promise<number> {
   const senderCpu0 = await next('ready');
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
+  const m0 = mainThreadCpu();
   child.stdin!.write('go\n');
   const senderCpu1 = await next('done');
   const c = process.cpuUsage(c0);
+  lastCpu.receiverMain = mainThreadCpu() - m0;
+  // CLOCK_MONOTONIC seconds, for `perf record -k mono` + `perf report --time FROM,TO` over the transfer alone
+  if (values.only) console.log(`  timed window (monotonic s): ${(Number(t0) / 1e9).toFixed(6)},${(Number(process.hrtime.bigint()) / 1e9).toFixed(6)}`);
   lastCpu.sender = senderCpu1 - senderCpu0;
   lastCpu.receiver = (c.user + c.system) / 1e6;
   return Number(process.hrtime.bigint() - t0) / 1e9;
@@ -213,41 +233,46 @@ try {
   console.log(`source: ${records} records of ${RECORD} bytes = ${size} bytes, maxText ${MAX_TEXT}, ${runs} run(s) each, medians kept${values['at-rest'] ? ', listener spool encrypted at rest' : ''}`);
   await makeSource();
   const pki = await makeCerts();
-  type Figure = { s: number; cpuSender: number; cpuReceiver: number };
+  type Figure = { s: number; cpuSender: number; cpuReceiver: number; cpuReceiverMain: number };
   const all = { tcp: [] as Figure[], tlsCopy: [] as Figure[], plain: [] as Figure[], tls: [] as Figure[] };
   const ratios = { plain: [] as number[], tls: [] as number[] };
   // Each measurement starts with no dirty pages left by the one before (they share the disk).
   const settle = () => execFileSync('sync');
   const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  const cpu = (f: Figure) => `CPU s sender ${f.cpuSender.toFixed(2)}, receiver ${f.cpuReceiver.toFixed(2)}`;
+  const cpu = (f: Figure) => `CPU s sender ${f.cpuSender.toFixed(2)}, receiver ${f.cpuReceiver.toFixed(2)} (main thread ${f.cpuReceiverMain.toFixed(2)})`;
   const only = values.only;
   // --only NAME: that one transfer alone (to profile it), the rest NaN
   const measure = async (name: string, f: () => Promise<number>): Promise<Figure> => {
-    if (only && only !== name) return { s: NaN, cpuSender: NaN, cpuReceiver: NaN };
+    if (only && only !== name) return { s: NaN, cpuSender: NaN, cpuReceiver: NaN, cpuReceiverMain: NaN };
     settle();
     const seconds = await f();
-    const fig = { s: seconds, cpuSender: lastCpu.sender, cpuReceiver: lastCpu.receiver };
+    const fig = { s: seconds, cpuSender: lastCpu.sender, cpuReceiver: lastCpu.receiver, cpuReceiverMain: lastCpu.receiverMain };
     console.log(`  ${name.padEnd(13)} ${seconds.toFixed(2).padStart(6)} s ${mbps(seconds).toFixed(0).padStart(5)} MB/s, ${cpu(fig)}`);
     return fig;
   };
-  // A pair, back to back so that both see the same load; which goes first alternates by run.
-  const pair = async (i: number, a: [string, () => Promise<number>], b: [string, () => Promise<number>]): Promise<[Figure, Figure]> => {
-    if (i % 2 === 0) {
-      const x = await measure(...a);
-      return [x, await measure(...b)];
-    }
-    const y = await measure(...b);
-    return [await measure(...a), y];
+  // Each run measures each pair ABBA (copy, 全銀, 全銀, copy; the next run BAAB), back to back, so
+  // that a load that drifts within the run weighs on both alike; the run's ratio is that of the sums.
+  const quad = async (i: number, a: [string, () => Promise<number>], b: [string, () => Promise<number>]): Promise<[Figure[], Figure[]]> => {
+    const [first, second] = i % 2 === 0 ? [a, b] : [b, a];
+    const x1 = await measure(...first);
+    const y1 = await measure(...second);
+    const y2 = await measure(...second);
+    const x2 = await measure(...first);
+    return i % 2 === 0 ? [[x1, x2], [y1, y2]] : [[y1, y2], [x1, x2]];
   };
+  const sum = (fs: Figure[]) => fs.reduce((t, f) => t + f.s, 0);
   for (let i = 0; i < runs; i++) {
-    const [tcp, plain] = await pair(i, ['tcp', () => tcpCopy()], ['zengin-plain', () => zengin(false, pki)]);
-    const [tlsCopy, tlsZ] = await pair(i, ['tls', () => tcpCopy(pki)], ['zengin-tls', () => zengin(true, pki)]);
-    all.tcp.push(tcp); all.plain.push(plain); all.tlsCopy.push(tlsCopy); all.tls.push(tlsZ);
-    ratios.plain.push(tcp.s / plain.s); ratios.tls.push(tlsCopy.s / tlsZ.s);
-    console.log(`run ${i + 1}: plain ${(tcp.s / plain.s).toFixed(2)} of TCP copy, TLS ${(tlsCopy.s / tlsZ.s).toFixed(2)} of TLS copy; load average ${load()}`);
+    const [tcp, plain] = await quad(i, ['tcp', () => tcpCopy()], ['zengin-plain', () => zengin(false, pki)]);
+    const [tlsCopy, tlsZ] = await quad(i, ['tls', () => tcpCopy(pki)], ['zengin-tls', () => zengin(true, pki)]);
+    all.tcp.push(...tcp); all.plain.push(...plain); all.tlsCopy.push(...tlsCopy); all.tls.push(...tlsZ);
+    ratios.plain.push(sum(tcp) / sum(plain)); ratios.tls.push(sum(tlsCopy) / sum(tlsZ));
+    console.log(`run ${i + 1}: plain ${(sum(tcp) / sum(plain)).toFixed(2)} of TCP copy, TLS ${(sum(tlsCopy) / sum(tlsZ)).toFixed(2)} of TLS copy; load average ${load()}`);
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const med = (fs: Figure[]): Figure => ({ s: median(fs.map((f) => f.s)), cpuSender: median(fs.map((f) => f.cpuSender)), cpuReceiver: median(fs.map((f) => f.cpuReceiver)) });
+  const median = (xs: number[]) => {
+    const o = [...xs].sort((a, b) => a - b);
+    return o.length % 2 ? o[(o.length - 1) / 2]! : (o[o.length / 2 - 1]! + o[o.length / 2]!) / 2;
+  };
+  const med = (fs: Figure[]): Figure => ({ s: median(fs.map((f) => f.s)), cpuSender: median(fs.map((f) => f.cpuSender)), cpuReceiver: median(fs.map((f) => f.cpuReceiver)), cpuReceiverMain: median(fs.map((f) => f.cpuReceiverMain)) });
   const row = (name: string, fs: Figure[]) => {
     const f = med(fs);
     return `${name.padEnd(16)} ${f.s.toFixed(2).padStart(7)} s ${mbps(f.s).toFixed(0).padStart(6)} MB/s, ${cpu(f)}`;
@@ -257,11 +282,15 @@ try {
     const f = med(z);
     return ((b.cpuSender + b.cpuReceiver) / (f.cpuSender + f.cpuReceiver)).toFixed(2);
   };
-  console.log(`load average ${load()}; ${runs > 1 ? `medians of ${runs} runs (ratios: median of the per-run ratios)` : 'one run'}`);
+  // The least disturbed transfer of each kind (a loaded machine only ever slows one down).
+  const best = (base: Figure[], z: Figure[]) => (Math.min(...base.map((f) => f.s)) / Math.min(...z.map((f) => f.s))).toFixed(2);
+  const mainRatio = (base: Figure[], z: Figure[]) => (med(base).cpuReceiverMain / med(z).cpuReceiverMain).toFixed(2);
+  const spread = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
+  console.log(`load average ${load()}; ${runs} run(s) of ABBA pairs, figures are medians of ${runs * 2} transfers; the ratio is the median of the per-run ratios`);
   console.log(row('plain TCP copy', all.tcp));
-  console.log(`${row('zengin plain', all.plain)}   ratio to TCP copy ${median(ratios.plain).toFixed(2)} (target >= 0.6; CPU ${cpuRatio(all.tcp, all.plain)})`);
+  console.log(`${row('zengin plain', all.plain)}   ratio to TCP copy ${median(ratios.plain).toFixed(2)} (target >= 0.6; runs ${spread(ratios.plain)}; best ${best(all.tcp, all.plain)}; CPU ${cpuRatio(all.tcp, all.plain)}, receiver main thread ${mainRatio(all.tcp, all.plain)})`);
   console.log(row('plain TLS copy', all.tlsCopy));
-  console.log(`${row('zengin TLS', all.tls)}   ratio to TLS copy ${median(ratios.tls).toFixed(2)} (target >= 0.7; CPU ${cpuRatio(all.tlsCopy, all.tls)})`);
+  console.log(`${row('zengin TLS', all.tls)}   ratio to TLS copy ${median(ratios.tls).toFixed(2)} (target >= 0.7; runs ${spread(ratios.tls)}; best ${best(all.tlsCopy, all.tls)}; CPU ${cpuRatio(all.tlsCopy, all.tls)}, receiver main thread ${mainRatio(all.tlsCopy, all.tls)})`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -11,6 +11,7 @@ import { ZenginClient } from '../../protocols/zengin/client.ts';
 import { ZenginLink } from '../../protocols/zengin/link.ts';
 import { FileKind, Result, SessionKind, bcdTimestamp, codeBytes, decodeFileControl, encodeFileControl, encodeSessionControl } from '../../protocols/zengin/messages.ts';
 import { CENTRE_CODE, MERCHANT_CODE, makeFile, startHarness } from './zengin-helpers.ts';
+import { checkFramesRunningPastWhatWasSent } from './zengin-raw.ts';
 
 /** Sends `bytes`, returns how long the listener took to close, and what it sent back. */
 async function closesAfter(port: number, bytes: Buffer): Promise<{ ms: number; got: Buffer }> {
@@ -78,6 +79,15 @@ test('the client ends a session after an echo mismatch naming the field, with a 
     assert.equal(closeCode, Result.other, 'a 閉局要求 with 0x99 (other), not a code that reads as another session error');
   } finally {
     await new Promise<void>((r) => fake.close(() => r()));
+    await h.close();
+  }
+});
+
+test('a message whose length runs past what was sent is held no longer than the inactivity timeout, before and after login; a control header of another length is refused at once', async () => {
+  const h = await startHarness({ listener: { inactivitySeconds: 1, maxUnauthenticatedPerAddress: 10 } });
+  try {
+    await checkFramesRunningPastWhatWasSent(h.listener.port, 1000);
+  } finally {
     await h.close();
   }
 });

@@ -12,6 +12,7 @@ import { ZenginError } from '../../protocols/zengin/primary.ts';
 import { Result } from '../../protocols/zengin/messages.ts';
 import { listAudit } from '../../spool/ledger/audit.ts';
 import { makeFile, startHarness, type Harness } from './zengin-helpers.ts';
+import { checkFramesRunningPastWhatWasSent } from './zengin-raw.ts';
 
 let pki: string;
 const file = (name: string) => ({ file: path.join(pki, name) });
@@ -128,4 +129,15 @@ test('an account with requireTls: refused on the plain port (0x99, audited), acc
   }
   const { zenginListenerSchema } = await import('../../protocols/zengin/config.ts');
   assert.equal(zenginListenerSchema.parse({ ownCode: 'F0F0F0F0F00001' }).host, '127.0.0.1');
+});
+
+test('over TLS too: a message whose length runs past what was sent is held no longer than the inactivity timeout; a control header of another length is refused at once', async () => {
+  const h = await startHarness({
+    listener: { inactivitySeconds: 1, maxUnauthenticatedPerAddress: 10, tlsPort: 0, tls: { cert: file('server.crt'), key: file('server.key') } },
+  });
+  try {
+    await checkFramesRunningPastWhatWasSent(h.listener.tlsPort, 1000, await readFile(path.join(pki, 'ca.crt')));
+  } finally {
+    await h.close();
+  }
 });
