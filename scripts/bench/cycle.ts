@@ -30,7 +30,8 @@
 // machine's test database's server). Other knobs: BENCH_MODES (default embedded,bullmq1,bullmq2), BENCH_REDIS_URL (default
 // redis://127.0.0.1:6379/9; the DB is flushed), BENCH_CONCURRENCY (jobs per kind per process;
 // default the config's 2), BENCH_THREADS (workers.threads, both runners; default the config's 2),
-// BENCH_KEEP=1 keeps the centres.
+// BENCH_KEEP=1 keeps the centres. Each embedded run is a process of its own, started from the bundle
+// as bin/tsunagi.js starts the CLI (TSUNAGI_CLI_TSX=1: under tsx), which prints its peak RSS.
 // The timer starts when the scan is enqueued (workers already up, files already generated) and
 // stops when every inbound file is routed and every outbound file sent.
 import { spawnSync } from 'node:child_process';
@@ -107,6 +108,11 @@ function formatsRateApart(tpl: TestCentre): number {
   const rate = Number(/^baseline (\S+)$/m.exec(child.stdout)?.[1]);
   if (child.status !== 0 || !(rate > 0)) throw new Error(`the formats baseline failed: ${child.stdout}`);
   return rate;
+}
+
+if (process.env.BENCH_EMBEDDED_OF) {
+  await runEmbeddedHere(process.env.BENCH_EMBEDDED_OF);
+  process.exit(0);
 }
 
 if (process.env.BENCH_BASELINE_OF) {
@@ -198,8 +204,35 @@ let lastSysMs: number | undefined;
 /** BullMQ runs: the worker processes' CPU over the wall time (how many cores they kept busy). */
 let lastCores: number | undefined;
 
-async function runEmbedded(def: TestCentre): Promise<number> {
-  const centre = await openCentre(def.configFile, { log: quiet() });
+/** Peak RSS of the last embedded run's process (its own child process: see runEmbedded). */
+let lastPeakRssMb: number | undefined;
+let peakRssMb = 0;
+
+/**
+ * An embedded run, in a process of its own started the way bin/tsunagi.js starts the CLI (from
+ * the bundle, without tsx), so that its peak RSS is what `tsunagi serve` or `tsunagi cycle` would
+ * take, not this benchmark's (which runs under tsx and holds the files' generator).
+ */
+function runEmbedded(def: TestCentre): number {
+  const self = fileURLToPath(import.meta.url);
+  const bundler = fileURLToPath(new URL('../../jobs/runners/bundle.js', import.meta.url));
+  const execArgv = process.execArgv.filter((a) => a.startsWith('--cpu-prof')); // the profile, not tsx's loader
+  // TSUNAGI_CLI_TSX=1 (as for bin/tsunagi.js): the run's process under tsx instead, to compare
+  const args = process.env.TSUNAGI_CLI_TSX === '1' ? [...execArgv, '--import', 'tsx', self] : [...execArgv, bundler, self, 'bench-cycle'];
+  const child = spawnSync(process.execPath, args, { env: { ...process.env, BENCH_EMBEDDED_OF: def.configFile }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = /^embedded-result (.*)$/m.exec(child.stdout)?.[1];
+  if (child.status !== 0 || !line) throw new Error(`the embedded run failed (exit ${child.status}): ${child.stdout}`);
+  const result = JSON.parse(line) as { ms: number; cpuMs: number; sysMs: number; maxRssMb: number };
+  lastCpuMs = result.cpuMs;
+  lastSysMs = result.sysMs;
+  lastPeakRssMb = result.maxRssMb;
+  peakRssMb = Math.max(peakRssMb, result.maxRssMb);
+  return result.ms;
+}
+
+/** The embedded run itself, in the child process runEmbedded starts. */
+async function runEmbeddedHere(configFile: string): Promise<void> {
+  const centre = await openCentre(configFile, { log: quiet() });
   // warmed up like serve's: the timer measures the cycle, not the threads' start (as the BullMQ workers are up before it)
   const engine = await startEngine(centre, { concurrency: CONCURRENCY, threads: process.env.BENCH_THREADS === undefined ? undefined : Number(process.env.BENCH_THREADS), warmUp: true });
   try {
@@ -210,10 +243,8 @@ async function runEmbedded(def: TestCentre): Promise<number> {
     await noteTimedWindow(t0);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
-    lastCpuMs = (cpu.user + cpu.system) / 1000;
-    lastSysMs = cpu.system / 1000;
     await verify(centre);
-    return ms;
+    console.log(`embedded-result ${JSON.stringify({ ms, cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000, maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024) })}`);
   } finally {
     await engine.stop();
     await centre.close();
@@ -290,21 +321,23 @@ async function main(): Promise<void> {
       const queue = kind === 'embedded' ? 'embedded' : REDIS_URL;
       const def = await centreFor(tpl, queue, sqliteSync, encrypted);
       made.push(def);
-      const ms = kind === 'embedded' ? await runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(kind.replace('bullmq', '')));
+      const ms = kind === 'embedded' ? runEmbedded(def) : await runBullmq(def, REDIS_URL, Number(kind.replace('bullmq', '')));
       results.set(mode, [...(results.get(mode) ?? []), ms]);
       if (!process.env.BENCH_KEEP) await rm(def.dir, { recursive: true, force: true });
       const label = (kind === 'embedded' ? 'embedded (one process)' : `BullMQ, ${kind.replace('bullmq', '')} worker process(es)`) + (sqliteSync ? ` sync=${sqliteSync}` : '') + (encrypted ? ' encrypted' : '');
       const rate = TOTAL / (ms / 1000);
       const ratio = formats ? `, ${(rate / formats).toFixed(2)}x formats` : '';
       const detail = lastCores !== undefined ? ` (worker processes, ${lastCores.toFixed(2)} cores busy)` : lastSysMs !== undefined ? ` (system ${(lastSysMs / MERCHANTS).toFixed(1)})` : '';
-      const cpu = lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file${detail}` : '';
+      const rss = lastPeakRssMb !== undefined ? `, peak RSS ${lastPeakRssMb} MB` : '';
+      const cpu = lastCpuMs !== undefined ? `, CPU ${(lastCpuMs / MERCHANTS).toFixed(1)} ms per inbound file${detail}${rss}` : '';
       if (lastCpuMs !== undefined) cpuResults.set(mode, [...(cpuResults.get(mode) ?? []), lastCpuMs]);
       lastCpuMs = undefined;
       lastCores = undefined;
       lastSysMs = undefined;
+      lastPeakRssMb = undefined;
       console.log(`${label.padEnd(32)} ${(ms / 1000).toFixed(2).padStart(7)} s ${Math.round(rate).toLocaleString('en').padStart(10)} records/s ${(MERCHANTS / (ms / 1000)).toFixed(1).padStart(7)} inbound files/s${ratio}${cpu} [load ${os.loadavg()[0]!.toFixed(1)}]`);
     }
-    console.log(`peak RSS of this process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB (the embedded runs and their worker threads; BullMQ workers are other processes)`);
+    if (peakRssMb) console.log(`peak RSS of the embedded runs: ${peakRssMb} MB (each a process of its own started as bin/tsunagi.js starts the CLI, with its worker threads); this benchmark's own process: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
     const one = results.get('bullmq1');
     const two = results.get('bullmq2');
     if (one && two) console.log(`2 workers / 1 worker: ${(median(one) / median(two)).toFixed(2)}x`);

@@ -8,7 +8,7 @@ import { threadEntry, TSX_THREAD_FILE } from '../../jobs/runners/thread-entry.ts
 test('the worker threads run a bundle that needs no loader, and find the data files beside the sources', async () => {
   const entry = await threadEntry();
   assert.notEqual(entry, TSX_THREAD_FILE, 'bundling failed: the threads would run through tsx');
-  assert.match(entry, /node_modules\/\.cache\/tsunagi\/embedded-thread-[0-9a-f]{16}\.mjs$/);
+  assert.match(entry, /node_modules\/\.cache\/tsunagi\/embedded-thread-[0-9a-f]{16}\/entry\.mjs$/);
   const code = await readFile(entry, 'utf8');
   assert.equal(code.includes('import.meta.url'), false, 'every import.meta.url names its source file');
   assert.ok(code.includes(`"${new URL('../../formats/layouts.ts', import.meta.url).href}"`), 'the layouts are looked up beside formats/layouts.ts');
