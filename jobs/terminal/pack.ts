@@ -14,8 +14,8 @@ import { TXN_COLUMNS } from './rows.ts';
 const KEPT = ['merchantNo', 'storeCode', 'terminalId', 'slipNo', 'cardCompanyCode', 'txnType', 'approvalNo', 'maskedCardNo'] as const;
 /** Records per terminal_batches row at most (about 5 MB of packed records). */
 export const PART_RECORDS = 65_536;
-/** Records held unwritten across a file's dates at most: beyond it every date's part is written. */
-const HELD_RECORDS = 4 * PART_RECORDS;
+/** Parts' worth of records held unwritten across a file's dates at most: beyond it every date's part is written. */
+const HELD_PARTS = 4;
 const FIRST_CAPACITY = 1024;
 
 /** One terminal_batches row. */
@@ -90,7 +90,7 @@ export class TerminalPacker {
   private lastDate = '';
   private lastDateBytes: Buffer;
 
-  constructor(layout: Layout, private readonly fileId: string, private readonly write: (part: TerminalPart) => void) {
+  constructor(layout: Layout, private readonly fileId: string, private readonly write: (part: TerminalPart) => void, private readonly partRecords = PART_RECORDS) {
     const kept = KEPT.map((n) => fieldOf(layout, n)).sort((a, b) => a.offset - b.offset);
     let packed = 0;
     let cardAt = 0;
@@ -148,8 +148,8 @@ export class TerminalPacker {
     d.amounts[i] = amount;
     d.count++;
     this.held++;
-    if (d.count === PART_RECORDS) this.emit(this.lastDate, d);
-    else if (this.held >= HELD_RECORDS) for (const [date, other] of this.byDate) this.emit(date, other);
+    if (d.count === this.partRecords) this.emit(this.lastDate, d);
+    else if (this.held >= HELD_PARTS * this.partRecords) for (const [date, other] of this.byDate) this.emit(date, other);
   }
 
   /**
