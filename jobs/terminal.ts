@@ -1,12 +1,12 @@
 // Loading accepted 81 terminal-transaction files into the ledger for Jmanager and reconciliation.
-// Each file goes in as one transaction: a row per record (terminal_txns) and its aggregates per
-// 71 key (jm_aggregates), plus a terminal_loads row that makes a retry a no-op.
+// Each file goes in as one transaction: its records packed per transaction date (terminal_batches),
+// its aggregates per 71 key (jm_aggregates), plus a terminal_loads row that makes a retry a no-op.
 import { readFile } from 'node:fs/promises';
 import { openSource, streamCanonical } from '../formats/index.ts';
 import type { FileRow } from '../spool/ledger/index.ts';
 import type { JobContext } from './context.ts';
 import { rejectsPath } from './handlers/ingest.ts';
-import { TerminalAggregator, TerminalRecordPlan } from './terminal/rows.ts';
+import { TerminalAggregator, TerminalAmount } from './terminal/rows.ts';
 import { terminalSink } from './terminal/sink.ts';
 
 async function rejectedRecordNos(ctx: JobContext, fileId: string): Promise<Set<number>> {
@@ -28,9 +28,9 @@ export async function loadTerminalFile(ctx: JobContext, file: FileRow): Promise<
   const format = partner.formats['81'];
   const src = await openSource(file.path, { layout: format?.layout, encoding: format?.encoding, framing: format?.framing });
   const skip = await rejectedRecordNos(ctx, file.id);
-  const plan = new TerminalRecordPlan(src.family.data, file.id);
+  const amountOf = new TerminalAmount(src.family.data);
   const aggregator = new TerminalAggregator(src.family.data);
-  const sink = terminalSink(ledger, plan);
+  const sink = terminalSink(ledger, src.family.data, file.id);
   if (!(await sink.begin())) return loadedCount(ctx, file.id);
   let count = 0;
   try {
@@ -38,7 +38,7 @@ export async function loadTerminalFile(ctx: JobContext, file: FileRow): Promise<
       src,
       (rec, off, recordNo, type) => {
         if (type !== '2' || skip.has(recordNo)) return;
-        const amount = plan.amount(rec, off);
+        const amount = amountOf.of(rec, off);
         sink.addRecord(rec, off, recordNo, amount);
         aggregator.add(rec, off, amount);
         count++;

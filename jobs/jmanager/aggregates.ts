@@ -3,6 +3,7 @@
 import { withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import type { Ledger } from '../../spool/ledger/index.ts';
 import { AGG_KEY_COLUMNS, AGG_SUM_COLUMNS } from '../terminal/rows.ts';
+import { purgeTerminalTxns } from '../terminal/pack.ts';
 
 export interface AggregateRow {
   store_code: string;
@@ -81,6 +82,6 @@ export async function withAggregates<T>(ledger: Ledger, filter: AggregateFilter,
 /** Deletes transactions and aggregates of business dates before `cutoffDate` (YYYYMMDD). */
 export async function purgeTerminalHistory(ledger: Ledger, cutoffDate: string): Promise<{ aggregates: number; transactions: number }> {
   const aggregates = await ledger.db('jm_aggregates').where('business_date', '<', cutoffDate).delete();
-  const transactions = await ledger.db('terminal_txns').where('txn_date', '<', cutoffDate).delete();
+  const transactions = await purgeTerminalTxns(ledger, cutoffDate);
   return { aggregates, transactions };
 }

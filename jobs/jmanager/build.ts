@@ -10,6 +10,7 @@ import type { PartnerConfig } from '../config.ts';
 import type { JobContext } from '../context.ts';
 import { planPeriodOutbound, publishOutbound, requestDelivery } from '../outbound.ts';
 import { withAggregates } from './aggregates.ts';
+import { hasTerminalTxns } from '../terminal/pack.ts';
 import { writeJmanagerFile } from './file.ts';
 import { lastCompletedPeriod, type Period } from './periods.ts';
 import { checkBusinessDate } from '../business-day.ts';
@@ -69,7 +70,7 @@ export async function terminalDataLoaded(ctx: JobContext, lastDay: string): Prom
   const { db } = ctx.centre.ledger;
   const file = await db('terminal_loads as l').join('files as f', 'f.id', 'l.file_id').where('f.business_date', '>', lastDay).first(db.raw('1 as x'));
   if (file) return true;
-  return Boolean(await db('terminal_txns').where('txn_date', '>=', lastDay).first(db.raw('1 as x')));
+  return hasTerminalTxns(ctx.centre.ledger, '>=', lastDay);
 }
 
 export interface BuildDueOptions {

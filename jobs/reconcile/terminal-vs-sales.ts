@@ -5,23 +5,24 @@
 // journal covers that day are checked for "no terminal transaction": a merchant whose terminals
 // the online centre does not serve would otherwise flood the report.
 //
-// Both sides are streamed in key order and merge-joined, so memory does not grow with the day's
-// volume: better-sqlite3 iterators on the raw connection, keyset pages on PostgreSQL. Keys are
-// compared in code point order, which is SQLite's BINARY and PostgreSQL's "C" order. The key is the
-// trimmed merchant number and terminal id, and the slip number as stored; when some row of the day
-// has a value whose trimming would reorder it (an edge byte that is a control, space or non-ASCII,
-// or a null), the day is reconciled the original way, with both sides in memory.
+// Both sides are taken in key order and merge-joined: the sales side streamed (better-sqlite3
+// iterators on the raw connection, keyset pages on PostgreSQL), the terminal side from the day's
+// packed transactions (TerminalDay: key columns decoded, rows decoded one at a time) sorted here.
+// Keys are compared in code point order, which is SQLite's BINARY and PostgreSQL's "C" order. The
+// key is the trimmed merchant number and terminal id, and the slip number as stored; when some row
+// of the day has a value whose trimming would reorder it (an edge byte that is a control, space or
+// non-ASCII, or a null), the day is reconciled the original way, with both sides in memory.
 import { withRawSqlite, type RawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 import type { Knex } from 'knex';
 import type { Ledger } from '../../spool/ledger/index.ts';
 import type { JobContext } from '../context.ts';
 import type { Emit } from './discrepancy.ts';
+import { hasTerminalTxns, readTerminalDay, type TerminalDay } from '../terminal/pack.ts';
 
 interface TerminalSide { merchant_no: string; terminal_id: string; slip_no: string; txn_type: string; amount: number; approval_no: string; masked_card_no: string; file_id: string; record_no: number }
 interface SalesSide { merchant_no: string; terminal_id: string; slip_no: string; txn_type: string; amount: number; approval_no: string; masked_card_no: string; file_id: string; source_file_id: string; centre_ref: string; card_company_code: string }
 type KeyRow = { merchant_no: string; terminal_id: string; slip_no: string };
 
-const TERMINAL_COLUMNS = ['merchant_no', 'terminal_id', 'slip_no', 'txn_type', 'amount', 'approval_no', 'masked_card_no', 'file_id', 'record_no'];
 const SALES_COLUMNS = ['merchant_no', 'terminal_id', 'slip_no', 'txn_type', 'amount', 'approval_no', 'masked_card_no', 'file_id', 'source_file_id', 'centre_ref', 'card_company_code'];
 
 const authorised = (approval: string) => approval.trim() !== '' && !/^0+$/.test(approval.trim());
@@ -158,27 +159,57 @@ class Grouper<T extends KeyRow> {
   }
 }
 
+/**
+ * The edge test of hasUnorderedKeys for one terminal value, as each database answered it when the
+ * transactions were rows: SQLite's unicode('') is null (not odd), PostgreSQL's ascii('') is 0 (odd).
+ */
+function oddEdges(x: string, sqlite: boolean): boolean {
+  if (x === '') return !sqlite;
+  const first = x.charCodeAt(0);
+  const last = x.charCodeAt(x.length - 1);
+  return first <= 32 || first >= 127 || last <= 32 || last >= 127;
+}
+
 /** Whether any row of the day has a key value whose trimming could reorder it, or a null. */
-async function hasUnorderedKeys(ledger: Ledger, date: string): Promise<boolean> {
+async function hasUnorderedKeys(ledger: Ledger, date: string, day: TerminalDay): Promise<boolean> {
   const sqlite = ledger.dialect === 'sqlite';
+  for (let i = 0; i < day.length; i++) if (oddEdges(day.merchantNos[i]!, sqlite) || oddEdges(day.terminalIds[i]!, sqlite)) return true;
   const code = (x: string, first: boolean) => (sqlite ? `unicode(substr(${x}, ${first ? 1 : -1}, 1))` : `ascii(${first ? 'left' : 'right'}(${x}, 1))`);
   const odd = (x: string) => `${code(x, true)} <= 32 or ${code(x, true)} >= 127 or ${code(x, false)} <= 32 or ${code(x, false)} >= 127`;
   const cond = `(${odd('merchant_no')} or ${odd('terminal_id')} or merchant_no is null or terminal_id is null or slip_no is null)`;
-  const t = await ledger.db('terminal_txns').where('txn_date', date).whereRaw(cond).first(ledger.db.raw('1 as x'));
-  if (t) return true;
   const s = await ledger.db('sent_records').where('use_date', date).whereRaw(cond).first(ledger.db.raw('1 as x'));
   return Boolean(s);
 }
 
 /** Whether the day has any 81 terminal data: without it, the check cannot say anything. */
 export async function hasTerminalData(ledger: Ledger, date: string): Promise<boolean> {
-  return Boolean(await ledger.db('terminal_txns').where('txn_date', date).first(ledger.db.raw('1 as x')));
+  return hasTerminalTxns(ledger, '=', date);
+}
+
+/** The day's transactions in key order, ties in load order (what ORDER BY key, id gave). */
+function terminalCursor(day: TerminalDay): Cursor<TerminalSide> {
+  const { merchantNos: m, terminalIds: t, slipNos: s } = day;
+  const order = Array.from({ length: day.length }, (_, i) => i);
+  // Without surrogates UTF-16 order is code point order, and the engine's own comparison is faster.
+  const surrogate = (xs: string[]) => xs.some((x) => /[\ud800-\udfff]/.test(x));
+  const native = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  const cmp = surrogate(m) || surrogate(t) || surrogate(s) ? compareText : native;
+  order.sort((a, b) => cmp(m[a]!, m[b]!) || cmp(t[a]!, t[b]!) || cmp(s[a]!, s[b]!) || a - b);
+  let at = 0;
+  return {
+    async next() {
+      // Let the report's writes and other work through now and then.
+      if (at % 20_000 === 19_999) await new Promise((r) => setImmediate(r));
+      return at < order.length ? day.row(order[at++]!) : undefined;
+    },
+  };
 }
 
 export async function checkTerminalVsSales(ctx: JobContext, date: string, emit: Emit): Promise<void> {
   const { ledger } = ctx.centre;
-  if (await hasUnorderedKeys(ledger, date)) return checkInMemory(ctx, date, emit);
-  const covered = new Set(((await ledger.db('terminal_txns').where('txn_date', date).distinct('merchant_no')) as { merchant_no: string }[]).map((r) => r.merchant_no.trim()));
+  const day = await readTerminalDay(ledger, date);
+  if (await hasUnorderedKeys(ledger, date, day)) return checkInMemory(ctx, date, day, emit);
+  const covered = new Set(day.merchantNos.map((m) => m.trim()));
   const judge = makeJudge(date, emit);
   const merge = async (terminal: Cursor<TerminalSide>, sales: Cursor<SalesSide>) => {
     const ts = new Grouper(terminal, () => true);
@@ -199,17 +230,15 @@ export async function checkTerminalVsSales(ctx: JobContext, date: string, emit: 
   };
   if (ledger.dialect === 'sqlite') {
     await withRawSqlite(ledger, async (conn) => {
-      const terminal = sqliteCursor<TerminalSide>(conn, 'terminal_txns', TERMINAL_COLUMNS, 'txn_date', date, 'id');
       const sales = sqliteCursor<SalesSide>(conn, 'sent_records', SALES_COLUMNS, 'use_date', date, 'centre_ref');
       try {
-        await merge(terminal, sales);
+        await merge(terminalCursor(day), sales);
       } finally {
-        terminal.close();
         sales.close();
       }
     });
   } else {
-    await merge(postgresCursor<TerminalSide>(ledger.db, 'terminal_txns', TERMINAL_COLUMNS, 'txn_date', date, 'id'), postgresCursor<SalesSide>(ledger.db, 'sent_records', SALES_COLUMNS, 'use_date', date, 'centre_ref'));
+    await merge(terminalCursor(day), postgresCursor<SalesSide>(ledger.db, 'sent_records', SALES_COLUMNS, 'use_date', date, 'centre_ref'));
   }
 }
 
@@ -226,9 +255,9 @@ function byKey<T extends KeyRow>(rows: T[]): Map<string, T[]> {
 }
 
 /** Both sides of the day in memory, matched by key (any values). */
-async function checkInMemory(ctx: JobContext, date: string, emit: Emit): Promise<void> {
+async function checkInMemory(ctx: JobContext, date: string, day: TerminalDay, emit: Emit): Promise<void> {
   const { db } = ctx.centre.ledger;
-  const terminal = (await db('terminal_txns').where('txn_date', date).select(TERMINAL_COLUMNS)) as TerminalSide[];
+  const terminal: TerminalSide[] = Array.from({ length: day.length }, (_, i) => day.row(i));
   const covered = new Set(terminal.map((t) => t.merchant_no.trim()));
   const sales = (await db('sent_records').where('use_date', date).select(SALES_COLUMNS)) as SalesSide[];
   const terminalByKey = byKey(terminal);

@@ -1,23 +1,16 @@
-// 81 records as ledger rows: one transaction row per record (reconciliation matches single slips)
-// and per-file aggregates keyed like a 71 row (Jmanager and the 90-day query read only these).
-// Both work on the canonical record bytes: the aggregates are summed in a byte-keyed hash table
-// (no string per field, per record), and the transaction row is decoded only where the SQLite sink
-// cannot take the record's bytes as they are (see TerminalRecordPlan.sqlExpr).
-import { decodeField, maskCardNumber, readDigits, type FieldDef, type Layout } from '../../formats/index.ts';
+// 81 records for the ledger: per-file aggregates keyed like a 71 row (Jmanager and the 90-day query
+// read only these), summed from the canonical record bytes in a byte-keyed hash table (no string
+// per field, per record). The transactions themselves are packed (pack.ts); TXN_COLUMNS are the
+// columns of a transaction as reconciliation reads it (and of terminal_txns, written before 010).
+import { decodeField, readDigits, type FieldDef, type Layout } from '../../formats/index.ts';
 
 export const TXN_COLUMNS = ['file_id', 'record_no', 'merchant_no', 'store_code', 'terminal_id', 'txn_date', 'slip_no', 'card_company_code', 'txn_type', 'amount', 'approval_no', 'masked_card_no'] as const;
 export const AGG_KEY_COLUMNS = ['merchant_no', 'store_code', 'terminal_id', 'business_date', 'card_company_code', 'payment_kind', 'payment_method'] as const;
 export const AGG_SUM_COLUMNS = ['sale_count', 'sale_amount', 'void_count', 'void_amount', 'return_count', 'return_amount'] as const;
 export const AGG_COLUMNS = ['file_id', ...AGG_KEY_COLUMNS, ...AGG_SUM_COLUMNS] as const;
 
-export type TxnRow = (string | number)[];
 export type AggRow = (string | number)[];
 
-/** The text columns of a transaction row (TXN_COLUMNS without file_id, record_no, amount), in order. */
-const TXN_TEXT_FIELDS = [
-  ['merchant_no', 'merchantNo'], ['store_code', 'storeCode'], ['terminal_id', 'terminalId'], ['txn_date', 'txnDate'], ['slip_no', 'slipNo'],
-  ['card_company_code', 'cardCompanyCode'], ['txn_type', 'txnType'], ['approval_no', 'approvalNo'],
-] as const;
 const AGG_KEY_FIELDS = ['merchantNo', 'storeCode', 'terminalId', 'txnDate', 'cardCompanyCode', 'paymentKind', 'paymentMethod'] as const;
 
 function fieldOf(layout: Layout, name: string): FieldDef {
@@ -26,90 +19,22 @@ function fieldOf(layout: Layout, name: string): FieldDef {
   return def;
 }
 
-/** How a canonical 81 data record of one layout becomes a terminal_txns row. */
-export class TerminalRecordPlan {
-  private readonly f: Record<(typeof TXN_TEXT_FIELDS)[number][1] | 'amount' | 'maskedCardNo', FieldDef>;
-  /**
-   * The byte span [spanStart, spanEnd) of the record that holds every text field of the row, when
-   * those are all N or C fields: then a record whose span is printable ASCII decodes, field by
-   * field, to exactly substr (N) or rtrim(substr, ' ') (C) of the span as a latin1 string, and the
-   * database can cut the row out of one bound string (sqlExpr). null: decode in JS always.
-   */
-  readonly spanStart: number;
-  readonly spanEnd: number;
-  readonly bytesAsText: boolean;
+/** The amount of a canonical 81 data record of one layout, as its transaction and aggregates count it. */
+export class TerminalAmount {
+  private readonly f: FieldDef;
 
-  constructor(readonly layout: Layout, readonly fileId: string) {
-    const names = [...TXN_TEXT_FIELDS.map(([, n]) => n), 'amount', 'maskedCardNo'] as const;
-    this.f = Object.fromEntries(names.map((n) => [n, fieldOf(layout, n)])) as TerminalRecordPlan['f'];
-    const text = [...TXN_TEXT_FIELDS.map(([, n]) => this.f[n]), this.f.maskedCardNo];
-    this.bytesAsText = text.every((d) => d.type === 'N' || d.type === 'C');
-    this.spanStart = Math.min(...text.map((d) => d.offset));
-    this.spanEnd = Math.max(...text.map((d) => d.offset + d.length));
+  constructor(layout: Layout) {
+    this.f = fieldOf(layout, 'amount');
   }
 
-  /** The amount column: Number() of the decoded field, from the digits where it is an N field. */
-  amount(buf: Buffer, off: number): number {
-    const a = this.f.amount;
+  /** Number() of the decoded field, from the digits where it is an N field. */
+  of(buf: Buffer, off: number): number {
+    const a = this.f;
     if (a.type === 'N') {
       const v = readDigits(buf, off + a.offset, a.length);
       if (!Number.isNaN(v)) return v;
     }
     return Number(decodeField(buf, off, a));
-  }
-
-  /** The whole row, decoded in JS (any layout, any bytes). */
-  decodeRow(buf: Buffer, off: number, recordNo: number, amount: number): TxnRow {
-    const d = (k: keyof TerminalRecordPlan['f']) => decodeField(buf, off, this.f[k]);
-    return [
-      this.fileId, recordNo, d('merchantNo'), d('storeCode'), d('terminalId'), d('txnDate'), d('slipNo'), d('cardCompanyCode'), d('txnType'),
-      amount, d('approvalNo'),
-      // The online centre sends it masked; mask again so that a whole number can never land here.
-      maskCardNumber(d('maskedCardNo')),
-    ];
-  }
-
-  /** true when the record's span is printable ASCII, so that sqlExpr gives the decoded values. */
-  spanIsText(buf: Buffer, off: number): boolean {
-    if (!this.bytesAsText) return false;
-    for (let i = off + this.spanStart, e = off + this.spanEnd; i < e; i++) {
-      const b = buf[i]!;
-      if (b < 0x20 || b > 0x7e) return false;
-    }
-    return true;
-  }
-
-  /**
-   * For a record whose span is text: null when the masked card number is already in the form
-   * maskCardNumber gives (the usual case: it only re-masks), else the re-masked value.
-   */
-  remaskedCard(buf: Buffer, off: number): string | null {
-    const f = this.f.maskedCardNo;
-    const s = off + f.offset;
-    let e = s + f.length;
-    if (f.type === 'C') while (e > s && buf[e - 1] === 0x20) e--;
-    const len = e - s;
-    // decodeField's value is the bytes [s, e); trim() would only remove leading spaces (no controls here)
-    let same = len === 0 || buf[s] !== 0x20;
-    if (same && len > 4) {
-      const from = len >= 13 ? s + 6 : s;
-      for (let i = from; i < e - 4; i++) if (buf[i] !== 0x2a) { same = false; break; }
-    }
-    return same ? null : maskCardNumber(decodeField(buf, off, f));
-  }
-
-  /**
-   * SQL expressions for the TXN_COLUMNS text columns (in order, masked_card_no last) cut from a
-   * latin1 string of the record's span (`span`), the masked card from `remasked` when not null.
-   */
-  sqlExprs(span: string, remasked: string): Map<string, string> {
-    const cut = (d: FieldDef) => {
-      const sub = `substr(${span}, ${d.offset - this.spanStart + 1}, ${d.length})`;
-      return d.type === 'C' ? `rtrim(${sub}, ' ')` : sub;
-    };
-    const m = new Map<string, string>(TXN_TEXT_FIELDS.map(([col, name]) => [col, cut(this.f[name])]));
-    m.set('masked_card_no', `coalesce(${remasked}, ${cut(this.f.maskedCardNo)})`);
-    return m;
   }
 }
 

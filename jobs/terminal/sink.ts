@@ -1,20 +1,21 @@
-// Writing one 81 file's rows in one transaction, per dialect. SQLite: prepared multi-row inserts
-// on the raw better-sqlite3 connection (knex costs more per row than the insert itself); a record
-// whose bytes are plain text goes in as one latin1 string that SQLite cuts into the columns
-// (TerminalRecordPlan.sqlExprs), which costs a fraction of decoding and binding ten fields. PostgreSQL:
-// one statement per batch through json_populate_recordset (a single parameter, any batch size).
+// Writing one 81 file in one transaction, per dialect: its transactions as packed parts
+// (terminal_batches, see pack.ts) and its aggregates as rows. SQLite: on the raw better-sqlite3
+// connection, parts as they fill, aggregates in prepared multi-row inserts (knex costs more per row
+// than the insert itself). PostgreSQL: parts through knex at each flush, aggregates in one
+// statement per batch through json_populate_recordset (a single parameter, any batch size).
 // The terminal_loads row goes in first: a concurrent loader of the same file collides on its key
 // and rolls back, so a file is counted once however often it is retried.
 import type { Knex } from 'knex';
-import { decodeField } from '../../formats/index.ts';
+import { decodeField, type Layout } from '../../formats/index.ts';
 import { isUniqueViolation, type Ledger } from '../../spool/ledger/index.ts';
-import { acquireRawSqlite, ROWS_PER_STATEMENT, SqliteBatchInsert, type RawSqlite, type RawStatement } from '../../spool/ledger/sqlite-raw.ts';
-import { AGG_COLUMNS, AGG_KEY_COLUMNS, TXN_COLUMNS, type AggRow, type TerminalAggregator, type TerminalRecordPlan, type TxnRow } from './rows.ts';
+import { acquireRawSqlite, insertSql, ROWS_PER_STATEMENT, SqliteBatchInsert, type RawSqlite } from '../../spool/ledger/sqlite-raw.ts';
+import { PART_COLUMNS, TerminalPacker, type TerminalPart } from './pack.ts';
+import { AGG_COLUMNS, AGG_KEY_COLUMNS, type AggRow, type TerminalAggregator } from './rows.ts';
 
 export interface TerminalSink {
   /** false when this file was loaded already (nothing is written then). */
   begin(): Promise<boolean>;
-  /** A canonical data record as a terminal_txns row. Synchronous for SQLite; PostgreSQL buffers until flush(). */
+  /** A canonical data record, packed. Synchronous; a part is written as it fills (SQLite) or at the next flush() (PostgreSQL). */
   addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void;
   flush(): Promise<void>;
   /** Writes the file's aggregates and its terminal_loads count, and commits. */
@@ -23,42 +24,6 @@ export interface TerminalSink {
 }
 
 const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
-
-/**
- * terminal_txns rows from record bytes: per row the span as a latin1 string, record_no, amount and
- * the re-masked card number (null when the record's is already masked), in statements of
- * ROWS_PER_STATEMENT rows; SQLite cuts the text columns out of the span.
- */
-class SqliteSpanInsert {
-  private readonly many: RawStatement;
-  private readonly one: RawStatement;
-  private pending: unknown[] = [];
-  private pendingRows = 0;
-
-  constructor(conn: RawSqlite, private readonly plan: TerminalRecordPlan) {
-    const exprs = plan.sqlExprs('column1', 'column4');
-    const select = TXN_COLUMNS.map((c) => (c === 'file_id' ? sqlString(plan.fileId) : c === 'record_no' ? 'column2' : c === 'amount' ? 'column3' : exprs.get(c)!));
-    const sql = (rows: number) => `insert into terminal_txns (${TXN_COLUMNS.join(',')}) select ${select.join(',')} from (values ${Array(rows).fill('(?,?,?,?)').join(',')})`;
-    this.many = conn.prepare(sql(ROWS_PER_STATEMENT));
-    this.one = conn.prepare(sql(1));
-  }
-
-  add(buf: Buffer, off: number, recordNo: number, amount: number): void {
-    const { plan } = this;
-    this.pending.push(buf.toString('latin1', off + plan.spanStart, off + plan.spanEnd), recordNo, amount, plan.remaskedCard(buf, off));
-    if (++this.pendingRows === ROWS_PER_STATEMENT) {
-      this.many.run(this.pending);
-      this.pending = [];
-      this.pendingRows = 0;
-    }
-  }
-
-  end(): void {
-    for (let r = 0; r < this.pendingRows; r++) this.one.run(...this.pending.slice(r * 4, r * 4 + 4));
-    this.pending = [];
-    this.pendingRows = 0;
-  }
-}
 
 /**
  * jm_aggregates rows the same way: per distinct key its packed key bytes as one latin1 string that
@@ -122,19 +87,15 @@ function insertAggregates(conn: RawSqlite, fileId: string, aggregator: TerminalA
   return count;
 }
 
+const partValues = (p: TerminalPart) => PART_COLUMNS.map((c) => p[c]);
+
 class SqliteTerminalSink implements TerminalSink {
   private conn?: RawSqlite;
-  private txns?: SqliteBatchInsert;
-  private spans?: SqliteSpanInsert;
+  private packer?: TerminalPacker;
   private open = false;
-
-  constructor(private readonly ledger: Ledger, private readonly plan: TerminalRecordPlan) {}
-
-  private get fileId(): string {
-    return this.plan.fileId;
-  }
-
   private release?: () => Promise<void>;
+
+  constructor(private readonly ledger: Ledger, private readonly layout: Layout, private readonly fileId: string) {}
 
   async begin(): Promise<boolean> {
     ({ conn: this.conn, release: this.release } = await acquireRawSqlite(this.ledger));
@@ -147,20 +108,13 @@ class SqliteTerminalSink implements TerminalSink {
       if (isUniqueViolation(err)) return false;
       throw err;
     }
-    this.txns = new SqliteBatchInsert(this.conn, 'terminal_txns', TXN_COLUMNS);
-    if (this.plan.bytesAsText) this.spans = new SqliteSpanInsert(this.conn, this.plan);
+    const insertPart = this.conn.prepare(insertSql('insert', 'terminal_batches', PART_COLUMNS, 1));
+    this.packer = new TerminalPacker(this.layout, this.fileId, (p) => insertPart.run(partValues(p)));
     return true;
   }
 
   addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void {
-    if (this.spans && this.plan.spanIsText(buf, off)) {
-      this.spans.add(buf, off, recordNo, amount);
-      return;
-    }
-    // Rows keep record order (ids): what is pending from the bytes goes in before a decoded row.
-    this.spans?.end();
-    this.txns!.add(this.plan.decodeRow(buf, off, recordNo, amount));
-    this.txns!.end();
+    this.packer!.add(buf, off, recordNo, amount);
   }
 
   async flush(): Promise<void> {}
@@ -168,8 +122,7 @@ class SqliteTerminalSink implements TerminalSink {
   async finish(aggregator: TerminalAggregator, recordCount: number): Promise<void> {
     const conn = this.conn!;
     try {
-      this.spans?.end();
-      this.txns!.end();
+      this.packer!.finish();
       const aggregateRows = insertAggregates(conn, this.fileId, aggregator);
       conn.prepare('update terminal_loads set record_count = ?, aggregate_rows = ? where file_id = ?').run(recordCount, aggregateRows, this.fileId);
       conn.exec('commit');
@@ -202,12 +155,11 @@ async function insertJsonRows(trx: Knex.Transaction, table: string, columns: rea
 
 class PostgresTerminalSink implements TerminalSink {
   private trx?: Knex.Transaction;
-  private buffer: TxnRow[] = [];
+  private parts: TerminalPart[] = [];
+  private readonly packer: TerminalPacker;
 
-  constructor(private readonly ledger: Ledger, private readonly plan: TerminalRecordPlan) {}
-
-  private get fileId(): string {
-    return this.plan.fileId;
+  constructor(private readonly ledger: Ledger, layout: Layout, private readonly fileId: string) {
+    this.packer = new TerminalPacker(layout, fileId, (p) => this.parts.push(p));
   }
 
   async begin(): Promise<boolean> {
@@ -223,19 +175,20 @@ class PostgresTerminalSink implements TerminalSink {
   }
 
   addRecord(buf: Buffer, off: number, recordNo: number, amount: number): void {
-    this.buffer.push(this.plan.decodeRow(buf, off, recordNo, amount));
+    this.packer.add(buf, off, recordNo, amount);
   }
 
   async flush(): Promise<void> {
-    const rows = this.buffer;
-    this.buffer = [];
-    await insertJsonRows(this.trx!, 'terminal_txns', TXN_COLUMNS, rows);
+    const parts = this.parts;
+    this.parts = [];
+    for (const p of parts) await this.trx!('terminal_batches').insert(p);
   }
 
   async finish(aggregator: TerminalAggregator, recordCount: number): Promise<void> {
     const trx = this.trx!;
     const aggregates = aggregator.rows(this.fileId);
     try {
+      this.packer.finish();
       await this.flush();
       await insertJsonRows(trx, 'jm_aggregates', AGG_COLUMNS, aggregates);
       await trx('terminal_loads').where({ file_id: this.fileId }).update({ record_count: recordCount, aggregate_rows: aggregates.length });
@@ -253,6 +206,6 @@ class PostgresTerminalSink implements TerminalSink {
   }
 }
 
-export function terminalSink(ledger: Ledger, plan: TerminalRecordPlan): TerminalSink {
-  return ledger.dialect === 'sqlite' ? new SqliteTerminalSink(ledger, plan) : new PostgresTerminalSink(ledger, plan);
+export function terminalSink(ledger: Ledger, layout: Layout, fileId: string): TerminalSink {
+  return ledger.dialect === 'sqlite' ? new SqliteTerminalSink(ledger, layout, fileId) : new PostgresTerminalSink(ledger, layout, fileId);
 }

@@ -15,6 +15,8 @@ import { buildDueJmanagerFiles } from '../../jobs/jmanager/build.ts';
 import { runReconciliation } from '../../jobs/reconcile/run.ts';
 import { addDays } from '../../jobs/jmanager/periods.ts';
 import { writeTerminalFile, type TerminalRecord } from '../lib/terminal-file.ts';
+import { readTerminalDay } from '../../jobs/terminal/pack.ts';
+import { SqliteBatchInsert, withRawSqlite } from '../../spool/ledger/sqlite-raw.ts';
 
 const N = Number(process.env.BENCH_RECORDS ?? 10_000_000);
 const DAYS = 30;
@@ -93,9 +95,22 @@ try {
   const D = '20240615';
   const db = centre.ledger.db;
   await centre.files.create({ id: 'O32BENCH', partner_id: 'cc', direction: 'out', file_type: '32', name: 'x', path: null, size: null, sha256: null, sender_code: null, receiver_code: null, file_seq: null, business_date: null, record_count: null, accepted_count: null, rejected_count: null, amount_total: null, parent_id: null, state: 'sent' }, 'bench');
-  await db.raw(`insert into sent_records (centre_ref, file_id, source_file_id, card_company_code, merchant_no, terminal_id, slip_no, use_date, txn_type, amount, approval_no, masked_card_no, centre_date)
-    select id, 'O32BENCH', 'I31BENCH', card_company_code, merchant_no, terminal_id, slip_no, txn_date, txn_type, amount, approval_no, masked_card_no, txn_date from terminal_txns where txn_date = ? and approval_no <> '' and id % 1000 <> 7`, [D]);
-  await db.raw(`update sent_records set amount = amount + 1 where use_date = ? and centre_ref % 1000 = 11`, [D]);
+  // Every authorised transaction of the day but one in 1,000 submitted, one in 1,000 with its amount
+  // changed; a transaction's centreRef is its number in load order (what terminal_txns' id was).
+  const before = (await db('terminal_loads').where('file_id', '<', `IBENCH${String(days.indexOf(D)).padStart(4, '0')}`).sum({ n: 'record_count' }).first()) as { n: unknown };
+  const txns = await readTerminalDay(centre.ledger, D);
+  await withRawSqlite(centre.ledger, (conn) => {
+    const insert = new SqliteBatchInsert(conn, 'sent_records', ['centre_ref', 'file_id', 'source_file_id', 'card_company_code', 'merchant_no', 'terminal_id', 'slip_no', 'use_date', 'txn_type', 'amount', 'approval_no', 'masked_card_no', 'centre_date']);
+    conn.exec('begin');
+    for (let i = 0; i < txns.length; i++) {
+      const t = txns.row(i);
+      const id = Number(before.n ?? 0) + i + 1;
+      if (t.approval_no === '' || id % 1000 === 7) continue;
+      insert.add([id, 'O32BENCH', 'I31BENCH', t.card_company_code, t.merchant_no, t.terminal_id, t.slip_no, t.txn_date, t.txn_type, t.amount + (id % 1000 === 11 ? 1 : 0), t.approval_no, t.masked_card_no, t.txn_date]);
+    }
+    insert.end();
+    conn.exec('commit');
+  });
   const submitted = Number((await db('sent_records').where('use_date', D).count({ n: '*' }))[0]!.n);
   const r0 = process.hrtime.bigint();
   const rc0 = process.cpuUsage();

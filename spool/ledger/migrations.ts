@@ -541,6 +541,28 @@ const migrations: Migration[] = [
       });
     },
   },
+  {
+    // Issue 15: an 81 file's transactions are written packed per transaction date, in parts of at
+    // most 65,536 (jobs/terminal/pack.ts), instead of one terminal_txns row and index entry each;
+    // reconciliation reads one date's parts. Rows already in terminal_txns stay and are read too.
+    name: '010_terminal_batches',
+    async up(db) {
+      await db.schema.createTable('terminal_batches', (t) => {
+        t.bigIncrements('id').primary(); // the order parts were written in: the transactions' load order
+        t.string('file_id', 64).notNullable(); // the 81
+        t.string('txn_date', 8).notNullable(); // every transaction of the part has this date
+        t.integer('part').notNullable();
+        t.string('fields', 1000).notNullable(); // JSON: the packed record's fields
+        t.integer('record_count').notNullable();
+        t.binary('record_nos').notNullable(); // int32 little-endian per transaction
+        t.binary('amounts').notNullable(); // float64 little-endian per transaction
+        t.binary('records').notNullable();
+        t.text('masked_overrides'); // JSON: re-masked card numbers by index, where the bytes were not masked
+        t.unique(['file_id', 'txn_date', 'part']);
+        t.index(['txn_date']);
+      });
+    },
+  },
 ];
 
 export async function migrateToLatest(ledger: Ledger): Promise<string[]> {

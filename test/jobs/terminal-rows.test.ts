@@ -1,9 +1,10 @@
-// The byte-level 81 load path against the string decoding it replaced: same transaction row values
-// (decoded in JS or cut by SQLite from the record's bytes) and the same aggregates.
+// The byte-level 81 load path against the string decoding it replaced: the same transaction values
+// (packed from the record bytes and read back) and the same aggregates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blankRecord, decodeField, encodeField, familyForFileType, maskCardNumber, seededRandom } from '../../formats/index.ts';
-import { AGG_COLUMNS, TerminalAggregator, TerminalRecordPlan, TXN_COLUMNS } from '../../jobs/terminal/rows.ts';
+import { AGG_COLUMNS, TerminalAggregator, TerminalAmount, TXN_COLUMNS } from '../../jobs/terminal/rows.ts';
+import { terminalTxnsOfFile } from '../../jobs/terminal/pack.ts';
 import { sqliteLedger } from '../helpers/ledgers.ts';
 import { terminalSink } from '../../jobs/terminal/sink.ts';
 
@@ -35,12 +36,12 @@ function records(n: number): Buffer[] {
 
 test('81 rows and aggregates from bytes equal the decoded ones', async () => {
   const recs = records(3000);
-  const plan = new TerminalRecordPlan(layout, 'F1');
+  const amountOf = new TerminalAmount(layout);
   const agg = new TerminalAggregator(layout);
   const expectedAgg = new Map<string, number[]>();
   const f = (n: string) => layout.byName.get(n)!;
   for (const rec of recs) {
-    const amount = plan.amount(rec, 0);
+    const amount = amountOf.of(rec, 0);
     assert.equal(amount, Number(decodeField(rec, 0, f('amount'))));
     agg.add(rec, 0, amount);
     const key = ['merchantNo', 'storeCode', 'terminalId', 'txnDate', 'cardCompanyCode', 'paymentKind', 'paymentMethod'].map((n) => decodeField(rec, 0, f(n))).join('\t');
@@ -55,9 +56,9 @@ test('81 rows and aggregates from bytes equal the decoded ones', async () => {
 
   const t = await sqliteLedger();
   try {
-    const sink = terminalSink(t.ledger, plan);
+    const sink = terminalSink(t.ledger, layout, 'F1');
     assert.ok(await sink.begin());
-    recs.forEach((rec, i) => sink.addRecord(rec, 0, i + 2, plan.amount(rec, 0)));
+    recs.forEach((rec, i) => sink.addRecord(rec, 0, i + 2, amountOf.of(rec, 0)));
     await sink.finish(agg, recs.length);
     // the aggregates, cut by SQLite from the packed key bytes where they are text, decoded where not
     const aggRows = (await t.ledger.db('jm_aggregates').orderBy('id').select(...AGG_COLUMNS)) as Record<string, unknown>[];
@@ -65,7 +66,8 @@ test('81 rows and aggregates from bytes equal the decoded ones', async () => {
     const byKey = (rows: unknown[][]) => rows.map((r) => JSON.stringify(r)).sort();
     assert.deepEqual(byKey(aggRows.map((r) => AGG_COLUMNS.map((c) => r[c]))), byKey(agg.rows('F1')));
     assert.ok(agg.rows('F1').some((r) => String(r[1]).startsWith('ｱ')), 'some keys take the decoded path');
-    const rows = (await t.ledger.db('terminal_txns').orderBy('id').select(...TXN_COLUMNS)) as Record<string, unknown>[];
+    // the transactions, packed and read back (by date, then record number here)
+    const rows = (await terminalTxnsOfFile(t.ledger, 'F1')) as unknown as Record<string, unknown>[];
     assert.equal(rows.length, recs.length);
     recs.forEach((rec, i) => {
       const d = (n: string) => decodeField(rec, 0, f(n));
