@@ -94,6 +94,9 @@ export const as2ListenerSchema = z
     /** A request must arrive whole within this time (slow clients are cut off). */
     requestTimeoutSeconds: z.number().positive().max(3600).default(300),
     headersTimeoutSeconds: z.number().positive().max(600).default(20),
+    /** A body that stops arriving for this long is cut off (a sender signs the body, so until it is
+     * whole nobody is known: a stalled one must not hold a connection for the whole request time). */
+    bodyIdleSeconds: z.number().positive().max(600).default(30),
     /** Async MDNs we owe: attempts and the pause between them. */
     mdnAttempts: z.number().int().min(1).max(100).default(10),
     mdnRetrySeconds: z.number().positive().max(86400).default(30),

@@ -204,8 +204,18 @@ export class As2Listener implements ProtocolListener {
       const whole = declared >= 0 ? Buffer.allocUnsafe(declared) : undefined;
       const chunks: Buffer[] = [];
       let n = 0;
+      const idleMs = this.config.bodyIdleSeconds * 1000;
+      const cutOff = () => {
+        req.removeAllListeners('data');
+        reject(new HttpError(408, `no body bytes for ${this.config.bodyIdleSeconds} s after ${n} bytes`));
+        req.destroy();
+      };
+      const idle = setTimeout(cutOff, idleMs);
+      req.once('close', () => clearTimeout(idle));
       req.on('data', (c: Buffer) => {
+        idle.refresh();
         if (n + c.length > limit || (whole && n + c.length > whole.length)) {
+          clearTimeout(idle);
           req.removeAllListeners('data');
           reject(new HttpError(413, `body larger than ${limit} bytes`));
           req.destroy();
@@ -215,7 +225,10 @@ export class As2Listener implements ProtocolListener {
         else chunks.push(c);
         n += c.length;
       });
-      req.on('end', () => resolve(whole ? whole.subarray(0, n) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n)));
+      req.on('end', () => {
+        clearTimeout(idle);
+        resolve(whole ? whole.subarray(0, n) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n));
+      });
       req.on('error', reject);
       req.on('aborted', () => reject(new HttpError(400, 'request aborted')));
     });

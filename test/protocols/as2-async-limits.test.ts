@@ -208,3 +208,29 @@ describe('listener bounds', () => {
     await waitFor('landing', async () => (await readInbound(stand.spool, 'm-as2')).has('DURING_SLOW.dat') || undefined);
   });
 });
+
+describe('a stalled body', () => {
+  let stand: ListenerStand;
+  before(async () => {
+    stand = await startListener([{ partnerId: 'm-as2', account: account({ requireSigned: false, keys: [{ cert: { file: ours.cert }, key: { file: ours.key } }], partnerCertificates: [{ file: partner.cert }] }) }], {
+      requestTimeoutSeconds: 120,
+      bodyIdleSeconds: 1,
+    });
+  });
+  after(async () => stand?.stop());
+
+  test('a body whose Content-Length runs past what was sent is cut off when it stops, not held for the request time', async () => {
+    const socket = net.connect(stand.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('connect', r));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    socket.write(`POST /as2 HTTP/1.1\r\nHost: x\r\nAS2-From: PARTNER AS2\r\nAS2-To: TSUNAGI\r\nMessage-ID: <stalled@p>\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n`);
+    socket.write(Buffer.alloc(5000, 0x41));
+    const stalledAt = Date.now();
+    const at = await Promise.race([closed, sleep(10_000).then(() => 0)]);
+    socket.destroy();
+    assert.ok(at > 0, 'the stalled body was still held after 10 s');
+    assert.ok(at - stalledAt >= 900 && at - stalledAt < 5000, `cut off after ${at - stalledAt} ms`);
+    assert.equal((await readInbound(stand.spool, 'm-as2')).size, 0, 'nothing of the stalled body landed');
+  });
+});
