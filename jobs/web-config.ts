@@ -17,6 +17,9 @@ export const webListenerSchema = z
     /** The address merchants reach the portal at, for links in notice mails (default from host and port). */
     publicUrl: z.string().url().optional(),
     sessionMinutes: z.number().int().min(1).max(24 * 60).default(30),
+    /** A connection that sends nothing for this long is closed, in the middle of a request too (an
+     * upload keeps sending; a stalled body must not hold a connection: Fastify has no limit of its own). */
+    idleTimeoutSeconds: z.number().positive().max(3600).default(60),
     /**
      * The admission gate and login-failure lockout every listener has (protocols/admission.ts):
      * here a connection counts as "not logged in" until it has sent its first whole request, and

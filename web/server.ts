@@ -42,7 +42,8 @@ const CSP = "default-src 'self'; style-src 'self'; img-src 'self' data:; form-ac
 export async function buildWebApp(o: WebServerOptions, self: () => NamedListener): Promise<FastifyInstance> {
   const { centre, engine, settings } = o;
   const tls = settings.tls ? { key: readSecret(settings.tls.key, 'web listener TLS key'), cert: readSecret(settings.tls.cert, 'web listener certificate'), minVersion: 'TLSv1.2' as const } : undefined;
-  const app = (tls ? Fastify({ https: tls, logger: false, trustProxy: false, bodyLimit: 1024 * 1024 }) : Fastify({ logger: false, bodyLimit: 1024 * 1024 })) as unknown as FastifyInstance;
+  const limits = { logger: false, bodyLimit: 1024 * 1024, connectionTimeout: settings.idleTimeoutSeconds * 1000 } as const;
+  const app = (tls ? Fastify({ ...limits, https: tls, trustProxy: false }) : Fastify(limits)) as unknown as FastifyInstance;
   const partial: Omit<WebContext, 'audit'> = {
     centre,
     engine,

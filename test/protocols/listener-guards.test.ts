@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import https from 'node:https';
+import tls from 'node:tls';
 import net from 'node:net';
 import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -97,7 +98,7 @@ describe('web portal and mail channel: admission gate and lockout', { timeout: 1
     c = await startPortalCentre({
       lockoutFailures: 10,
       logTo: log.stream,
-      webExtra: 'maxUnauthenticatedPerAddress: 2, loginGraceSeconds: 1.5',
+      webExtra: 'maxUnauthenticatedPerAddress: 2, loginGraceSeconds: 1.5, idleTimeoutSeconds: 2',
       mailExtra: 'maxUnauthenticatedPerAddress: 2, loginGraceSeconds: 1.5, failureDelayMs: 0',
     });
   });
@@ -114,6 +115,24 @@ describe('web portal and mail channel: admission gate and lockout', { timeout: 1
       for (const s of idle) s.destroy();
     }
     assert.equal((await login(c.url, c.users.tokyo.username, c.users.tokyo.password)).status, 303, 'a real browser request still gets in');
+  });
+
+  test('web: after a whole first request, a body that stalls is cut off at the idle time, not held', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: port(c.url), rejectUnauthorized: false });
+    socket.on('error', () => undefined);
+    await new Promise((r) => socket.once('secureConnect', r));
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    let answered = '';
+    socket.on('data', (d: Buffer) => (answered += d.toString('latin1')));
+    socket.write('GET /login HTTP/1.1\r\nHost: x\r\n\r\n');
+    for (let i = 0; i < 50 && !answered.includes('\r\n\r\n'); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(answered, /^HTTP\/1\.1 200/, 'the first whole request is answered');
+    socket.write('POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nusername=a');
+    const stalledAt = Date.now();
+    const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(0), 10_000))]);
+    socket.destroy();
+    assert.ok(at > 0, 'the stalled body was still held after 10 s');
+    assert.ok(at - stalledAt >= 1500 && at - stalledAt < 6000, `cut off after ${at - stalledAt} ms`);
   });
 
   test('mail: connections that have not logged in are capped per address (no greeting for the one over)', async () => {
