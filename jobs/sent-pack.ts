@@ -28,11 +28,33 @@ const CHUNK_RECORDS = 1024;
 const SPACE = 0x20;
 const STAR = 0x2a;
 
+/**
+ * The kept fields (in source order) as spans to copy: neighbours in the source are one span. Gives
+ * each span's source offset and length, the packed record's length and each field's packed offset.
+ */
+export function packedSpans(kept: readonly FieldDef[]): { from: number[]; lengths: number[]; recordLength: number; offsets: Map<string, number> } {
+  const from: number[] = [];
+  const lengths: number[] = [];
+  const offsets = new Map<string, number>();
+  let packed = 0;
+  for (const f of kept) {
+    const last = from.length - 1;
+    if (last >= 0 && from[last]! + lengths[last]! === f.offset) lengths[last]! += f.length;
+    else {
+      from.push(f.offset);
+      lengths.push(f.length);
+    }
+    offsets.set(f.name, packed);
+    packed += f.length;
+  }
+  return { from, lengths, recordLength: packed, offsets };
+}
+
 /** Collects one destination's records from one source layout. */
 export class SentPacker {
   readonly fields: PackedField[];
-  private readonly from: number[] = []; // source offset of each span of kept fields
-  private readonly lengths: number[] = [];
+  private readonly from: number[]; // source offset of each span of kept fields
+  private readonly lengths: number[];
   private readonly cardAt: number; // packed offset of the card slot
   private readonly cardSource: FieldDef;
   private readonly recordLength: number;
@@ -50,18 +72,10 @@ export class SentPacker {
       if (!f) throw new Error(`layout ${layout.name} has no ${name}: it cannot be recorded as sent`);
       return f;
     }).sort((a, b) => a.offset - b.offset);
-    let packed = 0;
-    let cardAt = 0;
-    for (const f of kept) {
-      const last = this.from.length - 1;
-      if (last >= 0 && this.from[last]! + this.lengths[last]! === f.offset) this.lengths[last]! += f.length;
-      else {
-        this.from.push(f.offset);
-        this.lengths.push(f.length);
-      }
-      if (f.name === 'cardNo') cardAt = packed;
-      packed += f.length;
-    }
+    const { from, lengths, recordLength: packed, offsets } = packedSpans(kept);
+    this.from = from;
+    this.lengths = lengths;
+    const cardAt = offsets.get('cardNo')!;
     // the card slot holds the masked number as ASCII, whatever the source field's type
     this.fields = kept.map((f) => ({ name: f.name, type: f.name === 'cardNo' ? 'N' : f.type, length: f.length }));
     this.cardSource = layout.byName.get('cardNo')!;

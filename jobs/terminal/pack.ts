@@ -7,7 +7,7 @@
 import type { Knex } from 'knex';
 import { decodeField, maskCardNumber, type FieldDef, type Layout } from '../../formats/index.ts';
 import { writeTransaction, type Ledger } from '../../spool/ledger/index.ts';
-import { packedFieldDefs, type PackedField } from '../sent-pack.ts';
+import { packedFieldDefs, packedSpans, type PackedField } from '../sent-pack.ts';
 import { TXN_COLUMNS } from './rows.ts';
 
 /** The fields kept per transaction (packed in source order); txnDate is the part's own column. */
@@ -77,8 +77,8 @@ class DateRecords {
  */
 export class TerminalPacker {
   private readonly fields: string;
-  private readonly from: number[] = []; // source offset of each span of kept fields
-  private readonly lengths: number[] = [];
+  private readonly from: number[]; // source offset of each span of kept fields
+  private readonly lengths: number[];
   private readonly recordLength: number;
   private readonly card: FieldDef;
   private readonly cardAt: number;
@@ -92,18 +92,10 @@ export class TerminalPacker {
 
   constructor(layout: Layout, private readonly fileId: string, private readonly write: (part: TerminalPart) => void, private readonly partRecords = PART_RECORDS) {
     const kept = KEPT.map((n) => fieldOf(layout, n)).sort((a, b) => a.offset - b.offset);
-    let packed = 0;
-    let cardAt = 0;
-    for (const f of kept) {
-      const lastSpan = this.from.length - 1;
-      if (lastSpan >= 0 && this.from[lastSpan]! + this.lengths[lastSpan]! === f.offset) this.lengths[lastSpan]! += f.length;
-      else {
-        this.from.push(f.offset);
-        this.lengths.push(f.length);
-      }
-      if (f.name === 'maskedCardNo') cardAt = packed;
-      packed += f.length;
-    }
+    const { from, lengths, recordLength: packed, offsets } = packedSpans(kept);
+    this.from = from;
+    this.lengths = lengths;
+    const cardAt = offsets.get('maskedCardNo')!;
     this.fields = JSON.stringify(kept.map((f): PackedField => ({ name: f.name, type: f.type, length: f.length })));
     this.recordLength = packed;
     this.card = fieldOf(layout, 'maskedCardNo');
