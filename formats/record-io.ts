@@ -30,29 +30,6 @@ export interface ReadOptions {
 export const alignedBuffer = (size: number): Buffer => Buffer.from(new ArrayBuffer(size + 8), 0, size);
 
 /**
- * The read chunks and write buffers of finished files, kept for the next file of this thread. A
- * fresh 1 MiB buffer per read lives outside V8's heap, and V8 collects such memory only once
- * about 64 MB of it has piled up per isolate: 40-60 MB of dead buffers per worker thread in the
- * 1M-record cycle (process.memoryUsage().arrayBuffers, sampled each second).
- */
-const spareBuffers = new Map<number, Buffer[]>();
-/** Per size: jobs running at once on one thread, times the two read chunks of each. */
-const MAX_SPARE_PER_SIZE = 8;
-
-/** An aligned, zero-filled buffer of `size` bytes: a spare one when there is one (it held another file: cleared). */
-function takeBuffer(size: number): Buffer {
-  const spare = spareBuffers.get(size)?.pop();
-  return spare ? spare.fill(0) : alignedBuffer(size);
-}
-
-/** Hands a buffer from takeBuffer back once nothing refers to it any more. */
-function giveBackBuffer(buf: Buffer): void {
-  let spares = spareBuffers.get(buf.length);
-  if (!spares) spareBuffers.set(buf.length, (spares = []));
-  if (spares.length < MAX_SPARE_PER_SIZE) spares.push(buf);
-}
-
-/**
  * Reads every record of a file; stops at the first break of the record grid. Without `afterChunk`
  * the next chunk is read (by the thread pool) while the records of the current one are handled.
  */
@@ -64,9 +41,9 @@ export async function readRecords(path: string, opts: ReadOptions, onRecord: Rec
   const afterChunk = opts.afterChunk;
   // two buffers: records of one are handled while the other is filled; each starts with the
   // carried-over part record of the previous chunk
+  let buf = alignedBuffer(chunk + stride);
+  let next = afterChunk ? buf : alignedBuffer(chunk + stride);
   const fh = await fileAccess().openRead(path);
-  let buf = takeBuffer(chunk + stride);
-  let next = afterChunk ? buf : takeBuffer(chunk + stride);
   let have = 0;
   let recordNo = 0;
   let bytes = 0;
@@ -121,8 +98,6 @@ export async function readRecords(path: string, opts: ReadOptions, onRecord: Rec
   } finally {
     if (pending) await pending.catch(() => undefined);
     await fh.close();
-    giveBackBuffer(buf);
-    giveBackBuffer(next);
   }
 }
 
@@ -151,13 +126,12 @@ export class RecordFileWriter {
   private unsynced = 0;
   private syncing = false;
   private closeAfterSync = false;
-  private released = false;
 
   /** `durable: false` for a scratch file that a crash makes again anyway: no fsync at all. */
   constructor(readonly path: string, framing: Framing, bufferSize = 256 * 1024, private readonly durable = true) {
     this.sink = fileAccess().openWriteSync(path);
     this.fd = this.sink.fd;
-    this.buf = takeBuffer(bufferSize);
+    this.buf = alignedBuffer(bufferSize);
     this.eolLength = lineEndLength(framing);
     this.eol0 = framing === 'crlf' ? 0x0d : 0x0a;
     this.eol1 = 0x0a;
@@ -233,19 +207,10 @@ export class RecordFileWriter {
     this.sink.finish(this.durable && options.sync !== false);
     if (this.syncing) this.closeFd();
     else closeSync(this.fd);
-    this.releaseBuffer();
   }
 
   /** Closes without flushing (on failure; the caller removes the file). */
   abandon(): void {
     this.closeFd();
-    this.releaseBuffer();
-  }
-
-  /** Once only: a second close or an abandon after close must not hand back a buffer another writer has taken since. */
-  private releaseBuffer(): void {
-    if (this.released) return;
-    this.released = true;
-    giveBackBuffer(this.buf);
   }
 }
